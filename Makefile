@@ -1,0 +1,48 @@
+# gpumarket: `make demo` runs the main job end to end, `make test` runs every test.
+# Both install what they need (a venv; PostgreSQL for the integration suite) idempotently.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: demo test lint typecheck unit integration bench postgres clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: $(STAMP) postgres
+	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) \
+		$(BIN)/python -m pytest tests/integration -q
+
+test: $(STAMP) postgres lint typecheck
+	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) \
+		$(BIN)/python -m pytest tests -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/memory.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,10 @@
+"""gpumarket: a decentralized GPU compute marketplace."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("gpumarket")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

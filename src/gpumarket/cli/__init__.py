@@ -1,0 +1,1 @@
+"""The ``gpumarket`` command line."""

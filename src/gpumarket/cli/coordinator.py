@@ -1,0 +1,77 @@
+"""``gpumarket coordinator ...``: run and maintain the coordinator service."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Run the coordinator (REST API, matching, lifecycle).", no_args_is_help=True)
+
+
+def _settings(**overrides: Any) -> Any:
+    from gpumarket.coordinator.settings import CoordinatorSettings
+
+    return CoordinatorSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL [env GPUMARKET_DB_URL; default sqlite:///./gpumarket.db]."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where outputs are stored [env GPUMARKET_DATA_DIR].")
+    ] = None,
+    admin_token: Annotated[
+        str | None, typer.Option(help="Operator credential [env GPUMARKET_ADMIN_TOKEN].")
+    ] = None,
+    challenge_window: Annotated[
+        int | None,
+        typer.Option(help="Challenge window in seconds [env GPUMARKET_CHALLENGE_WINDOW_SECONDS]."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+) -> None:
+    """Serve the REST API (OpenAPI at /docs); migrates the database first."""
+    import uvicorn
+
+    from gpumarket.coordinator.app import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _settings(
+        db_url=db_url,
+        data_dir=data_dir,
+        admin_token=admin_token,
+        challenge_window_seconds=challenge_window,
+    )
+    if settings.admin_token is None:
+        logging.getLogger("gpumarket").warning(
+            "no admin token set: admin endpoints are disabled (set GPUMARKET_ADMIN_TOKEN)"
+        )
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=log_level.lower(), access_log=False
+    )
+
+
+@app.command()
+def migrate(
+    db_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env GPUMARKET_DB_URL].")
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database schema (serve does this by itself unless auto_migrate is off)."""
+    from gpumarket.coordinator.db import migrate as migrations
+
+    settings = _settings(db_url=db_url)
+    migrations.upgrade(settings.db_url, revision)
+    typer.echo(f"database at {revision}")

@@ -1,0 +1,1 @@
+"""The coordinator: REST API, job lifecycle, matching and persistence."""

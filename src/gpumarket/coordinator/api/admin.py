@@ -1,0 +1,153 @@
+"""Operator endpoints (admin token): providers, bans, any job, disputes, marketplace stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+from sqlalchemy import select
+
+from gpumarket.coordinator.db.models import Provider
+from gpumarket.coordinator.deps import AdminDep, SessionDep, SettingsDep, SettlementDep
+from gpumarket.coordinator.services import jobs, lifecycle, providers, stats
+from gpumarket.protocol import JobPage, JobState, JobView, from_micros
+from gpumarket.protocol.base import ResponseModel, WireModel
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class ProviderView(ResponseModel):
+    """A provider as the operator sees it: inventory, telemetry, capacity and reputation."""
+
+    id: str
+    address: str
+    region: str | None
+    online: bool
+    accepting: bool
+    banned: bool
+    ban_reason: str | None
+    version: str | None
+    registered_at: datetime
+    last_heartbeat_at: datetime | None
+    gpus: list[dict[str, Any]]
+    telemetry: list[dict[str, Any]]
+    cpu_total: float
+    cpu_reserved: float
+    memory_total_mb: int
+    memory_reserved_mb: int
+    disk_total_mb: int
+    disk_reserved_mb: int
+    active_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    timed_out_jobs: int
+    disputes_lost: int
+    reputation: float
+    earned: str
+
+    @classmethod
+    def of(cls, row: Provider) -> ProviderView:
+        """Build from the ORM row."""
+        data = {k: getattr(row, k) for k in cls.model_fields if k != "earned"}
+        return cls(**data, earned=str(from_micros(row.earned_micros)))
+
+
+class BanBody(WireModel):
+    """Why the provider is banned (shown to it and kept for the record)."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ResolveBody(WireModel):
+    """The arbiter's decision on a disputed job."""
+
+    provider_at_fault: bool
+    note: str = Field(default="", max_length=2000)
+
+
+@router.get("/providers", response_model=list[ProviderView])
+def list_providers(
+    _: AdminDep,
+    session: SessionDep,
+    online: bool | None = None,
+    banned: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ProviderView]:
+    """Providers, most recently seen first."""
+    query = select(Provider)
+    if online is not None:
+        query = query.where(Provider.online.is_(online))
+    if banned is not None:
+        query = query.where(Provider.banned.is_(banned))
+    rows = session.scalars(
+        query.order_by(Provider.last_heartbeat_at.desc().nulls_last(), Provider.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [ProviderView.of(r) for r in rows]
+
+
+@router.get("/providers/{provider_id}", response_model=ProviderView)
+def show_provider(provider_id: str, _: AdminDep, session: SessionDep) -> ProviderView:
+    """One provider in full."""
+    return ProviderView.of(providers.get_provider(session, provider_id))
+
+
+@router.post("/providers/{provider_id}/ban", response_model=ProviderView)
+def ban_provider(provider_id: str, body: BanBody, _: AdminDep, session: SessionDep) -> ProviderView:
+    """Stop matching jobs to a provider (jobs it already runs may finish)."""
+    return ProviderView.of(providers.set_banned(session, provider_id, True, body.reason))
+
+
+@router.post("/providers/{provider_id}/unban", response_model=ProviderView)
+def unban_provider(provider_id: str, _: AdminDep, session: SessionDep) -> ProviderView:
+    """Let a banned provider take jobs again."""
+    return ProviderView.of(providers.set_banned(session, provider_id, False, None))
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_all_jobs(
+    principal: AdminDep,
+    session: SessionDep,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    owner: str | None = None,
+    provider: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """Every job, filtered by state, owner or provider."""
+    rows, next_cursor = jobs.list_jobs(
+        session, principal, state or [], limit, cursor, owner_id=owner, provider_id=provider
+    )
+    return JobPage(items=[jobs.to_view(j) for j in rows], next_cursor=next_cursor)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobView)
+def cancel_any_job(
+    job_id: str,
+    principal: AdminDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    settlement: SettlementDep,
+) -> JobView:
+    """Cancel any unfinished job."""
+    return jobs.to_view(jobs.cancel(session, principal, job_id, settlement, settings))
+
+
+@router.post("/jobs/{job_id}/resolve", response_model=JobView)
+def resolve_dispute(
+    job_id: str, body: ResolveBody, _: AdminDep, session: SessionDep, settlement: SettlementDep
+) -> JobView:
+    """Decide a dispute: provider at fault -> REFUNDED, else SETTLED."""
+    job = lifecycle.load_job_for_update(session, job_id)
+    lifecycle.resolve(session, job, body.provider_at_fault, body.note, settlement)
+    return jobs.to_view(job)
+
+
+@router.get("/stats", response_model=stats.MarketStats)
+def market_stats(_: AdminDep, session: SessionDep, settings: SettingsDep) -> stats.MarketStats:
+    """Jobs by state, GPUs online and busy, utilization over the window, revenue and fees."""
+    return stats.market_stats(session, settings)

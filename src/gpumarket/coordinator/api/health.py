@@ -1,0 +1,50 @@
+"""Liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from gpumarket import __version__
+from gpumarket.coordinator.db.engine import session_scope
+from gpumarket.coordinator.deps import SessionDep, SettingsDep
+from gpumarket.coordinator.services import stats
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(session: SessionDep, request: Request) -> dict[str, str]:
+    """OK when the database answers; also names the version and settlement backend."""
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "version": __version__, "settlement": request.app.state.settlement.name}
+
+
+class _StatsCollector:
+    """Turns one stats snapshot into gauge families at scrape time."""
+
+    def __init__(self, snapshot: stats.MarketStats) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        for name, _kind, doc, samples in stats.prometheus_families(self.snapshot):
+            labels = sorted(samples[0][0]) if samples and samples[0][0] else []
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for label_values, value in samples:
+                family.add_metric([label_values[k] for k in labels], value)
+            yield family
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request, settings: SettingsDep) -> Response:
+    """Prometheus exposition of the marketplace gauges (computed from the database)."""
+    with session_scope(request.app.state.session_factory) as session:
+        snapshot = stats.market_stats(session, settings)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StatsCollector(snapshot))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,172 @@
+"""Developer endpoints: submit, list, show, history, cancel, challenge, logs, outputs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from gpumarket.coordinator.db.engine import session_scope
+from gpumarket.coordinator.deps import (
+    DeveloperDep,
+    PipelinesDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    SettlementDep,
+    StoreDep,
+)
+from gpumarket.coordinator.services import jobs, logs
+from gpumarket.coordinator.services.auth import Principal
+from gpumarket.errors import NotFound
+from gpumarket.protocol import JobEvent, JobPage, JobSpec, JobState, JobView, LogLine
+from gpumarket.protocol.base import WireModel
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+FOLLOW_POLL_SECONDS = 0.5
+
+
+class ChallengeBody(WireModel):
+    """Why the developer disputes the result."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("", response_model=JobView, status_code=201)
+def submit_job(
+    spec: JobSpec,
+    principal: DeveloperDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    settlement: SettlementDep,
+    pipelines: PipelinesDep,
+    background: BackgroundTasks,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> JobView:
+    """Submit a job. Send an ``Idempotency-Key`` header to make retries safe."""
+    job = jobs.submit(session, principal, spec, idempotency_key, settlement, settings)
+    background.add_task(pipelines.wake_matcher)
+    return jobs.to_view(job)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    principal: PrincipalDep,
+    session: SessionDep,
+    state: Annotated[list[JobState] | None, Query(description="repeat to match several")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """Your jobs, newest first; follow ``next_cursor`` for the next page."""
+    rows, next_cursor = jobs.list_jobs(session, principal, state or [], limit, cursor)
+    return JobPage(items=[jobs.to_view(j) for j in rows], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobView)
+def show_job(
+    job_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    explain: bool = True,
+) -> JobView:
+    """One job; a QUEUED job includes ``why_no_match``."""
+    job = jobs.get_visible(session, principal, job_id)
+    return jobs.view_with_explanation(session, job, settings, explain=explain)
+
+
+@router.get("/{job_id}/events", response_model=list[JobEvent])
+def job_events(job_id: str, principal: PrincipalDep, session: SessionDep) -> list[JobEvent]:
+    """The job's state history, with the reason for each transition."""
+    return jobs.history(session, jobs.get_visible(session, principal, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobView)
+def cancel_job(
+    job_id: str,
+    principal: DeveloperDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    settlement: SettlementDep,
+) -> JobView:
+    """Cancel a job that has not finished; a running one pays for the seconds it used."""
+    return jobs.to_view(jobs.cancel(session, principal, job_id, settlement, settings))
+
+
+@router.post("/{job_id}/challenge", response_model=JobView)
+def challenge_job(
+    job_id: str,
+    body: ChallengeBody,
+    principal: DeveloperDep,
+    session: SessionDep,
+    settlement: SettlementDep,
+) -> JobView:
+    """Dispute a COMMITTED result before its challenge window closes."""
+    return jobs.to_view(jobs.challenge(session, principal, job_id, body.reason, settlement))
+
+
+def _read_logs(
+    request: Request, principal: Principal, job_id: str, after: int, limit: int
+) -> tuple[list[LogLine], JobState]:
+    with session_scope(request.app.state.session_factory) as session:
+        job = jobs.get_visible(session, principal, job_id)
+        return logs.read(session, job_id, after, limit), JobState(job.state)
+
+
+@router.get("/{job_id}/logs", response_model=list[LogLine])
+async def job_logs(
+    job_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    after: Annotated[int, Query(ge=-1, description="return chunks with seq > after")] = -1,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    follow: Annotated[bool, Query(description="stream NDJSON until the job ends")] = False,
+) -> object:
+    """The job's output. With ``follow=true`` the answer is a stream of NDJSON ``LogLine``s
+    that keeps going while the job runs and ends once it has finished."""
+    lines, state = await run_in_threadpool(_read_logs, request, principal, job_id, after, limit)
+    if not follow:
+        return lines
+
+    async def stream() -> AsyncIterator[bytes]:
+        cursor, batch, current = after, lines, state
+        while True:
+            for line in batch:
+                cursor = line.seq
+                yield (line.model_dump_json() + "\n").encode()
+            if not batch:
+                # logs and state are read in one transaction: an empty read of a finished job
+                # means every line has been sent
+                if current.is_terminal or current in (JobState.COMMITTED, JobState.DISPUTED):
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            batch, current = await run_in_threadpool(
+                _read_logs, request, principal, job_id, cursor, limit
+            )
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+@router.get("/{job_id}/outputs")
+def download_outputs(
+    job_id: str, principal: PrincipalDep, session: SessionDep, store: StoreDep
+) -> FileResponse:
+    """The job's /outputs as the provider uploaded it (a tar.gz), checked by its hash."""
+    job = jobs.get_visible(session, principal, job_id)
+    if not job.outputs_stored or job.output_hash is None:
+        raise NotFound(f"job {job_id} has no outputs (state {job.state})")
+    path = store.path_for(job.output_hash)
+    return FileResponse(
+        path,
+        media_type="application/gzip",
+        filename=f"{job_id}-outputs.tar.gz",
+        headers={"X-Content-SHA256": job.output_hash},
+    )

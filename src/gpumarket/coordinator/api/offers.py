@@ -1,0 +1,44 @@
+"""The public offer book and the matching dry run ("why no match")."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.deps import SessionDep, SettingsDep
+from gpumarket.coordinator.services import matching, offers
+from gpumarket.protocol import JobSpec, MatchExplanation, Offer, to_micros
+
+router = APIRouter(prefix="/v1/offers", tags=["offers"])
+
+
+@router.get("", response_model=list[Offer])
+def list_offers(
+    session: SessionDep,
+    settings: SettingsDep,
+    gpu_model: str | None = None,
+    region: str | None = None,
+    max_price: Annotated[Decimal | None, Query(ge=0, description="per GPU-hour")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[Offer]:
+    """What online providers offer now, cheapest per TFLOPS first (no credential needed)."""
+    return offers.offer_book(
+        session,
+        settings,
+        gpu_model,
+        region,
+        to_micros(max_price) if max_price is not None else None,
+        limit,
+        offset,
+    )
+
+
+@router.post("/match", response_model=MatchExplanation)
+def dry_run(spec: JobSpec, session: SessionDep, settings: SettingsDep) -> MatchExplanation:
+    """For a spec: the offers that would take it with their price, and for every provider
+    that would not, each constraint it fails. Nothing is submitted."""
+    return matching.explain(session, spec, utcnow(), settings)

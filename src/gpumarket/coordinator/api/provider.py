@@ -1,0 +1,188 @@
+"""Provider endpoints: heartbeat, long-poll for assignments, and reports on each job."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from gpumarket.coordinator.db.engine import session_scope
+from gpumarket.coordinator.deps import (
+    PipelinesDep,
+    ProviderDep,
+    SessionDep,
+    SettingsDep,
+    SettlementDep,
+    StoreDep,
+)
+from gpumarket.coordinator.services import jobs, logs, providers
+from gpumarket.coordinator.services.artifacts import parse_hash
+from gpumarket.coordinator.services.lifecycle import load_job_for_update
+from gpumarket.errors import Conflict, LimitExceeded, NotFound
+from gpumarket.protocol import (
+    AssignmentBatch,
+    FailureReport,
+    Heartbeat,
+    HeartbeatAck,
+    JobState,
+    JobView,
+    LogAppend,
+    LogAppendAck,
+    OutputUploadAck,
+    ResultReport,
+    StartedReport,
+)
+
+router = APIRouter(prefix="/v1/provider", tags=["provider"])
+
+DB_POLL_SECONDS = 1.0
+
+
+@router.post("/heartbeat", response_model=HeartbeatAck)
+def heartbeat(
+    body: Heartbeat,
+    principal: ProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    pipelines: PipelinesDep,
+    background: BackgroundTasks,
+) -> HeartbeatAck:
+    """Report inventory, telemetry, offers and running jobs; answers with jobs to stop."""
+    ack = providers.heartbeat(session, principal, body, settings)
+    background.add_task(pipelines.wake_matcher)
+    return ack
+
+
+@router.get("/assignments", response_model=AssignmentBatch)
+async def poll_assignments(
+    request: Request,
+    principal: ProviderDep,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, description="seconds to hold the request open")] = 25.0,
+) -> AssignmentBatch:
+    """Long-poll: answers as soon as a job is assigned to you, or empty after ``wait``."""
+    deadline = time.monotonic() + min(wait, settings.long_poll_max_seconds)
+    notifier = request.app.state.notifier
+    factory = request.app.state.session_factory
+
+    def fetch() -> AssignmentBatch:
+        with session_scope(factory) as session:
+            provider = providers.get_provider(session, principal.account_id)
+            providers.ensure_not_banned(provider)
+            return AssignmentBatch(
+                assignments=providers.pending_assignments(session, principal.account_id)
+            )
+
+    while True:
+        batch = await run_in_threadpool(fetch)
+        remaining = deadline - time.monotonic()
+        if batch.assignments or remaining <= 0 or await request.is_disconnected():
+            return batch
+        await notifier.wait(principal.account_id, min(DB_POLL_SECONDS, remaining))
+
+
+@router.get("/jobs/{job_id}", response_model=JobView)
+def show_assigned_job(job_id: str, principal: ProviderDep, session: SessionDep) -> JobView:
+    """A job assigned to you (its state tells you whether to keep running it)."""
+    return jobs.to_view(jobs.get_visible(session, principal, job_id))
+
+
+@router.post("/jobs/{job_id}/started", response_model=JobView)
+def report_started(
+    job_id: str,
+    body: StartedReport,
+    principal: ProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> JobView:
+    """Acknowledge an assignment: the container is starting (ASSIGNED -> RUNNING)."""
+    return jobs.to_view(providers.mark_started(session, principal, job_id, settings))
+
+
+@router.post("/jobs/{job_id}/logs", response_model=LogAppendAck)
+def append_logs(
+    job_id: str,
+    body: LogAppend,
+    principal: ProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> LogAppendAck:
+    """Append output chunks; re-sending a chunk (same seq) is harmless."""
+    job = load_job_for_update(session, job_id)
+    if job.provider_id != principal.account_id:
+        raise NotFound(f"no job {job_id!r} assigned to you")
+    return logs.append(session, job, body, settings.max_log_bytes_per_job)
+
+
+@router.put("/jobs/{job_id}/outputs", response_model=OutputUploadAck)
+async def upload_outputs(
+    job_id: str,
+    request: Request,
+    principal: ProviderDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    content_sha256: Annotated[
+        str, Header(alias="X-Content-SHA256", description="sha256:<hex> of the body")
+    ],
+) -> OutputUploadAck:
+    """Stream the job's output archive; kept only if it hashes to ``X-Content-SHA256``."""
+    parse_hash(content_sha256)
+    factory = request.app.state.session_factory
+
+    def check_job() -> None:
+        with session_scope(factory) as session:
+            job = jobs.get_visible(session, principal, job_id)
+            if job.state not in (JobState.ASSIGNED.value, JobState.RUNNING.value):
+                raise Conflict(f"job {job_id} is {job.state}; outputs are no longer accepted")
+
+    await run_in_threadpool(check_job)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_output_bytes:
+        raise LimitExceeded(f"outputs are over the {settings.max_output_bytes} byte cap")
+    size = await store.put_stream(request.stream(), content_sha256, settings.max_output_bytes)
+
+    def record() -> None:
+        with session_scope(factory) as session:
+            job = load_job_for_update(session, job_id)
+            if job.provider_id != principal.account_id:
+                raise NotFound(f"no job {job_id!r} assigned to you")
+            job.output_hash = content_sha256
+            job.output_size = size
+            job.outputs_stored = True
+
+    await run_in_threadpool(record)
+    return OutputUploadAck(output_hash=content_sha256, output_size=size)
+
+
+@router.post("/jobs/{job_id}/result", response_model=JobView)
+def report_result(
+    job_id: str,
+    body: ResultReport,
+    principal: ProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    settlement: SettlementDep,
+) -> JobView:
+    """The job finished: commit the result (exit code, seconds used, outputs hash)."""
+    return jobs.to_view(
+        providers.report_result(session, principal, job_id, body, settlement, settings)
+    )
+
+
+@router.post("/jobs/{job_id}/failure", response_model=JobView)
+def report_failure(
+    job_id: str,
+    body: FailureReport,
+    principal: ProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    settlement: SettlementDep,
+    pipelines: PipelinesDep,
+    background: BackgroundTasks,
+) -> JobView:
+    """You could not run the job; ``retryable`` sends it to another provider."""
+    job = providers.report_failure(session, principal, job_id, body, settlement, settings)
+    background.add_task(pipelines.wake_matcher)
+    return jobs.to_view(job)

@@ -1,0 +1,104 @@
+"""The FastAPI application: wiring, lifespan (migrations, background loops) and error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from gpumarket import __version__
+from gpumarket.coordinator.api import admin, auth, health, jobs, offers, provider
+from gpumarket.coordinator.background.notifier import Notifier
+from gpumarket.coordinator.background.pipelines import Pipelines
+from gpumarket.coordinator.db import migrate
+from gpumarket.coordinator.db.engine import make_engine, make_session_factory
+from gpumarket.coordinator.services.artifacts import ContentStore
+from gpumarket.coordinator.services.settlement import OffchainSettlement, SettlementBackend
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import GpumarketError
+
+log = logging.getLogger(__name__)
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
+    """One readable line naming each bad field and why, plus the structured list."""
+    details: list[dict[str, object]] = []
+    lines: list[str] = []
+    for error in exc.errors():
+        where = _location(tuple(error.get("loc", ())))
+        msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            msg = "unknown field (check the spelling; see /openapi.json)"
+        lines.append(f"{where}: {msg}")
+        details.append({"field": where, "message": msg, "type": error.get("type")})
+    return "invalid request: " + "; ".join(lines), details
+
+
+def create_app(
+    settings: CoordinatorSettings | None = None, settlement: SettlementBackend | None = None
+) -> FastAPI:
+    """Build the coordinator app; ``settlement`` defaults to off-chain accounting."""
+    settings = settings or CoordinatorSettings()
+    engine = make_engine(settings.db_url)
+    notifier = Notifier()
+    session_factory = make_session_factory(engine)
+    backend = settlement or OffchainSettlement()
+    pipelines = Pipelines(session_factory, settings, backend, notifier)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await asyncio.to_thread(migrate.upgrade, settings.db_url)
+        settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+        notifier.bind(asyncio.get_running_loop())
+        if settings.background:
+            pipelines.start()
+        log.info(
+            "coordinator ready (db=%s, settlement=%s)",
+            engine.url.render_as_string(hide_password=True),
+            backend.name,
+        )
+        try:
+            yield
+        finally:
+            await pipelines.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="gpumarket coordinator",
+        version=__version__,
+        description="Submit containerized GPU jobs, match them to providers, settle payments.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    app.state.settlement = backend
+    app.state.notifier = notifier
+    app.state.pipelines = pipelines
+    app.state.store = ContentStore(settings.outputs_dir)
+
+    @app.exception_handler(GpumarketError)
+    async def _domain_error(_: Request, exc: GpumarketError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = validation_message(exc)
+        return JSONResponse(
+            {"detail": message, "code": "invalid_request", "errors": details}, status_code=422
+        )
+
+    for module in (auth, jobs, offers, provider, admin, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,1 @@
+"""Background pipelines: matching, leases, queue deadlines, liveness and finalization."""

@@ -1,0 +1,1 @@
+"""Persistence: engine, sessions, ORM models and alembic migrations."""

@@ -1,0 +1,209 @@
+"""ORM tables of the coordinator. Indexes are chosen for the hot paths: matching walks
+``offers`` in rank order, loops scan jobs by (state, deadline), listings by (owner, created)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gpumarket.coordinator.db.base import Base, JSONType, UTCDateTime, utcnow
+
+
+class AuthChallenge(Base):
+    """A one-time message a wallet must sign to register; used once, then dead."""
+
+    __tablename__ = "auth_challenges"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    role: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Developer(Base):
+    """A developer account: a wallet address with a hashed API key."""
+
+    __tablename__ = "developers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Provider(Base):
+    """A provider: payout wallet, host capacity, what is reserved, health and reputation."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    region: Mapped[str | None] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    accepting: Mapped[bool] = mapped_column(Boolean, default=True)
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    ban_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(String(64))
+
+    cpu_total: Mapped[float] = mapped_column(Float, default=0)
+    memory_total_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_total_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    cpu_reserved: Mapped[float] = mapped_column(Float, default=0)
+    memory_reserved_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_reserved_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    active_jobs: Mapped[int] = mapped_column(Integer, default=0)
+
+    gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    telemetry: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    inventory_digest: Mapped[str | None] = mapped_column(String(64))
+
+    completed_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    failed_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    timed_out_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    disputes_lost: Mapped[int] = mapped_column(Integer, default=0)
+    reputation: Mapped[float] = mapped_column(Float, default=0.5)
+    stake_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    earned_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OfferRow(Base):
+    """A provider's GPUs of one model (or its CPU capacity) at one price.
+
+    ``rank_price`` is the price per benchmarked TFLOPS: matching walks the index on it in order
+    and stops at the first offer that passes every filter, so it never scans the whole table.
+    """
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "gpu_model"),
+        Index("ix_offers_model_rank", "gpu_model", "rank_price"),
+        Index("ix_offers_rank", "rank_price"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), index=True
+    )
+    gpu_model: Mapped[str] = mapped_column(String(64))
+    vram_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    compute_capability: Mapped[float] = mapped_column(Float, default=0)
+    tflops: Mapped[float | None] = mapped_column(Float)
+    total_count: Mapped[int] = mapped_column(Integer, default=0)
+    reserved_count: Mapped[int] = mapped_column(Integer, default=0)
+    price_micros: Mapped[int] = mapped_column(BigInteger)
+    rank_price: Mapped[float] = mapped_column(Float)
+    region: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GpuReservation(Base):
+    """A GPU held by a job; the primary key makes double-booking impossible in the database."""
+
+    __tablename__ = "gpu_reservations"
+
+    provider_id: Mapped[str] = mapped_column(
+        ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    gpu_uuid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+
+
+class Job(Base):
+    """A job and everything the lifecycle has recorded about it."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state_created", "state", "created_at"),
+        Index("ix_jobs_state_next_match", "state", "next_match_at"),
+        Index("ix_jobs_state_deadline", "state", "queue_deadline_at"),
+        Index("ix_jobs_state_challenge", "state", "challenge_deadline"),
+        Index("ix_jobs_state_lease", "state", "lease_expires_at"),
+        Index("ix_jobs_owner_created", "owner_id", "created_at"),
+        Index("ix_jobs_provider_state", "provider_id", "state"),
+        UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("developers.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    gpu_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_price_micros: Mapped[int] = mapped_column(BigInteger)
+    escrow_micros: Mapped[int] = mapped_column(BigInteger)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    queue_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_match_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    match_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+    provider_id: Mapped[str | None] = mapped_column(ForeignKey("providers.id"))
+    gpu_uuids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    offer_gpu_model: Mapped[str | None] = mapped_column(String(64))
+    excluded_provider_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    price_micros: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    usage_seconds: Mapped[float | None] = mapped_column(Float)
+    output_hash: Mapped[str | None] = mapped_column(String(80))
+    output_size: Mapped[int | None] = mapped_column(BigInteger)
+    outputs_stored: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount_micros: Mapped[int | None] = mapped_column(BigInteger)
+    fee_micros: Mapped[int | None] = mapped_column(BigInteger)
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    challenge_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    log_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobEventRow(Base):
+    """One transition of a job, with when and why (the job's audit trail)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JobLogRow(Base):
+    """One chunk of job output; (job_id, seq) makes re-sent chunks harmless."""
+
+    __tablename__ = "job_logs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(8))
+    data: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

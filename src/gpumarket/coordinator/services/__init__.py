@@ -1,0 +1,1 @@
+"""Business logic of the coordinator; routers call these, these own every query."""

@@ -1,0 +1,68 @@
+"""Content-addressed store for job outputs on the local disk.
+
+Uploads stream to a temporary file while being hashed; the file is kept only when the hash
+matches what the provider declared and the size is under the cap, and is then renamed to
+``sha256/<first two hex>/<hex>`` so identical outputs are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from gpumarket.errors import IntegrityError, InvalidRequest, LimitExceeded
+
+
+def parse_hash(output_hash: str) -> str:
+    """``sha256:<64 hex>`` -> the hex digest, or InvalidRequest."""
+    algo, _, digest = output_hash.partition(":")
+    if algo != "sha256" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidRequest("output hash must look like 'sha256:<64 lowercase hex digits>'")
+    return digest
+
+
+class ContentStore:
+    """Files addressed by their SHA-256 under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, output_hash: str) -> Path:
+        """Where the content with ``output_hash`` lives (it may not exist)."""
+        digest = parse_hash(output_hash)
+        return self.root / "sha256" / digest[:2] / digest
+
+    def exists(self, output_hash: str) -> bool:
+        """Whether that content is stored."""
+        return self.path_for(output_hash).is_file()
+
+    async def put_stream(
+        self, chunks: AsyncIterator[bytes], expected_hash: str, max_bytes: int
+    ) -> int:
+        """Store a streamed upload; returns its size. Nothing is kept on any error."""
+        target = self.path_for(expected_hash)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise LimitExceeded(f"outputs are over the {max_bytes} byte cap")
+                    digest.update(chunk)
+                    out.write(chunk)
+            actual = f"sha256:{digest.hexdigest()}"
+            if actual != expected_hash:
+                raise IntegrityError(
+                    f"uploaded content hashes to {actual}, not the declared {expected_hash}"
+                )
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink
+            raise
+        return size

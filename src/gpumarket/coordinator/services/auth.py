@@ -1,0 +1,144 @@
+"""Wallet-signature registration and API-key authentication.
+
+A developer or provider proves control of a wallet by signing a one-time challenge (EIP-191
+personal_sign, as every wallet can); the coordinator answers with an API key that it stores only
+as a SHA-256 hash. Registering again with the same wallet rotates the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gpumarket.coordinator.db.base import new_id, utcnow
+from gpumarket.coordinator.db.models import AuthChallenge, Developer, Provider
+from gpumarket.errors import AuthenticationFailed, InvalidRequest
+from gpumarket.protocol import Challenge, ChallengeRequest, Credential, RegisterRequest, Role
+
+API_KEY_PREFIX = {Role.DEVELOPER: "gmk_dev_", Role.PROVIDER: "gmk_prv_"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a developer, a provider or the operator."""
+
+    role: Role
+    account_id: str
+    address: str | None = None
+
+
+ADMIN = Principal(role=Role.ADMIN, account_id="admin")
+
+
+def hash_api_key(api_key: str) -> str:
+    """The stored form of an API key (keys are high-entropy, so a plain hash suffices)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def challenge_message(address: str, role: Role, challenge_id: str, nonce: str, expires: str) -> str:
+    """The human-readable text a wallet signs, in the spirit of Sign-In with Ethereum."""
+    return (
+        f"gpumarket asks you to sign in as a {role.value}.\n\n"
+        f"Address: {address}\nChallenge: {challenge_id}\nNonce: {nonce}\nExpires: {expires}"
+    )
+
+
+def issue_challenge(session: Session, request: ChallengeRequest, ttl_seconds: int) -> Challenge:
+    """Create a one-time challenge for ``request.address``."""
+    challenge_id = new_id("chl")
+    expires_at = utcnow() + timedelta(seconds=ttl_seconds)
+    address = request.address.lower()
+    message = challenge_message(
+        address, request.role, challenge_id, secrets.token_hex(16), expires_at.isoformat()
+    )
+    session.add(
+        AuthChallenge(
+            id=challenge_id,
+            address=address,
+            role=request.role.value,
+            message=message,
+            expires_at=expires_at,
+            used=False,
+        )
+    )
+    return Challenge(challenge_id=challenge_id, message=message, expires_at=expires_at)
+
+
+def register(session: Session, request: RegisterRequest) -> Credential:
+    """Check the signed challenge and return a fresh API key for that wallet and role."""
+    challenge = session.get(AuthChallenge, request.challenge_id, with_for_update=True)
+    if challenge is None or challenge.used:
+        raise AuthenticationFailed("unknown or already used challenge; request a new one")
+    if challenge.expires_at < utcnow():
+        raise AuthenticationFailed("the challenge has expired; request a new one")
+    try:
+        signer = Account.recover_message(
+            encode_defunct(text=challenge.message), signature=request.signature
+        )
+    except Exception as exc:  # eth-account raises several types for malformed signatures
+        raise InvalidRequest(f"the signature cannot be decoded: {exc}") from exc
+    if signer.lower() != challenge.address:
+        raise AuthenticationFailed(
+            f"the signature is by {signer}, not by {challenge.address}; sign with that wallet"
+        )
+    challenge.used = True
+    role = Role(challenge.role)
+    api_key = API_KEY_PREFIX[role] + secrets.token_urlsafe(32)
+    key_hash = hash_api_key(api_key)
+    account_id: str
+    if role is Role.DEVELOPER:
+        developer = session.scalar(select(Developer).where(Developer.address == challenge.address))
+        if developer is None:
+            developer = Developer(
+                id=new_id("dev"), address=challenge.address, api_key_hash=key_hash
+            )
+            session.add(developer)
+        else:
+            developer.api_key_hash = key_hash
+        account_id = developer.id
+    else:
+        provider = session.scalar(select(Provider).where(Provider.address == challenge.address))
+        if provider is None:
+            provider = Provider(
+                id=new_id("prv"),
+                address=challenge.address,
+                api_key_hash=key_hash,
+                region=request.region,
+                gpus=[],
+                telemetry=[],
+            )
+            session.add(provider)
+        else:
+            provider.api_key_hash = key_hash
+            if request.region is not None:
+                provider.region = request.region
+        account_id = provider.id
+    return Credential(api_key=api_key, role=role, account_id=account_id, address=challenge.address)
+
+
+def authenticate(session: Session, api_key: str, admin_token: str | None) -> Principal:
+    """Map a bearer token to the principal it belongs to, or raise 401."""
+    if admin_token and hmac.compare_digest(api_key.encode(), admin_token.encode()):
+        return ADMIN
+    key_hash = hash_api_key(api_key)
+    if api_key.startswith(API_KEY_PREFIX[Role.DEVELOPER]):
+        row = session.execute(
+            select(Developer.id, Developer.address).where(Developer.api_key_hash == key_hash)
+        ).first()
+        if row is not None:
+            return Principal(Role.DEVELOPER, row.id, row.address)
+    elif api_key.startswith(API_KEY_PREFIX[Role.PROVIDER]):
+        row = session.execute(
+            select(Provider.id, Provider.address).where(Provider.api_key_hash == key_hash)
+        ).first()
+        if row is not None:
+            return Principal(Role.PROVIDER, row.id, row.address)
+    raise AuthenticationFailed("the API key is not valid; register again to get a new one")

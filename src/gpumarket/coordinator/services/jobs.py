@@ -1,0 +1,236 @@
+"""Developer-facing job operations: submit, list, show, history, cancel, challenge.
+
+Visibility is enforced here, not in routers: a developer sees only jobs it owns, a provider only
+jobs currently assigned to it, the operator everything. A job the caller may not see is reported
+as not found, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from gpumarket.coordinator.db.base import new_id, utcnow
+from gpumarket.coordinator.db.models import Job, JobEventRow
+from gpumarket.coordinator.services import lifecycle, matching
+from gpumarket.coordinator.services.auth import Principal
+from gpumarket.coordinator.services.pricing import max_payment_micros
+from gpumarket.coordinator.services.settlement import SettlementBackend
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import InvalidRequest, NotFound
+from gpumarket.protocol import JobEvent, JobSpec, JobState, JobView, Role, from_micros
+
+
+def spec_hash(spec: JobSpec) -> str:
+    """SHA-256 of the canonical JSON of a spec (what the on-chain order commits to)."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    session: Session,
+    owner: Principal,
+    spec: JobSpec,
+    idempotency_key: str | None,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+) -> Job:
+    """Create a job and queue it once its escrow is open; a retried request with the same
+    ``Idempotency-Key`` returns the job the first one created."""
+    if idempotency_key is not None:
+        existing = session.scalar(
+            select(Job).where(
+                Job.owner_id == owner.account_id, Job.idempotency_key == idempotency_key
+            )
+        )
+        if existing is not None:
+            if existing.spec_hash != spec_hash(spec):
+                raise InvalidRequest(
+                    "this Idempotency-Key was already used for a different spec; use a new key"
+                )
+            return existing
+    now = utcnow()
+    job = Job(
+        id=new_id("job"),
+        owner_id=owner.account_id,
+        idempotency_key=idempotency_key,
+        state=JobState.SUBMITTED.value,
+        spec=spec.model_dump(mode="json"),
+        spec_hash=spec_hash(spec),
+        gpu_count=spec.resources.gpu_count,
+        max_price_micros=matching.Requirements.from_spec(spec).max_price_micros,
+        escrow_micros=max_payment_micros(spec),
+        created_at=now,
+        updated_at=now,
+        gpu_uuids=[],
+        excluded_provider_ids=[],
+        attempts=0,
+        match_failures=0,
+        log_bytes=0,
+    )
+    session.add(job)
+    lifecycle.record_submission(session, job, now)
+    session.flush()
+    lifecycle.queue(session, job, settlement, settings)
+    return job
+
+
+def get_visible(session: Session, principal: Principal, job_id: str) -> Job:
+    """The job if ``principal`` may see it, else NotFound."""
+    job = session.get(Job, job_id)
+    if job is None or not can_see(principal, job):
+        raise NotFound(f"no job {job_id!r} visible to you")
+    return job
+
+
+def can_see(principal: Principal, job: Job) -> bool:
+    """Developers see their own jobs, providers the ones assigned to them, admins all."""
+    if principal.role is Role.ADMIN:
+        return True
+    if principal.role is Role.DEVELOPER:
+        return job.owner_id == principal.account_id
+    return job.provider_id == principal.account_id
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("cursor is malformed; pass back next_cursor unchanged") from exc
+
+
+def list_jobs(
+    session: Session,
+    principal: Principal,
+    states: list[JobState],
+    limit: int,
+    cursor: str | None,
+    owner_id: str | None = None,
+    provider_id: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated (stable under inserts)."""
+    query = select(Job)
+    if principal.role is Role.DEVELOPER:
+        query = query.where(Job.owner_id == principal.account_id)
+    elif principal.role is Role.PROVIDER:
+        query = query.where(Job.provider_id == principal.account_id)
+    if owner_id is not None:
+        query = query.where(Job.owner_id == owner_id)
+    if provider_id is not None:
+        query = query.where(Job.provider_id == provider_id)
+    if states:
+        query = query.where(Job.state.in_([s.value for s in states]))
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
+        )
+    rows = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def history(session: Session, job: Job) -> list[JobEvent]:
+    """Every transition of ``job``, oldest first."""
+    rows = session.scalars(
+        select(JobEventRow).where(JobEventRow.job_id == job.id).order_by(JobEventRow.id)
+    )
+    return [
+        JobEvent(
+            from_state=JobState(r.from_state) if r.from_state else None,
+            to_state=JobState(r.to_state),
+            reason=r.reason,
+            at=r.at,
+        )
+        for r in rows
+    ]
+
+
+def to_view(job: Job, explanation: object | None = None) -> JobView:
+    """The wire view of a job (``explanation`` is a MatchExplanation for queued jobs)."""
+    return JobView.model_validate(
+        {
+            "id": job.id,
+            "state": job.state,
+            "spec": job.spec,
+            "owner": job.owner_id,
+            "provider_id": job.provider_id,
+            "gpu_uuids": job.gpu_uuids or [],
+            "price_per_hour": from_micros(job.price_micros)
+            if job.price_micros is not None
+            else None,
+            "attempts": job.attempts,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "exit_code": job.exit_code,
+            "usage_seconds": job.usage_seconds,
+            "output_hash": job.output_hash,
+            "output_size": job.output_size,
+            "outputs_available": job.outputs_stored,
+            "cost": from_micros(job.amount_micros) if job.amount_micros is not None else None,
+            "fee": from_micros(job.fee_micros) if job.fee_micros is not None else None,
+            "challenge_deadline": job.challenge_deadline,
+            "failure_reason": job.failure_reason,
+            "why_no_match": explanation,
+        }
+    )
+
+
+def view_with_explanation(
+    session: Session, job: Job, settings: CoordinatorSettings, *, explain: bool = True
+) -> JobView:
+    """A job's view; a QUEUED job also says why no provider has taken it yet."""
+    explanation = None
+    if explain and job.state == JobState.QUEUED.value:
+        explanation = matching.explain(
+            session,
+            JobSpec.model_validate(job.spec),
+            utcnow(),
+            settings,
+            job.excluded_provider_ids,
+        )
+    return to_view(job, explanation)
+
+
+def cancel(
+    session: Session,
+    principal: Principal,
+    job_id: str,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+) -> Job:
+    """Cancel a job the caller owns (or any job, for the operator)."""
+    get_visible(session, principal, job_id)
+    job = lifecycle.load_job_for_update(session, job_id)
+    who = "the operator" if principal.role is Role.ADMIN else "the developer"
+    lifecycle.cancel(session, job, f"cancelled by {who}", settlement, settings)
+    return job
+
+
+def challenge(
+    session: Session,
+    principal: Principal,
+    job_id: str,
+    reason: str,
+    settlement: SettlementBackend,
+) -> Job:
+    """The developer disputes a committed result inside the challenge window."""
+    get_visible(session, principal, job_id)
+    job = lifecycle.load_job_for_update(session, job_id)
+    lifecycle.dispute(session, job, reason, settlement)
+    return job

@@ -1,0 +1,348 @@
+"""The job state machine of DESIGN.md.
+
+Every transition is one function here. Each records the time and a reason in ``job_events``, is
+idempotent (asking for the state a job is already in does nothing), and refuses transitions the
+lifecycle does not allow with :class:`~gpumarket.errors.InvalidTransition`. Callers hold the
+job's row lock (``load_job_for_update``) so two replicas never apply a transition twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.models import Job, JobEventRow, OfferRow, Provider
+from gpumarket.coordinator.services import matching
+from gpumarket.coordinator.services.pricing import cost_micros, fee_micros
+from gpumarket.coordinator.services.settlement import SettlementBackend
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import InvalidTransition, NotFound
+from gpumarket.protocol import JobSpec, JobState
+
+log = logging.getLogger(__name__)
+
+S = JobState
+ALLOWED: dict[JobState, frozenset[JobState]] = {
+    S.SUBMITTED: frozenset({S.QUEUED, S.FAILED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.ASSIGNED, S.CANCELLED, S.EXPIRED}),
+    S.ASSIGNED: frozenset({S.RUNNING, S.QUEUED, S.CANCELLED, S.FAILED}),
+    S.RUNNING: frozenset({S.COMMITTED, S.QUEUED, S.CANCELLED, S.FAILED}),
+    S.COMMITTED: frozenset({S.SETTLED, S.DISPUTED}),
+    S.DISPUTED: frozenset({S.SETTLED, S.REFUNDED}),
+    S.SETTLED: frozenset(),
+    S.REFUNDED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+
+def load_job_for_update(session: Session, job_id: str) -> Job:
+    """Fetch a job holding its row lock (PostgreSQL; SQLite serialises writers already)."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def transition(
+    session: Session, job: Job, to: JobState, reason: str, now: datetime | None = None
+) -> bool:
+    """Move ``job`` to ``to``; False when it was already there (the idempotent no-op)."""
+    current = JobState(job.state)
+    if current is to:
+        return False
+    if to not in ALLOWED[current]:
+        raise InvalidTransition(f"job {job.id} is {current.value}; it cannot become {to.value}")
+    at = now or utcnow()
+    job.state = to.value
+    job.updated_at = at
+    session.add(
+        JobEventRow(
+            job_id=job.id, from_state=current.value, to_state=to.value, reason=reason, at=at
+        )
+    )
+    log.info("job %s: %s -> %s (%s)", job.id, current.value, to.value, reason)
+    return True
+
+
+def record_submission(session: Session, job: Job, now: datetime) -> None:
+    """The first history entry of a job (it has no previous state)."""
+    session.add(
+        JobEventRow(
+            job_id=job.id, from_state=None, to_state=S.SUBMITTED.value, reason="submitted", at=now
+        )
+    )
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def queue(
+    session: Session, job: Job, settlement: SettlementBackend, settings: CoordinatorSettings
+) -> None:
+    """SUBMITTED -> QUEUED once the escrow is open."""
+    if job.state != S.SUBMITTED:
+        return
+    settlement.open_escrow(job)
+    now = utcnow()
+    spec = JobSpec.model_validate(job.spec)
+    job.queue_deadline_at = now + timedelta(seconds=spec.queue_timeout_seconds)
+    job.next_match_at = now
+    transition(session, job, S.QUEUED, f"escrow opened ({settlement.name})", now)
+
+
+def assign(
+    session: Session,
+    job: Job,
+    offer: OfferRow,
+    provider: Provider,
+    gpu_uuids: list[str],
+    settings: CoordinatorSettings,
+    now: datetime,
+) -> None:
+    """QUEUED -> ASSIGNED after :func:`matching.reserve` succeeded."""
+    job.provider_id = provider.id
+    job.gpu_uuids = gpu_uuids
+    job.offer_gpu_model = offer.gpu_model
+    job.price_micros = offer.price_micros
+    job.assigned_at = now
+    job.lease_expires_at = now + timedelta(seconds=settings.assignment_ack_seconds)
+    job.attempts += 1
+    transition(
+        session,
+        job,
+        S.ASSIGNED,
+        f"matched to {provider.id} ({offer.gpu_model}) at {offer.price_micros} micros/h",
+        now,
+    )
+
+
+def start(session: Session, job: Job, settings: CoordinatorSettings) -> None:
+    """ASSIGNED -> RUNNING when the provider acknowledges; a repeat ack is a no-op."""
+    if job.state == S.RUNNING:
+        return
+    now = utcnow()
+    job.started_at = now
+    job.lease_expires_at = now + timedelta(seconds=settings.lease_seconds)
+    transition(session, job, S.RUNNING, "provider started the container", now)
+
+
+def _bill(job: Job, usage_seconds: float, settings: CoordinatorSettings) -> None:
+    assert job.price_micros is not None
+    job.usage_seconds = usage_seconds
+    job.amount_micros = min(
+        cost_micros(job.price_micros, job.gpu_count, usage_seconds), job.escrow_micros
+    )
+    job.fee_micros = fee_micros(job.amount_micros, settings.fee_bps)
+
+
+def commit(
+    session: Session,
+    job: Job,
+    exit_code: int,
+    usage_seconds: float,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+) -> None:
+    """RUNNING -> COMMITTED: bill the seconds used (never more than wall-clock since the
+    assignment, nor the job's limit) and start the challenge window."""
+    if job.state == S.COMMITTED:
+        return
+    if job.state != S.RUNNING:
+        raise InvalidTransition(f"job {job.id} is {job.state}; only a RUNNING job takes a result")
+    now = utcnow()
+    spec = JobSpec.model_validate(job.spec)
+    elapsed = (now - (job.assigned_at or now)).total_seconds()
+    usage = max(0.0, min(usage_seconds, elapsed + 1.0, float(spec.max_duration_seconds)))
+    job.exit_code = exit_code
+    job.finished_at = now
+    _bill(job, usage, settings)
+    job.committed_at = now
+    job.challenge_deadline = now + timedelta(seconds=settings.challenge_window_seconds)
+    matching.release(session, job)
+    settlement.commit_result(job)
+    _reward(session, job.provider_id, completed=1)
+    transition(
+        session,
+        job,
+        S.COMMITTED,
+        f"result committed: exit code {exit_code}, {usage:.1f}s, {job.amount_micros} micros",
+        now,
+    )
+
+
+def finalize(session: Session, job: Job, settlement: SettlementBackend) -> None:
+    """COMMITTED -> SETTLED after the challenge window: the provider is paid."""
+    if job.state == S.SETTLED:
+        return
+    settlement.finalize(job)
+    if job.provider_id and job.amount_micros and job.fee_micros is not None:
+        session.execute(
+            update(Provider)
+            .where(Provider.id == job.provider_id)
+            .values(earned_micros=Provider.earned_micros + (job.amount_micros - job.fee_micros))
+        )
+    transition(session, job, S.SETTLED, "challenge window passed without a challenge")
+
+
+def requeue_or_fail(
+    session: Session,
+    job: Job,
+    reason: str,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+    *,
+    blame_provider: bool,
+) -> None:
+    """ASSIGNED/RUNNING -> QUEUED (another provider will get it) or, past the attempt limit,
+    FAILED with a refund. The provider that lost it is excluded from the next match."""
+    if job.state not in (S.ASSIGNED, S.RUNNING):
+        return
+    now = utcnow()
+    matching.release(session, job)
+    if blame_provider:
+        _reward(session, job.provider_id, timed_out=1)
+    if job.provider_id and job.provider_id not in job.excluded_provider_ids:
+        job.excluded_provider_ids = [*job.excluded_provider_ids, job.provider_id]
+    job.provider_id = None
+    job.gpu_uuids = []
+    job.offer_gpu_model = None
+    job.lease_expires_at = None
+    job.started_at = None
+    if job.attempts >= settings.max_attempts:
+        job.failure_reason = f"{reason}; gave up after {job.attempts} attempts"
+        job.finished_at = now
+        settlement.refund(job, job.failure_reason)
+        transition(session, job, S.FAILED, job.failure_reason, now)
+        return
+    job.next_match_at = now
+    job.match_failures = 0
+    transition(session, job, S.QUEUED, f"{reason}; back in the queue", now)
+
+
+def fail(session: Session, job: Job, reason: str, settlement: SettlementBackend) -> None:
+    """-> FAILED with a full refund: the job cannot run (bad image, refused by policy...)."""
+    if job.state == S.FAILED:
+        return
+    now = utcnow()
+    if JobState(job.state).holds_resources:
+        matching.release(session, job)
+    job.failure_reason = reason
+    job.finished_at = now
+    settlement.refund(job, reason)
+    transition(session, job, S.FAILED, reason, now)
+
+
+def cancel(
+    session: Session,
+    job: Job,
+    reason: str,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+) -> None:
+    """-> CANCELLED. A running job pays for the seconds it used; the rest is refunded and the
+    provider is told to stop on its next heartbeat."""
+    if job.state == S.CANCELLED:
+        return
+    state = JobState(job.state)
+    if state not in (S.SUBMITTED, S.QUEUED, S.ASSIGNED, S.RUNNING):
+        raise InvalidTransition(f"job {job.id} is {state.value} and can no longer be cancelled")
+    now = utcnow()
+    if state.holds_resources:
+        matching.release(session, job)
+        job.cancel_requested = True
+    if state is S.RUNNING and job.started_at is not None:
+        _bill(job, (now - job.started_at).total_seconds(), settings)
+    job.finished_at = now
+    settlement.refund(job, reason)
+    transition(session, job, S.CANCELLED, reason, now)
+
+
+def expire(session: Session, job: Job, settlement: SettlementBackend) -> None:
+    """QUEUED -> EXPIRED when no provider matched before the job's queue deadline."""
+    if job.state != S.QUEUED:
+        return
+    job.finished_at = utcnow()
+    settlement.refund(job, "no provider matched before the queue deadline")
+    transition(session, job, S.EXPIRED, "no provider matched before the queue deadline")
+
+
+def dispute(session: Session, job: Job, reason: str, settlement: SettlementBackend) -> None:
+    """COMMITTED -> DISPUTED, strictly inside the challenge window."""
+    if job.state == S.DISPUTED:
+        return
+    if job.state != S.COMMITTED:
+        raise InvalidTransition(f"job {job.id} is {job.state}; only a COMMITTED job is challenged")
+    now = utcnow()
+    if job.challenge_deadline is None or now >= job.challenge_deadline:
+        raise InvalidTransition(f"the challenge window of job {job.id} has closed")
+    settlement.open_dispute(job)
+    transition(session, job, S.DISPUTED, f"challenged: {reason}", now)
+
+
+def resolve(
+    session: Session, job: Job, provider_at_fault: bool, note: str, settlement: SettlementBackend
+) -> None:
+    """DISPUTED -> REFUNDED (provider at fault, reputation hit) or SETTLED (provider right)."""
+    if job.state != S.DISPUTED:
+        if job.state in (S.SETTLED, S.REFUNDED):
+            return
+        raise InvalidTransition(f"job {job.id} is {job.state}; only a DISPUTED job is resolved")
+    if provider_at_fault:
+        _reward(session, job.provider_id, disputes_lost=1, completed=-1)
+        settlement.refund(job, f"provider at fault: {note}")
+        transition(session, job, S.REFUNDED, f"dispute resolved against the provider: {note}")
+    else:
+        settlement.finalize(job)
+        if job.provider_id and job.amount_micros and job.fee_micros is not None:
+            session.execute(
+                update(Provider)
+                .where(Provider.id == job.provider_id)
+                .values(earned_micros=Provider.earned_micros + job.amount_micros - job.fee_micros)
+            )
+        transition(session, job, S.SETTLED, f"dispute resolved for the provider: {note}")
+
+
+# ---------------------------------------------------------------- reputation
+
+
+def reputation_score(completed: int, failed: int, timed_out: int, disputes_lost: int) -> float:
+    """Laplace-smoothed success rate; a lost dispute weighs three failures. New providers: 0.5."""
+    bad = failed + timed_out + 3 * disputes_lost
+    return (completed + 1) / (completed + bad + 2)
+
+
+def _reward(
+    session: Session,
+    provider_id: str | None,
+    *,
+    completed: int = 0,
+    failed: int = 0,
+    timed_out: int = 0,
+    disputes_lost: int = 0,
+) -> None:
+    if provider_id is None:
+        return
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        return
+    provider.completed_jobs = max(0, provider.completed_jobs + completed)
+    provider.failed_jobs += failed
+    provider.timed_out_jobs += timed_out
+    provider.disputes_lost += disputes_lost
+    provider.reputation = reputation_score(
+        provider.completed_jobs,
+        provider.failed_jobs,
+        provider.timed_out_jobs,
+        provider.disputes_lost,
+    )
+
+
+def record_failure(session: Session, provider_id: str | None) -> None:
+    """Count a failure the provider reported against its reputation."""
+    _reward(session, provider_id, failed=1)

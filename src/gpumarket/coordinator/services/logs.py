@@ -1,0 +1,80 @@
+"""Job logs: ordered, idempotent appends capped per job, and reads for tail and follow."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.models import Job, JobLogRow
+from gpumarket.protocol import JobState, LogAppend, LogAppendAck, LogLine, LogStream
+
+TRUNCATION_NOTICE = "[gpumarket] log cap of {cap} bytes reached; further output is dropped\n"
+
+
+def append(session: Session, job: Job, batch: LogAppend, cap_bytes: int) -> LogAppendAck:
+    """Store the chunks not stored yet; past the cap, store one notice and drop the rest.
+
+    Chunks are keyed by (job, seq): a provider re-sending after an outage cannot duplicate
+    lines, and gaps are allowed (the reader orders by seq).
+    """
+    seqs = [c.seq for c in batch.chunks]
+    seen = set(
+        session.scalars(
+            select(JobLogRow.seq).where(JobLogRow.job_id == job.id, JobLogRow.seq.in_(seqs))
+        )
+    )
+    accepted = duplicates = 0
+    now = utcnow()
+    batch_seen: set[int] = set()
+    for chunk in batch.chunks:
+        if chunk.seq in seen or chunk.seq in batch_seen:
+            duplicates += 1
+            continue
+        batch_seen.add(chunk.seq)
+        if job.log_truncated:
+            continue
+        size = len(chunk.data.encode())
+        if job.log_bytes + size > cap_bytes:
+            job.log_truncated = True
+            session.add(
+                JobLogRow(
+                    job_id=job.id,
+                    seq=chunk.seq,
+                    stream=LogStream.SYSTEM.value,
+                    data=TRUNCATION_NOTICE.format(cap=cap_bytes),
+                    at=now,
+                )
+            )
+            continue
+        job.log_bytes += size
+        session.add(
+            JobLogRow(
+                job_id=job.id, seq=chunk.seq, stream=chunk.stream.value, data=chunk.data, at=now
+            )
+        )
+        accepted += 1
+    next_seq = (
+        session.scalar(select(func.max(JobLogRow.seq)).where(JobLogRow.job_id == job.id)) or -1
+    ) + 1
+    next_seq = max([next_seq, *(s + 1 for s in batch_seen)])
+    return LogAppendAck(
+        accepted=accepted, duplicates=duplicates, truncated=job.log_truncated, next_seq=next_seq
+    )
+
+
+def read(session: Session, job_id: str, after_seq: int, limit: int) -> list[LogLine]:
+    """Chunks with ``seq > after_seq``, in order."""
+    rows = session.scalars(
+        select(JobLogRow)
+        .where(JobLogRow.job_id == job_id, JobLogRow.seq > after_seq)
+        .order_by(JobLogRow.seq)
+        .limit(limit)
+    )
+    return [LogLine(seq=r.seq, stream=r.stream, data=r.data, at=r.at) for r in rows]
+
+
+def job_state(session: Session, job_id: str) -> JobState:
+    """The current state, read fresh (the follow stream stops once the job has finished)."""
+    state = session.scalar(select(Job.state).where(Job.id == job_id))
+    return JobState(state) if state else JobState.FAILED

@@ -1,0 +1,289 @@
+"""Provider-facing operations: heartbeats (inventory, telemetry, offers), assignments and
+reports of started, finished or failed jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.models import GpuReservation, Job, OfferRow, Provider
+from gpumarket.coordinator.services import lifecycle
+from gpumarket.coordinator.services.auth import Principal
+from gpumarket.coordinator.services.matching import rank_price
+from gpumarket.coordinator.services.settlement import SettlementBackend
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from gpumarket.protocol import (
+    CPU_OFFER,
+    Assignment,
+    FailureReport,
+    GpuInfo,
+    Heartbeat,
+    HeartbeatAck,
+    JobSpec,
+    JobState,
+    ResultReport,
+    from_micros,
+    to_micros,
+)
+from gpumarket.protocol.gpu import compute_capability_value
+
+
+def get_provider(session: Session, provider_id: str) -> Provider:
+    """The provider row, or NotFound."""
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        raise NotFound(f"no provider {provider_id!r}")
+    return provider
+
+
+def _inventory_digest(hb: Heartbeat) -> str:
+    """What, if changed, means the offers must be rebuilt (telemetry excluded)."""
+    payload = {
+        "gpus": [g.model_dump(mode="json") for g in hb.gpus],
+        "offers": [o.model_dump(mode="json") for o in hb.offers],
+        "resources": hb.resources.model_dump(mode="json"),
+        "region": hb.region,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _check_offers(hb: Heartbeat) -> None:
+    models = {g.model for g in hb.gpus}
+    unknown = [
+        o.gpu_model for o in hb.offers if o.gpu_model != CPU_OFFER and o.gpu_model not in models
+    ]
+    if unknown:
+        raise InvalidRequest(
+            f"offers name GPU models this host does not have: {', '.join(unknown)} "
+            f"(inventory: {', '.join(sorted(models)) or 'no GPUs'})"
+        )
+    uuids = [g.uuid for g in hb.gpus]
+    if len(uuids) != len(set(uuids)):
+        raise InvalidRequest("two GPUs in the inventory share a UUID")
+
+
+def _rebuild_offers(session: Session, provider: Provider, hb: Heartbeat) -> None:
+    """Upsert one offer row per offered model, keeping the coordinator's reservation counts."""
+    groups: dict[str, list[GpuInfo]] = defaultdict(list)
+    for gpu in hb.gpus:
+        groups[gpu.model].append(gpu)
+    existing = {
+        o.gpu_model: o
+        for o in session.scalars(select(OfferRow).where(OfferRow.provider_id == provider.id))
+    }
+    reserved: dict[str, int] = defaultdict(int)
+    for model, count in session.execute(
+        select(Job.offer_gpu_model, func.count())
+        .join(GpuReservation, GpuReservation.job_id == Job.id)
+        .where(GpuReservation.provider_id == provider.id)
+        .group_by(Job.offer_gpu_model)
+    ):
+        if model is not None:
+            reserved[model] = count
+    now = utcnow()
+    wanted: set[str] = set()
+    for ask in hb.offers:
+        price = to_micros(ask.price_per_hour)
+        if ask.gpu_model == CPU_OFFER:
+            values: dict[str, Any] = {
+                "vram_mb": 0,
+                "compute_capability": 0.0,
+                "tflops": hb.resources.cpu_tflops,
+                "total_count": 0,
+            }
+        else:
+            gpus = groups[ask.gpu_model]
+            tflops_values = [g.effective_tflops for g in gpus if g.effective_tflops is not None]
+            values = {
+                "vram_mb": min(g.memory_total_mb for g in gpus),
+                "compute_capability": min(
+                    compute_capability_value(g.compute_capability) for g in gpus
+                ),
+                "tflops": min(tflops_values) if tflops_values else None,
+                "total_count": len(gpus),
+            }
+        values.update(
+            price_micros=price,
+            rank_price=rank_price(price, values["tflops"]),
+            region=provider.region,
+            updated_at=now,
+            reserved_count=reserved.get(ask.gpu_model, 0),
+        )
+        wanted.add(ask.gpu_model)
+        row = existing.get(ask.gpu_model)
+        if row is None:
+            session.add(OfferRow(provider_id=provider.id, gpu_model=ask.gpu_model, **values))
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+    for model, row in existing.items():
+        if model not in wanted:
+            session.delete(row)
+
+
+def heartbeat(
+    session: Session, principal: Principal, hb: Heartbeat, settings: CoordinatorSettings
+) -> HeartbeatAck:
+    """Record liveness, inventory and offers; extend the leases of jobs still running; tell the
+    provider which of the jobs it runs it must stop."""
+    _check_offers(hb)
+    now = utcnow()
+    provider = session.get(Provider, principal.account_id, with_for_update=True)
+    if provider is None:
+        raise NotFound("this provider account no longer exists; register again")
+    provider.last_heartbeat_at = now
+    provider.online = True
+    provider.accepting = hb.accepting
+    provider.version = hb.version
+    provider.telemetry = [t.model_dump(mode="json") for t in hb.telemetry]
+    digest = _inventory_digest(hb)
+    if digest != provider.inventory_digest:
+        if hb.region is not None:
+            provider.region = hb.region
+        provider.gpus = [g.model_dump(mode="json") for g in hb.gpus]
+        provider.cpu_total = hb.resources.cpu_count
+        provider.memory_total_mb = hb.resources.memory_mb
+        provider.disk_total_mb = hb.resources.disk_mb
+        provider.inventory_digest = digest
+        _rebuild_offers(session, provider, hb)
+
+    cancel_jobs: list[str] = []
+    if hb.running_jobs:
+        lease_until = now + timedelta(seconds=settings.lease_seconds)
+        session.execute(
+            update(Job)
+            .where(
+                Job.id.in_(hb.running_jobs),
+                Job.provider_id == provider.id,
+                Job.state == JobState.RUNNING.value,
+            )
+            .values(lease_expires_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        still_theirs = set(
+            session.scalars(
+                select(Job.id).where(
+                    Job.id.in_(hb.running_jobs),
+                    Job.provider_id == provider.id,
+                    Job.state.in_([JobState.ASSIGNED.value, JobState.RUNNING.value]),
+                )
+            )
+        )
+        cancel_jobs = [j for j in hb.running_jobs if j not in still_theirs]
+    return HeartbeatAck(
+        provider_id=provider.id,
+        cancel_jobs=cancel_jobs,
+        next_heartbeat_seconds=settings.heartbeat_interval_seconds,
+        banned=provider.banned,
+    )
+
+
+def pending_assignments(session: Session, provider_id: str) -> list[Assignment]:
+    """Jobs assigned to the provider that it has not acknowledged yet."""
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.provider_id == provider_id, Job.state == JobState.ASSIGNED.value)
+        .order_by(Job.assigned_at)
+    )
+    return [
+        Assignment(
+            job_id=job.id,
+            spec=JobSpec.model_validate(job.spec),
+            gpu_uuids=job.gpu_uuids,
+            price_per_hour=from_micros(job.price_micros or 0),
+            attempt=job.attempts,
+            lease_expires_at=job.lease_expires_at or utcnow(),
+        )
+        for job in jobs
+    ]
+
+
+def _own_job(session: Session, principal: Principal, job_id: str) -> Job:
+    job = lifecycle.load_job_for_update(session, job_id)
+    if job.provider_id != principal.account_id:
+        if job.excluded_provider_ids and principal.account_id in job.excluded_provider_ids:
+            raise Conflict(f"job {job_id} was taken away from you (lease expired or failed)")
+        raise NotFound(f"no job {job_id!r} assigned to you")
+    return job
+
+
+def mark_started(
+    session: Session, principal: Principal, job_id: str, settings: CoordinatorSettings
+) -> Job:
+    """The provider acknowledges the assignment and starts the container."""
+    job = _own_job(session, principal, job_id)
+    lifecycle.start(session, job, settings)
+    return job
+
+
+def report_result(
+    session: Session,
+    principal: Principal,
+    job_id: str,
+    report: ResultReport,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+) -> Job:
+    """The provider finished the job; the result is committed and the window starts."""
+    job = _own_job(session, principal, job_id)
+    if job.state == JobState.ASSIGNED.value:
+        lifecycle.start(session, job, settings)
+    if report.output_hash is not None:
+        if job.outputs_stored and job.output_hash != report.output_hash:
+            raise InvalidRequest(
+                f"output_hash {report.output_hash} differs from the uploaded outputs "
+                f"({job.output_hash})"
+            )
+        if not job.outputs_stored:
+            raise InvalidRequest("upload the outputs before reporting a result that names them")
+    lifecycle.commit(session, job, report.exit_code, report.usage_seconds, settlement, settings)
+    return job
+
+
+def report_failure(
+    session: Session,
+    principal: Principal,
+    job_id: str,
+    report: FailureReport,
+    settlement: SettlementBackend,
+    settings: CoordinatorSettings,
+) -> Job:
+    """The provider could not run the job: requeue it elsewhere, or fail it with a refund."""
+    job = _own_job(session, principal, job_id)
+    if report.retryable:
+        lifecycle.record_failure(session, job.provider_id)
+        lifecycle.requeue_or_fail(
+            session,
+            job,
+            f"provider failed: {report.reason}",
+            settlement,
+            settings,
+            blame_provider=False,
+        )
+    else:
+        lifecycle.fail(session, job, f"provider could not run it: {report.reason}", settlement)
+    return job
+
+
+def set_banned(session: Session, provider_id: str, banned: bool, reason: str | None) -> Provider:
+    """Ban or unban a provider; a banned provider gets no new jobs and its offers leave the book."""
+    provider = get_provider(session, provider_id)
+    if banned and not reason:
+        raise InvalidRequest("give a reason for the ban")
+    provider.banned = banned
+    provider.ban_reason = reason if banned else None
+    return provider
+
+
+def ensure_not_banned(provider: Provider) -> None:
+    """Banned providers may still report on running jobs but not take new ones."""
+    if provider.banned:
+        raise PermissionDenied(f"provider {provider.id} is banned: {provider.ban_reason}")

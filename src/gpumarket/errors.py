@@ -1,0 +1,142 @@
+"""The project's one exception tree.
+
+Every error a user can see carries a stable machine-readable ``code`` and the HTTP status the
+coordinator answers with, so the coordinator, the SDK and the CLI agree on what went wrong
+without parsing messages. The SDK turns an HTTP error body back into the same class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GpumarketError(Exception):
+    """Base of every error gpumarket raises on purpose; ``message`` says what to fix."""
+
+    code: ClassVar[str] = "error"
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error body the coordinator sends and the SDK parses."""
+        body: dict[str, Any] = {"detail": self.message, "code": self.code}
+        if self.details is not None:
+            body["errors"] = self.details
+        return body
+
+
+class InvalidRequest(GpumarketError):
+    """The request is well-formed JSON but asks for something impossible or malformed."""
+
+    code = "invalid_request"
+    status_code = 422
+
+
+class AuthenticationFailed(GpumarketError):
+    """No credential, or one the coordinator does not know."""
+
+    code = "unauthenticated"
+    status_code = 401
+
+
+class PermissionDenied(GpumarketError):
+    """A valid credential that may not do this (wrong role, someone else's job, banned)."""
+
+    code = "forbidden"
+    status_code = 403
+
+
+class NotFound(GpumarketError):
+    """The named job, provider or artifact does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(GpumarketError):
+    """The request clashes with the current state (for instance a job already finished)."""
+
+    code = "conflict"
+    status_code = 409
+
+
+class InvalidTransition(Conflict):
+    """A job lifecycle transition that the state machine does not allow from its state."""
+
+    code = "invalid_transition"
+
+
+class LimitExceeded(GpumarketError):
+    """An upload, log or request body is over its configured cap."""
+
+    code = "limit_exceeded"
+    status_code = 413
+
+
+class IntegrityError(GpumarketError):
+    """Uploaded content does not match the hash the sender declared."""
+
+    code = "integrity_error"
+    status_code = 422
+
+
+class SettlementError(GpumarketError):
+    """The settlement backend refused or failed an escrow operation."""
+
+    code = "settlement_error"
+    status_code = 502
+
+
+class TransportError(GpumarketError):
+    """The coordinator could not be reached or answered garbage; usually worth a retry."""
+
+    code = "transport_error"
+    status_code = 503
+
+
+ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
+    cls.code: cls
+    for cls in (
+        GpumarketError,
+        InvalidRequest,
+        AuthenticationFailed,
+        PermissionDenied,
+        NotFound,
+        Conflict,
+        InvalidTransition,
+        LimitExceeded,
+        IntegrityError,
+        SettlementError,
+        TransportError,
+    )
+}
+
+ERRORS_BY_STATUS: dict[int, type[GpumarketError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: LimitExceeded,
+    422: InvalidRequest,
+}
+
+
+def error_from_response(status_code: int, body: Any) -> GpumarketError:
+    """Rebuild the typed error a coordinator response describes (used by the SDK)."""
+    message = f"HTTP {status_code}"
+    code = None
+    details = None
+    if isinstance(body, dict):
+        raw = body.get("detail")
+        message = raw if isinstance(raw, str) else (str(raw) if raw else message)
+        code = body.get("code")
+        details = body.get("errors")
+    cls = ERRORS_BY_CODE.get(code or "") or ERRORS_BY_STATUS.get(status_code)
+    if cls is None:
+        cls = TransportError if status_code >= 500 else GpumarketError
+    return cls(message, details=details)

@@ -1,0 +1,282 @@
+"""What a developer asks for (JobSpec) and what the coordinator says about a job (JobView)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+
+from gpumarket.protocol.base import Money, ResponseModel, WireModel
+from gpumarket.protocol.gpu import normalize_gpu_model
+from gpumarket.protocol.states import JobState
+from gpumarket.protocol.units import SizeRange, parse_size_mb
+
+MAX_INLINE_INPUT_BYTES = 1024 * 1024
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$")
+_GPU_SHORTHAND = re.compile(r"^[^:]*(:[^:]*){0,2}$")
+
+
+class GpuRequirement(WireModel):
+    """Which GPUs a job needs: how many, how much VRAM, which models, how fast.
+
+    Also accepts the dstack-like shorthand ``"RTX4090:24GB..:1"`` (``MODEL[,MODEL]:VRAM:COUNT``,
+    each part optional, for instance ``"A100:2"`` or ``"40GB..:1"``).
+    """
+
+    count: int = Field(default=1, ge=1, le=64)
+    vram: SizeRange | None = None
+    models: list[str] = Field(default_factory=list, max_length=32)
+    min_compute_capability: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
+    min_tflops: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        if not isinstance(value, str):
+            return value
+        if not _GPU_SHORTHAND.match(value):
+            raise ValueError(f"{value!r} is not MODEL:VRAM:COUNT, e.g. 'RTX4090:24GB..:1'")
+        parsed: dict[str, Any] = {}
+        for part in (p.strip() for p in value.split(":")):
+            if not part:
+                continue
+            if part.isdigit():
+                parsed["count"] = int(part)
+            elif re.match(r"^[\d.]*\s*[KMGT]i?B?\s*(\.\.|$)|^\.\.", part, re.IGNORECASE):
+                parsed["vram"] = part
+            else:
+                parsed["models"] = [m for m in part.split(",") if m]
+        return parsed
+
+    @field_validator("models")
+    @classmethod
+    def _normalize_models(cls, models: list[str]) -> list[str]:
+        normalized = [normalize_gpu_model(m) for m in models]
+        if any(not m for m in normalized):
+            raise ValueError("a GPU model name cannot be empty")
+        return sorted(set(normalized))
+
+
+class Resources(WireModel):
+    """Host resources a job needs; ``gpu`` absent means a CPU-only job."""
+
+    gpu: GpuRequirement | None = None
+    cpu: float = Field(default=1.0, gt=0, le=512)
+    memory: str = Field(default="2GB", description="RAM, e.g. '8GB'")
+    disk: str = Field(default="10GB", description="scratch disk, e.g. '100GB'")
+
+    @field_validator("memory", "disk")
+    @classmethod
+    def _check_size(cls, value: str) -> str:
+        if parse_size_mb(value) <= 0:
+            raise ValueError("must be more than zero")
+        return value
+
+    @property
+    def memory_mb(self) -> int:
+        """The RAM requirement in MB."""
+        return parse_size_mb(self.memory)
+
+    @property
+    def disk_mb(self) -> int:
+        """The disk requirement in MB."""
+        return parse_size_mb(self.disk)
+
+    @property
+    def gpu_count(self) -> int:
+        """How many GPUs the job reserves (0 for a CPU job)."""
+        return self.gpu.count if self.gpu else 0
+
+
+class InputFile(WireModel):
+    """A file placed read-only under /inputs: small inline content, or a URL to fetch."""
+
+    path: str = Field(min_length=1, max_length=255, description="relative to /inputs")
+    content: str | None = Field(default=None, description="inline UTF-8 text")
+    content_base64: str | None = Field(default=None, description="inline bytes, base64")
+    url: AnyHttpUrl | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, path: str) -> str:
+        parts = path.split("/")
+        if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError("must be a relative path inside /inputs without '..' or empty parts")
+        return path
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputFile:
+        sources = [s for s in (self.content, self.content_base64, self.url) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of content, content_base64 or url")
+        if self.content_base64 is not None:
+            try:
+                base64.b64decode(self.content_base64, validate=True)
+            except binascii.Error as exc:
+                raise ValueError("content_base64 is not valid base64") from exc
+        return self
+
+    @property
+    def inline_size(self) -> int:
+        """Bytes this input adds to the request (0 for a URL)."""
+        if self.content is not None:
+            return len(self.content.encode())
+        if self.content_base64 is not None:
+            return len(self.content_base64) * 3 // 4
+        return 0
+
+
+class VerificationMode(StrEnum):
+    """How a result is checked: trusted unless challenged, sampled re-runs, or n-way redundancy."""
+
+    OPTIMISTIC = "optimistic"
+    SAMPLED = "sampled"
+    REDUNDANT = "redundant"
+
+
+class JobSpec(WireModel):
+    """Everything a provider needs to run a job, and every limit the developer sets on it."""
+
+    name: str | None = Field(default=None, max_length=128)
+    image: str = Field(min_length=1, max_length=512, description="container image reference")
+    command: list[str] | None = Field(default=None, max_length=1024)
+    env: dict[str, str] = Field(default_factory=dict)
+    working_dir: str | None = Field(default=None, max_length=1024)
+    resources: Resources = Field(default_factory=Resources)
+    max_price_per_hour: Money = Field(
+        description="the most the developer pays per GPU-hour (per hour for a CPU-only job)"
+    )
+    max_duration_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    queue_timeout_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    region: str | None = Field(default=None, max_length=64)
+    network: bool = Field(default=False, description="ask for outbound network access")
+    inputs: list[InputFile] = Field(default_factory=list, max_length=256)
+    output_path: str = Field(default="/outputs", max_length=1024)
+    verification: VerificationMode = VerificationMode.OPTIMISTIC
+
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, image: str) -> str:
+        if not _IMAGE.match(image):
+            raise ValueError(f"{image!r} is not an image reference like 'python:3.12-slim'")
+        return image
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in env if not _ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"invalid environment variable names: {', '.join(sorted(bad))}")
+        return env
+
+    @field_validator("working_dir", "output_path")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("/"):
+            raise ValueError("must be an absolute path inside the container")
+        return path
+
+    @model_validator(mode="after")
+    def _inputs_fit(self) -> JobSpec:
+        total = sum(i.inline_size for i in self.inputs)
+        if total > MAX_INLINE_INPUT_BYTES:
+            raise ValueError(
+                f"inline inputs total {total} bytes, over the {MAX_INLINE_INPUT_BYTES} byte cap; "
+                "pass large inputs by url"
+            )
+        paths = [i.path for i in self.inputs]
+        if len(paths) != len(set(paths)):
+            raise ValueError("two inputs have the same path")
+        return self
+
+
+class ConstraintMiss(ResponseModel):
+    """One reason a provider cannot take a job, for the "why no match" explanation."""
+
+    constraint: str
+    message: str
+
+
+class ProviderVerdict(ResponseModel):
+    """Whether one provider (offer) can take the spec, and if not, every constraint it fails."""
+
+    provider_id: str
+    gpu_model: str | None
+    region: str | None
+    price_per_hour: Decimal | None = None
+    matches: bool
+    misses: list[ConstraintMiss] = Field(default_factory=list)
+
+
+class MatchExplanation(ResponseModel):
+    """The dry-run answer: matching offers cheapest-first, and why every other provider fails."""
+
+    matches: list[ProviderVerdict]
+    rejections: list[ProviderVerdict]
+    summary: dict[str, int] = Field(
+        default_factory=dict, description="how many providers fail each constraint"
+    )
+    providers_considered: int
+    truncated: bool = False
+
+
+class JobEvent(ResponseModel):
+    """One recorded transition in a job's history."""
+
+    from_state: JobState | None
+    to_state: JobState
+    reason: str
+    at: datetime
+
+
+class JobView(ResponseModel):
+    """A job as its owner (or its provider, or an operator) sees it."""
+
+    id: str
+    state: JobState
+    spec: JobSpec
+    owner: str
+    provider_id: str | None = None
+    gpu_uuids: list[str] = Field(default_factory=list)
+    price_per_hour: Decimal | None = None
+    attempts: int = 0
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    usage_seconds: float | None = None
+    output_hash: str | None = None
+    output_size: int | None = None
+    outputs_available: bool = False
+    cost: Decimal | None = None
+    fee: Decimal | None = None
+    challenge_deadline: datetime | None = None
+    failure_reason: str | None = None
+    why_no_match: MatchExplanation | None = None
+
+
+class JobPage(ResponseModel):
+    """One page of a job listing; pass ``next_cursor`` back to get the next."""
+
+    items: list[JobView]
+    next_cursor: str | None = None
+
+
+class LogLine(ResponseModel):
+    """One chunk of a job's output as stored and streamed (``seq`` orders it)."""
+
+    seq: int
+    stream: str
+    data: str
+    at: datetime

@@ -1,0 +1,153 @@
+"""What providers tell the coordinator (heartbeats, offers, results) and what they are given."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from gpumarket.protocol.base import Money, ResponseModel, WireModel
+from gpumarket.protocol.gpu import GpuInfo, GpuTelemetry, normalize_gpu_model
+from gpumarket.protocol.jobs import JobSpec
+
+CPU_OFFER = "CPU"
+"""The offer key for CPU-only work (a provider with no GPU still serves CPU jobs)."""
+
+MAX_LOG_CHUNK_BYTES = 256 * 1024
+
+
+class HostResources(WireModel):
+    """The host capacity a provider puts on the market (not what is free: the coordinator
+    subtracts what it has reserved)."""
+
+    cpu_count: float = Field(ge=0)
+    memory_mb: int = Field(ge=0)
+    disk_mb: int = Field(ge=0)
+    cpu_tflops: float | None = Field(default=None, ge=0, description="benchmarked CPU figure")
+
+
+class OfferAsk(WireModel):
+    """A provider's price for one GPU model (or ``"CPU"`` for CPU-only jobs)."""
+
+    gpu_model: str = Field(min_length=1, max_length=64)
+    price_per_hour: Money = Field(description="per GPU-hour; per job-hour for CPU")
+
+    @field_validator("gpu_model")
+    @classmethod
+    def _normalize(cls, model: str) -> str:
+        return CPU_OFFER if model.upper() == CPU_OFFER else normalize_gpu_model(model)
+
+
+class Heartbeat(WireModel):
+    """Sent every few seconds: inventory, live telemetry, offers and the jobs still running."""
+
+    gpus: list[GpuInfo] = Field(default_factory=list, max_length=64)
+    telemetry: list[GpuTelemetry] = Field(default_factory=list, max_length=64)
+    resources: HostResources
+    offers: list[OfferAsk] = Field(default_factory=list, max_length=64)
+    region: str | None = Field(default=None, max_length=64)
+    running_jobs: list[str] = Field(default_factory=list, max_length=1024)
+    version: str | None = Field(default=None, max_length=64)
+    accepting: bool = Field(default=True, description="False while draining for shutdown")
+
+
+class HeartbeatAck(ResponseModel):
+    """The coordinator's answer to a heartbeat: jobs to cancel and when to beat next."""
+
+    provider_id: str
+    cancel_jobs: list[str] = Field(default_factory=list)
+    next_heartbeat_seconds: float
+    banned: bool = False
+
+
+class Offer(ResponseModel):
+    """One line of the public offer book: a provider's GPUs of one model and their price."""
+
+    provider_id: str
+    gpu_model: str
+    vram_mb: int
+    tflops: float | None
+    total_count: int
+    free_count: int
+    price_per_hour: Decimal
+    region: str | None
+    reputation: float
+
+
+class Assignment(ResponseModel):
+    """A job handed to a provider, with the GPUs reserved for it and the agreed price."""
+
+    job_id: str
+    spec: JobSpec
+    gpu_uuids: list[str]
+    price_per_hour: Decimal
+    attempt: int
+    lease_expires_at: datetime
+
+
+class AssignmentBatch(ResponseModel):
+    """What a long-poll returns: zero or more assignments."""
+
+    assignments: list[Assignment]
+
+
+class StartedReport(WireModel):
+    """The provider acknowledges an assignment: its container is starting."""
+
+    container_id: str | None = Field(default=None, max_length=128)
+
+
+class LogStream(StrEnum):
+    """Which container stream a log chunk came from."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    SYSTEM = "system"
+
+
+class LogChunk(WireModel):
+    """A batch of job output; ``seq`` makes re-sending after an outage idempotent."""
+
+    seq: int = Field(ge=0)
+    stream: LogStream = LogStream.STDOUT
+    data: str = Field(max_length=MAX_LOG_CHUNK_BYTES)
+
+
+class LogAppend(WireModel):
+    """Several chunks in one request, in order."""
+
+    chunks: list[LogChunk] = Field(min_length=1, max_length=1024)
+
+
+class LogAppendAck(ResponseModel):
+    """How many chunks were new, and whether the job's log cap has been reached."""
+
+    accepted: int
+    duplicates: int
+    truncated: bool
+    next_seq: int
+
+
+class ResultReport(WireModel):
+    """The provider's account of a finished run."""
+
+    exit_code: int
+    usage_seconds: float = Field(ge=0)
+    output_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    output_size: int | None = Field(default=None, ge=0)
+
+
+class FailureReport(WireModel):
+    """The provider could not run the job; ``retryable`` sends it back to the queue."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+    retryable: bool = False
+
+
+class OutputUploadAck(ResponseModel):
+    """Where the uploaded outputs were stored (content-addressed)."""
+
+    output_hash: str
+    output_size: int

@@ -1,0 +1,342 @@
+"""httpx clients of the coordinator: every method returns a ``protocol`` model and every
+failure is raised as the project's exception tree (:mod:`gpumarket.errors`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+from gpumarket.errors import TransportError, error_from_response
+from gpumarket.protocol import (
+    Assignment,
+    AssignmentBatch,
+    Challenge,
+    Credential,
+    FailureReport,
+    Heartbeat,
+    HeartbeatAck,
+    JobEvent,
+    JobPage,
+    JobSpec,
+    JobState,
+    JobView,
+    LogAppend,
+    LogAppendAck,
+    LogLine,
+    MatchExplanation,
+    Offer,
+    OutputUploadAck,
+    ResultReport,
+    Role,
+    StartedReport,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class _BaseClient:
+    """Shared transport: base URL, bearer key, error mapping."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"cannot reach the coordinator at {self._http.base_url}: {exc}"
+            ) from exc
+        _raise_for_status(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = {"detail": response.text[:500] or response.reason_phrase}
+    raise error_from_response(response.status_code, body)
+
+
+def register_wallet(
+    base_url: str,
+    account: LocalAccount,
+    role: Role,
+    region: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Credential:
+    """Sign the coordinator's challenge with ``account`` and get an API key for ``role``."""
+    with _BaseClient(base_url, transport=transport) as anon:
+        challenge = Challenge.model_validate(
+            anon._json(
+                "POST", "/v1/auth/challenge", json={"address": account.address, "role": role.value}
+            )
+        )
+        signed = account.sign_message(encode_defunct(text=challenge.message))
+        body: dict[str, Any] = {
+            "challenge_id": challenge.challenge_id,
+            "signature": "0x" + signed.signature.hex().removeprefix("0x"),
+        }
+        if region is not None:
+            body["region"] = region
+        return Credential.model_validate(anon._json("POST", "/v1/auth/register", json=body))
+
+
+class Client(_BaseClient):
+    """The developer's client: submit jobs, follow them, fetch outputs, browse offers."""
+
+    def submit(self, spec: JobSpec, idempotency_key: str | None = None) -> JobView:
+        """Submit a job; pass ``idempotency_key`` to make a retry return the same job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return JobView.model_validate(
+            self._json(
+                "POST",
+                "/v1/jobs",
+                json=spec.model_dump(mode="json", exclude_none=True),
+                headers=headers,
+            )
+        )
+
+    def get(self, job_id: str, explain: bool = True) -> JobView:
+        """One job (a queued one says why no provider took it)."""
+        return JobView.model_validate(
+            self._json("GET", f"/v1/jobs/{job_id}", params={"explain": explain})
+        )
+
+    def jobs(
+        self, states: Iterable[JobState] = (), limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        """A page of your jobs, newest first."""
+        params: dict[str, Any] = {"limit": limit, "state": [s.value for s in states]}
+        if cursor:
+            params["cursor"] = cursor
+        return JobPage.model_validate(self._json("GET", "/v1/jobs", params=params))
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        """The job's transitions with reasons."""
+        return [JobEvent.model_validate(e) for e in self._json("GET", f"/v1/jobs/{job_id}/events")]
+
+    def cancel(self, job_id: str) -> JobView:
+        """Cancel a job that has not finished."""
+        return JobView.model_validate(self._json("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def challenge(self, job_id: str, reason: str) -> JobView:
+        """Dispute a committed result inside its challenge window."""
+        return JobView.model_validate(
+            self._json("POST", f"/v1/jobs/{job_id}/challenge", json={"reason": reason})
+        )
+
+    def logs(self, job_id: str, after: int = -1, limit: int = 1000) -> list[LogLine]:
+        """Log chunks with seq > ``after``."""
+        data = self._json("GET", f"/v1/jobs/{job_id}/logs", params={"after": after, "limit": limit})
+        return [LogLine.model_validate(x) for x in data]
+
+    def follow_logs(self, job_id: str, after: int = -1) -> Iterator[LogLine]:
+        """Stream log chunks as they arrive until the job finishes."""
+        try:
+            with self._http.stream(
+                "GET",
+                f"/v1/jobs/{job_id}/logs",
+                params={"after": after, "follow": True},
+                timeout=httpx.Timeout(None, connect=5.0),
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for_status(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield LogLine.model_validate_json(line)
+        except httpx.TransportError as exc:
+            raise TransportError(f"log stream interrupted: {exc}") from exc
+
+    def download_outputs(self, job_id: str, dest: Path) -> Path:
+        """Save the job's output archive to ``dest`` (a file path) and return it."""
+        try:
+            with self._http.stream("GET", f"/v1/jobs/{job_id}/outputs") as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for_status(response)
+                with dest.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+        except httpx.TransportError as exc:
+            raise TransportError(f"download interrupted: {exc}") from exc
+        return dest
+
+    def offers(
+        self,
+        gpu_model: str | None = None,
+        region: str | None = None,
+        max_price: str | None = None,
+        limit: int = 100,
+    ) -> list[Offer]:
+        """The public offer book."""
+        params = {
+            k: v
+            for k, v in {
+                "gpu_model": gpu_model,
+                "region": region,
+                "max_price": max_price,
+                "limit": limit,
+            }.items()
+            if v is not None
+        }
+        return [Offer.model_validate(o) for o in self._json("GET", "/v1/offers", params=params)]
+
+    def match(self, spec: JobSpec) -> MatchExplanation:
+        """Dry run: which offers would take ``spec``, and why the others would not."""
+        return MatchExplanation.model_validate(
+            self._json(
+                "POST", "/v1/offers/match", json=spec.model_dump(mode="json", exclude_none=True)
+            )
+        )
+
+
+class ProviderClient(_BaseClient):
+    """The provider daemon's client: heartbeats, assignments and job reports."""
+
+    def heartbeat(self, beat: Heartbeat) -> HeartbeatAck:
+        """Send inventory, telemetry and offers."""
+        return HeartbeatAck.model_validate(
+            self._json("POST", "/v1/provider/heartbeat", json=beat.model_dump(mode="json"))
+        )
+
+    def poll(self, wait: float = 25.0) -> list[Assignment]:
+        """Long-poll for new assignments."""
+        data = self._json(
+            "GET",
+            "/v1/provider/assignments",
+            params={"wait": wait},
+            timeout=httpx.Timeout(wait + 30.0, connect=5.0),
+        )
+        return AssignmentBatch.model_validate(data).assignments
+
+    def started(self, job_id: str, container_id: str | None = None) -> JobView:
+        """Acknowledge an assignment."""
+        return JobView.model_validate(
+            self._json(
+                "POST",
+                f"/v1/provider/jobs/{job_id}/started",
+                json=StartedReport(container_id=container_id).model_dump(),
+            )
+        )
+
+    def append_logs(self, job_id: str, batch: LogAppend) -> LogAppendAck:
+        """Send log chunks (idempotent by seq)."""
+        return LogAppendAck.model_validate(
+            self._json(
+                "POST", f"/v1/provider/jobs/{job_id}/logs", json=batch.model_dump(mode="json")
+            )
+        )
+
+    def upload_outputs(self, job_id: str, archive: Path, output_hash: str) -> OutputUploadAck:
+        """Stream an output archive whose SHA-256 is ``output_hash``."""
+        with archive.open("rb") as body:
+            return OutputUploadAck.model_validate(
+                self._json(
+                    "PUT",
+                    f"/v1/provider/jobs/{job_id}/outputs",
+                    content=body,
+                    headers={"X-Content-SHA256": output_hash, "Content-Type": "application/gzip"},
+                )
+            )
+
+    def report_result(self, job_id: str, report: ResultReport) -> JobView:
+        """Report a finished run."""
+        return JobView.model_validate(
+            self._json(
+                "POST", f"/v1/provider/jobs/{job_id}/result", json=report.model_dump(mode="json")
+            )
+        )
+
+    def report_failure(self, job_id: str, report: FailureReport) -> JobView:
+        """Report that the job could not run."""
+        return JobView.model_validate(
+            self._json(
+                "POST", f"/v1/provider/jobs/{job_id}/failure", json=report.model_dump(mode="json")
+            )
+        )
+
+    def job(self, job_id: str) -> JobView:
+        """A job assigned to this provider."""
+        return JobView.model_validate(self._json("GET", f"/v1/provider/jobs/{job_id}"))
+
+
+class AdminClient(_BaseClient):
+    """The operator's client (admin token)."""
+
+    def providers(self, online: bool | None = None) -> list[dict[str, Any]]:
+        """Providers with inventory, telemetry and reputation."""
+        params = {"online": online} if online is not None else {}
+        result: list[dict[str, Any]] = self._json("GET", "/v1/admin/providers", params=params)
+        return result
+
+    def ban(self, provider_id: str, reason: str) -> dict[str, Any]:
+        """Ban a provider."""
+        result: dict[str, Any] = self._json(
+            "POST", f"/v1/admin/providers/{provider_id}/ban", json={"reason": reason}
+        )
+        return result
+
+    def unban(self, provider_id: str) -> dict[str, Any]:
+        """Lift a ban."""
+        result: dict[str, Any] = self._json("POST", f"/v1/admin/providers/{provider_id}/unban")
+        return result
+
+    def jobs(self, states: Iterable[JobState] = (), limit: int = 50) -> JobPage:
+        """Every job."""
+        return JobPage.model_validate(
+            self._json(
+                "GET", "/v1/admin/jobs", params={"state": [s.value for s in states], "limit": limit}
+            )
+        )
+
+    def cancel(self, job_id: str) -> JobView:
+        """Cancel any job."""
+        return JobView.model_validate(self._json("POST", f"/v1/admin/jobs/{job_id}/cancel"))
+
+    def resolve(self, job_id: str, provider_at_fault: bool, note: str = "") -> JobView:
+        """Decide a dispute."""
+        return JobView.model_validate(
+            self._json(
+                "POST",
+                f"/v1/admin/jobs/{job_id}/resolve",
+                json={"provider_at_fault": provider_at_fault, "note": note},
+            )
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Marketplace statistics."""
+        result: dict[str, Any] = self._json("GET", "/v1/admin/stats")
+        return result
