@@ -99,6 +99,17 @@ def create_app(
             {"detail": message, "code": "invalid_request", "errors": details}, status_code=422
         )
 
+    @app.exception_handler(Exception)
+    async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {
+                "detail": "internal error in the coordinator; the operator's log has the details",
+                "code": "internal",
+            },
+            status_code=500,
+        )
+
     for module in (auth, jobs, offers, provider, admin, health):
         app.include_router(module.router)
     return app

@@ -357,30 +357,15 @@ def reserve(
 ) -> list[str] | None:
     """Atomically hold GPUs, CPU, memory and disk on ``provider`` for ``job``.
 
-    Every step is a conditional UPDATE or a primary-key insert, so two coordinators racing for
-    the same GPUs cannot both win: the loser gets None and its savepoint is rolled back.
+    The conditional UPDATE of the provider row comes first: it both checks the free capacity
+    and takes the row lock, so reservations on one provider are serialised (and heartbeats,
+    which lock the provider before its offers, take locks in the same order). GPUs are then
+    picked from what is committed, and the reservation primary key is the last line of defence:
+    two coordinators racing for the same GPU cannot both win; the loser gets None and its
+    savepoint is rolled back.
     """
     savepoint = session.begin_nested()
     try:
-        gpu_uuids = pick_gpus(session, provider, offer.gpu_model, req.gpu_count)
-        if gpu_uuids is None:
-            savepoint.rollback()
-            return None
-        if req.gpu_count:
-            took = rowcount(
-                session.execute(
-                    update(OfferRow)
-                    .where(
-                        OfferRow.id == offer.id,
-                        OfferRow.total_count - OfferRow.reserved_count >= req.gpu_count,
-                    )
-                    .values(reserved_count=OfferRow.reserved_count + req.gpu_count)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            if took != 1:
-                savepoint.rollback()
-                return None
         took = rowcount(
             session.execute(
                 update(Provider)
@@ -399,9 +384,25 @@ def reserve(
                 .execution_options(synchronize_session=False)
             )
         )
-        if took != 1:
+        gpu_uuids = pick_gpus(session, provider, offer.gpu_model, req.gpu_count)
+        if took != 1 or gpu_uuids is None:
             savepoint.rollback()
             return None
+        if req.gpu_count:
+            took = rowcount(
+                session.execute(
+                    update(OfferRow)
+                    .where(
+                        OfferRow.id == offer.id,
+                        OfferRow.total_count - OfferRow.reserved_count >= req.gpu_count,
+                    )
+                    .values(reserved_count=OfferRow.reserved_count + req.gpu_count)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if took != 1:
+                savepoint.rollback()
+                return None
         for uuid in gpu_uuids:
             session.add(GpuReservation(provider_id=provider.id, gpu_uuid=uuid, job_id=job.id))
         session.flush()
@@ -414,20 +415,9 @@ def reserve(
 
 def release(session: Session, job: Job) -> None:
     """Give back what ``job`` held on its provider. The lifecycle calls it exactly once, on the
-    transition out of ASSIGNED/RUNNING."""
+    transition out of ASSIGNED/RUNNING. Locks the provider row first, like :func:`reserve`."""
     if job.provider_id is None:
         return
-    session.execute(delete(GpuReservation).where(GpuReservation.job_id == job.id))
-    if job.gpu_count and job.offer_gpu_model:
-        session.execute(
-            update(OfferRow)
-            .where(
-                OfferRow.provider_id == job.provider_id,
-                OfferRow.gpu_model == job.offer_gpu_model,
-            )
-            .values(reserved_count=OfferRow.reserved_count - job.gpu_count)
-            .execution_options(synchronize_session=False)
-        )
     req = Requirements.from_spec(JobSpec.model_validate(job.spec))
     session.execute(
         update(Provider)
@@ -440,3 +430,14 @@ def release(session: Session, job: Job) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+    if job.gpu_count and job.offer_gpu_model:
+        session.execute(
+            update(OfferRow)
+            .where(
+                OfferRow.provider_id == job.provider_id,
+                OfferRow.gpu_model == job.offer_gpu_model,
+            )
+            .values(reserved_count=OfferRow.reserved_count - job.gpu_count)
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(delete(GpuReservation).where(GpuReservation.job_id == job.id))

@@ -76,8 +76,9 @@ def market_stats(
             used_seconds += count * _overlap_seconds(started, finished or now, lo, now)
     available_hours = gpus_online * window / 3600
     used_hours = used_seconds / 3600
-    money = dict(
-        session.execute(
+    money: dict[str, int] = {
+        state: int(total or 0)
+        for state, total in session.execute(
             select(Job.state, func.coalesce(func.sum(Job.amount_micros), 0))
             .where(
                 Job.state.in_(
@@ -85,8 +86,8 @@ def market_stats(
                 )
             )
             .group_by(Job.state)
-        ).tuples()
-    )
+        )
+    }
     fees = (
         session.scalar(
             select(func.coalesce(func.sum(Job.fee_micros), 0)).where(
@@ -106,10 +107,10 @@ def market_stats(
         gpu_hours_used=round(used_hours, 6),
         gpu_hours_available=round(available_hours, 6),
         utilization=round(used_hours / available_hours, 6) if available_hours else 0.0,
-        revenue_micros=int(money.get(JobState.SETTLED.value) or 0),
+        revenue_micros=money.get(JobState.SETTLED.value, 0),
         fees_micros=int(fees),
-        pending_micros=int(money.get(JobState.COMMITTED.value) or 0)
-        + int(money.get(JobState.DISPUTED.value) or 0),
+        pending_micros=money.get(JobState.COMMITTED.value, 0)
+        + money.get(JobState.DISPUTED.value, 0),
     )
 
 
