@@ -57,7 +57,7 @@ class Provider(Base):
     region: Mapped[str | None] = mapped_column(String(64))
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
-    online: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
     accepting: Mapped[bool] = mapped_column(Boolean, default=True)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     ban_reason: Mapped[str | None] = mapped_column(Text)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,25 +88,14 @@ def heartbeat_cutoff(now: datetime, settings: CoordinatorSettings) -> datetime:
     return now - timedelta(seconds=settings.provider_offline_after_seconds)
 
 
-def eligible_offers_query(
-    req: Requirements, now: datetime, settings: CoordinatorSettings
-) -> Select[OfferRow, Provider]:
-    """Offers that can take the job right now, best first."""
-    conditions: list[Any] = [
-        Provider.online.is_(True),
-        Provider.accepting.is_(True),
-        Provider.banned.is_(False),
-        Provider.last_heartbeat_at >= heartbeat_cutoff(now, settings),
-        Provider.reputation >= settings.min_reputation,
-        Provider.stake_micros >= settings.min_stake_micros,
-        Provider.cpu_total - Provider.cpu_reserved >= req.cpu,
-        Provider.memory_total_mb - Provider.memory_reserved_mb >= req.memory_mb,
-        Provider.disk_total_mb - Provider.disk_reserved_mb >= req.disk_mb,
-        OfferRow.price_micros <= req.max_price_micros,
-    ]
+def offer_conditions(req: Requirements, *, with_models: bool = True) -> list[Any]:
+    """Constraints on the offer row itself (model, free GPUs, VRAM, speed, price);
+    ``with_models=False`` leaves out the wanted-models filter for per-model index streams."""
+    conditions: list[Any] = [OfferRow.price_micros <= req.max_price_micros]
     if req.wants_gpu:
         if req.models:
-            conditions.append(OfferRow.gpu_model.in_(sorted(req.models)))
+            if with_models:
+                conditions.append(OfferRow.gpu_model.in_(sorted(req.models)))
         else:
             conditions.append(OfferRow.gpu_model != CPU_OFFER)
         conditions.append(OfferRow.total_count - OfferRow.reserved_count >= req.gpu_count)
@@ -120,26 +109,109 @@ def eligible_offers_query(
             conditions.append(OfferRow.tflops >= req.min_tflops)
     else:
         conditions.append(OfferRow.gpu_model == CPU_OFFER)
+    return conditions
+
+
+def provider_conditions(
+    req: Requirements, now: datetime, settings: CoordinatorSettings
+) -> list[Any]:
+    """Constraints on the provider (liveness, standing, region, free host capacity)."""
+    conditions: list[Any] = [
+        Provider.online.is_(True),
+        Provider.accepting.is_(True),
+        Provider.banned.is_(False),
+        Provider.last_heartbeat_at >= heartbeat_cutoff(now, settings),
+        Provider.reputation >= settings.min_reputation,
+        Provider.stake_micros >= settings.min_stake_micros,
+        Provider.cpu_total - Provider.cpu_reserved >= req.cpu,
+        Provider.memory_total_mb - Provider.memory_reserved_mb >= req.memory_mb,
+        Provider.disk_total_mb - Provider.disk_reserved_mb >= req.disk_mb,
+    ]
     if req.region is not None:
         conditions.append(Provider.region == req.region)
     if req.excluded_providers:
         conditions.append(Provider.id.not_in(sorted(req.excluded_providers)))
+    return conditions
+
+
+RANK_ORDER = (OfferRow.rank_price, Provider.reputation.desc(), Provider.active_jobs, OfferRow.id)
+
+
+def eligible_offers_query(
+    req: Requirements, now: datetime, settings: CoordinatorSettings
+) -> Select[OfferRow, Provider]:
+    """Every offer that can take the job right now, best first (the reference the fast path
+    below must agree with; also used by tests)."""
     return (
         select(OfferRow, Provider)
         .join(Provider, Provider.id == OfferRow.provider_id)
-        .where(and_(*conditions))
-        .order_by(
-            OfferRow.rank_price, Provider.reputation.desc(), Provider.active_jobs, OfferRow.id
-        )
+        .where(and_(*offer_conditions(req), *provider_conditions(req, now, settings)))
+        .order_by(*RANK_ORDER)
     )
+
+
+def _rank_key(hit: tuple[OfferRow, Provider]) -> tuple[float, float, int, int]:
+    offer, provider = hit
+    return (offer.rank_price, -provider.reputation, provider.active_jobs, offer.id)
+
+
+FIRST_PAGE = 32
+MAX_PAGE = 4096
 
 
 def find_best_offer(
     session: Session, req: Requirements, now: datetime, settings: CoordinatorSettings
 ) -> tuple[OfferRow, Provider] | None:
-    """The best offer for ``req``, or None when no provider can take it now."""
-    row = session.execute(eligible_offers_query(req, now, settings).limit(1)).first()
-    return (row[0], row[1]) if row else None
+    """The best offer for ``req`` (same answer as the first row of
+    :func:`eligible_offers_query`), without sorting the whole table.
+
+    Offers are read in rank order straight off an index, one stream per wanted model
+    (``ix_offers_model_rank``) or a single stream over all offers (``ix_offers_rank``), a page
+    at a time with geometrically growing pages; only those candidates are joined to their
+    providers. The search stops once the best eligible candidate ranks strictly below the
+    *horizon* (the lowest last-rank of any stream that may hold more), so nothing unread can
+    beat it, ties on rank included.
+    """
+    streams: list[str | None] = sorted(req.models) if req.wants_gpu and req.models else [None]
+    base = offer_conditions(req, with_models=False)
+    cursors: dict[str | None, tuple[float, int] | None] = dict.fromkeys(streams)
+    open_streams = set(streams)
+    best: tuple[OfferRow, Provider] | None = None
+    page = FIRST_PAGE
+    while open_streams:
+        candidate_ids: list[int] = []
+        horizon = float("inf")
+        for stream in sorted(open_streams, key=str):
+            query = select(OfferRow.id, OfferRow.rank_price).where(*base)
+            if stream is not None:
+                query = query.where(OfferRow.gpu_model == stream)
+            cursor = cursors[stream]
+            if cursor is not None:
+                query = query.where(tuple_(OfferRow.rank_price, OfferRow.id) > tuple_(*cursor))
+            rows = session.execute(query.order_by(OfferRow.rank_price, OfferRow.id).limit(page))
+            batch = rows.all()
+            candidate_ids += [row.id for row in batch]
+            if len(batch) < page:
+                open_streams.discard(stream)
+            else:
+                cursors[stream] = (batch[-1].rank_price, batch[-1].id)
+                horizon = min(horizon, batch[-1].rank_price)
+        if candidate_ids:
+            row = session.execute(
+                select(OfferRow, Provider)
+                .join(Provider, Provider.id == OfferRow.provider_id)
+                .where(OfferRow.id.in_(candidate_ids), *provider_conditions(req, now, settings))
+                .order_by(*RANK_ORDER)
+                .limit(1)
+            ).first()
+            if row is not None:
+                hit = (row[0], row[1])
+                if best is None or _rank_key(hit) < _rank_key(best):
+                    best = hit
+        if best is not None and best[0].rank_price < horizon:
+            return best
+        page = min(page * 4, MAX_PAGE)
+    return best
 
 
 # ---------------------------------------------------------------- why no match

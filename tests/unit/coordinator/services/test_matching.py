@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -129,10 +130,16 @@ def test_reservations_never_double_book(
         assert matching.reserve(session, job2, offer, prov, req) is not None
 
 
-def test_sql_filter_and_explanation_agree(
+@pytest.mark.parametrize("first_page", [1, 3, matching.FIRST_PAGE])
+def test_fast_path_reference_query_and_explanation_agree(
     factory: sessionmaker[Session],
     svc_settings: CoordinatorSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    first_page: int,
 ) -> None:
+    """The paged index walk, the full reference query and the Python explanation must give
+    the same answers; tiny first pages force the walk through many pages and tie horizons."""
+    monkeypatch.setattr(matching, "FIRST_PAGE", first_page)
     rng = random.Random(1234)
     cards = [RTX4090, A100]
     for i in range(60):
@@ -174,6 +181,11 @@ def test_sql_filter_and_explanation_agree(
             }
             explained = matching.explain(session, spec, now, floor)
             assert {v.provider_id for v in explained.matches} == sql_ids
+            reference = session.execute(
+                matching.eligible_offers_query(req, now, floor).limit(1)
+            ).first()
+            fast = matching.find_best_offer(session, req, now, floor)
+            assert (fast[0].id if fast else None) == (reference[0].id if reference else None)
             seen_matches += len(sql_ids)
             seen_rejections += len(explained.rejections)
             for verdict in explained.rejections:

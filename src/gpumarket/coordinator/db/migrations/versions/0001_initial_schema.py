@@ -86,7 +86,6 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_providers_last_heartbeat_at"), ["last_heartbeat_at"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_providers_online"), ["online"], unique=False)
 
     op.create_table(
         "jobs",
@@ -268,7 +267,6 @@ def downgrade() -> None:
 
     op.drop_table("jobs")
     with op.batch_alter_table("providers", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_providers_online"))
         batch_op.drop_index(batch_op.f("ix_providers_last_heartbeat_at"))
 
     op.drop_table("providers")
