@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from examples.manual_provider import serve_one_job  # noqa: E402
+
 from gpumarket.protocol import JobSpec, JobState, Role  # noqa: E402
 from gpumarket.sdk import AdminClient, Client, register_wallet  # noqa: E402
 
 WORK = ROOT / ".demo"
-ADMIN_TOKEN = "demo-admin-token"  # noqa: S105 - a throw-away local credential
+ADMIN_TOKEN = "demo-admin-token"
 CHALLENGE_WINDOW = 3
 
 

@@ -16,8 +16,13 @@ from gpumarket.coordinator.api import admin, auth, health, jobs, offers, provide
 from gpumarket.coordinator.background.notifier import Notifier
 from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db import migrate
-from gpumarket.coordinator.db.engine import make_engine, make_session_factory
+from gpumarket.coordinator.db.engine import (
+    make_engine,
+    make_read_session_factory,
+    make_session_factory,
+)
 from gpumarket.coordinator.services.artifacts import ContentStore
+from gpumarket.coordinator.services.auth import CredentialCache
 from gpumarket.coordinator.services.settlement import OffchainSettlement, SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import GpumarketError
@@ -83,6 +88,8 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.credentials = CredentialCache()
     app.state.settlement = backend
     app.state.notifier = notifier
     app.state.pipelines = pipelines

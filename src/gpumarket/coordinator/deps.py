@@ -1,18 +1,30 @@
-"""FastAPI dependencies: the commit-on-exit session, settings, and who is calling."""
+"""FastAPI dependencies: the commit-on-exit session, settings, and who is calling.
+
+Dependencies that only look things up are ``async def`` on purpose: FastAPI runs every sync
+dependency in the thread pool, and those hops cost more than the lookups themselves.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.services.artifacts import ContentStore
-from gpumarket.coordinator.services.auth import Principal, authenticate
+from gpumarket.coordinator.services.auth import (
+    ADMIN,
+    CredentialCache,
+    Principal,
+    authenticate,
+    hash_api_key,
+    is_admin_token,
+)
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import AuthenticationFailed, PermissionDenied
@@ -23,48 +35,79 @@ _bearer = HTTPBearer(
 )
 
 
-def get_session(request: Request) -> Iterator[Session]:
+def _finish(session: Session, succeeded: bool) -> None:
+    try:
+        if succeeded:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def _scoped(factory: sessionmaker[Session]) -> AsyncIterator[Session]:
+    # Creating a Session touches no database, so it happens on the event loop; the commit (or
+    # rollback) and close run in one worker-thread hop once the endpoint has returned.
+    session = factory()
+    try:
+        yield session
+    except BaseException:
+        await run_in_threadpool(_finish, session, False)
+        raise
+    await run_in_threadpool(_finish, session, True)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request, committed before the response is sent."""
-    with session_scope(request.app.state.session_factory) as session:
+    async for session in _scoped(request.app.state.session_factory):
         yield session
 
 
-def get_settings(request: Request) -> CoordinatorSettings:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A transaction for requests that only read (no writer lock on SQLite)."""
+    async for session in _scoped(request.app.state.read_session_factory):
+        yield session
+
+
+async def get_settings(request: Request) -> CoordinatorSettings:
     """The settings the app was created with."""
     settings: CoordinatorSettings = request.app.state.settings
     return settings
 
 
-def get_settlement(request: Request) -> SettlementBackend:
+async def get_settlement(request: Request) -> SettlementBackend:
     """The settlement backend the lifecycle calls at money-moving transitions."""
     backend: SettlementBackend = request.app.state.settlement
     return backend
 
 
-def get_store(request: Request) -> ContentStore:
+async def get_store(request: Request) -> ContentStore:
     """The outputs store."""
     store: ContentStore = request.app.state.store
     return store
 
 
-def get_pipelines(request: Request) -> Pipelines:
+async def get_pipelines(request: Request) -> Pipelines:
     """The background pipelines (to wake the matcher)."""
     pipelines: Pipelines = request.app.state.pipelines
     return pipelines
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
 SettlementDep = Annotated[SettlementBackend, Depends(get_settlement)]
 StoreDep = Annotated[ContentStore, Depends(get_store)]
 PipelinesDep = Annotated[Pipelines, Depends(get_pipelines)]
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Authenticate the bearer token (its own short transaction)."""
+    """Authenticate the bearer token: the admin token by constant-time comparison, API keys
+    from the in-process cache or, on a miss, a short read-only transaction of their own (so
+    the request's write transaction, and on SQLite the writer lock, starts only after it)."""
     if credentials is None:
         raise AuthenticationFailed(
             "missing credentials: send 'Authorization: Bearer <api key>' (get one from "
@@ -72,36 +115,49 @@ def get_principal(
         )
     settings: CoordinatorSettings = request.app.state.settings
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-    with session_scope(request.app.state.session_factory) as session:
-        return authenticate(session, credentials.credentials, admin)
+    token = credentials.credentials
+    if is_admin_token(token, admin):
+        return ADMIN
+    cache: CredentialCache = request.app.state.credentials
+    key_hash = hash_api_key(token)
+    principal = cache.get(key_hash)
+    if principal is None:
+
+        def lookup() -> Principal:
+            with session_scope(request.app.state.read_session_factory) as session:
+                return authenticate(session, token, None)
+
+        principal = await run_in_threadpool(lookup)
+        cache.put(key_hash, principal)
+    return principal
+
+
+def _check_role(principal: Principal, role: Role, label: str) -> Principal:
+    if principal.role is not role:
+        if role is Role.ADMIN:
+            raise PermissionDenied("this endpoint needs the admin token")
+        raise PermissionDenied(
+            f"this endpoint is for {label}; your key is a {principal.role.value} key"
+        )
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_developer(principal: PrincipalDep) -> Principal:
+async def require_developer(principal: PrincipalDep) -> Principal:
     """Developers only (jobs are paid from a developer's wallet)."""
-    if principal.role is not Role.DEVELOPER:
-        raise PermissionDenied(
-            f"this endpoint is for developers; your key is a {principal.role.value} key"
-        )
-    return principal
+    return _check_role(principal, Role.DEVELOPER, "developers")
 
 
-def require_provider(principal: PrincipalDep) -> Principal:
+async def require_provider(principal: PrincipalDep) -> Principal:
     """Providers only."""
-    if principal.role is not Role.PROVIDER:
-        raise PermissionDenied(
-            f"this endpoint is for providers; your key is a {principal.role.value} key"
-        )
-    return principal
+    return _check_role(principal, Role.PROVIDER, "providers")
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     """The operator only (the admin token)."""
-    if principal.role is not Role.ADMIN:
-        raise PermissionDenied("this endpoint needs the admin token")
-    return principal
+    return _check_role(principal, Role.ADMIN, "the operator")
 
 
 DeveloperDep = Annotated[Principal, Depends(require_developer)]

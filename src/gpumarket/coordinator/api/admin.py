@@ -10,7 +10,13 @@ from pydantic import Field
 from sqlalchemy import select
 
 from gpumarket.coordinator.db.models import Provider
-from gpumarket.coordinator.deps import AdminDep, SessionDep, SettingsDep, SettlementDep
+from gpumarket.coordinator.deps import (
+    AdminDep,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    SettlementDep,
+)
 from gpumarket.coordinator.services import jobs, lifecycle, providers, stats
 from gpumarket.protocol import JobPage, JobState, JobView, from_micros
 from gpumarket.protocol.base import ResponseModel, WireModel
@@ -70,7 +76,7 @@ class ResolveBody(WireModel):
 @router.get("/providers", response_model=list[ProviderView])
 def list_providers(
     _: AdminDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     online: bool | None = None,
     banned: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -91,7 +97,7 @@ def list_providers(
 
 
 @router.get("/providers/{provider_id}", response_model=ProviderView)
-def show_provider(provider_id: str, _: AdminDep, session: SessionDep) -> ProviderView:
+def show_provider(provider_id: str, _: AdminDep, session: ReadSessionDep) -> ProviderView:
     """One provider in full."""
     return ProviderView.of(providers.get_provider(session, provider_id))
 
@@ -111,7 +117,7 @@ def unban_provider(provider_id: str, _: AdminDep, session: SessionDep) -> Provid
 @router.get("/jobs", response_model=JobPage)
 def list_all_jobs(
     principal: AdminDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     state: Annotated[list[JobState] | None, Query()] = None,
     owner: str | None = None,
     provider: str | None = None,
@@ -148,6 +154,6 @@ def resolve_dispute(
 
 
 @router.get("/stats", response_model=stats.MarketStats)
-def market_stats(_: AdminDep, session: SessionDep, settings: SettingsDep) -> stats.MarketStats:
+def market_stats(_: AdminDep, session: ReadSessionDep, settings: SettingsDep) -> stats.MarketStats:
     """Jobs by state, GPUs online and busy, utilization over the window, revenue and fees."""
     return stats.market_stats(session, settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gpumarket.coordinator.deps import SessionDep, SettingsDep
 from gpumarket.coordinator.services import auth
@@ -20,6 +20,8 @@ def create_challenge(
 
 
 @router.post("/register", response_model=Credential, status_code=201)
-def register(body: RegisterRequest, session: SessionDep) -> Credential:
+def register(body: RegisterRequest, session: SessionDep, request: Request) -> Credential:
     """Return the signed challenge; get an API key for that wallet (a new one each time)."""
-    return auth.register(session, body)
+    credential = auth.register(session, body)
+    request.app.state.credentials.forget_account(credential.account_id)
+    return credential

@@ -12,14 +12,14 @@ from sqlalchemy import text
 
 from gpumarket import __version__
 from gpumarket.coordinator.db.engine import session_scope
-from gpumarket.coordinator.deps import SessionDep, SettingsDep
+from gpumarket.coordinator.deps import ReadSessionDep, SettingsDep
 from gpumarket.coordinator.services import stats
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(session: SessionDep, request: Request) -> dict[str, str]:
+def healthz(session: ReadSessionDep, request: Request) -> dict[str, str]:
     """OK when the database answers; also names the version and settlement backend."""
     session.execute(text("SELECT 1"))
     return {"status": "ok", "version": __version__, "settlement": request.app.state.settlement.name}
@@ -43,7 +43,7 @@ class _StatsCollector:
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus exposition of the marketplace gauges (computed from the database)."""
-    with session_scope(request.app.state.session_factory) as session:
+    with session_scope(request.app.state.read_session_factory) as session:
         snapshot = stats.market_stats(session, settings)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatsCollector(snapshot))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from gpumarket.coordinator.deps import (
     DeveloperDep,
     PipelinesDep,
     PrincipalDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     SettlementDep,
@@ -48,17 +49,20 @@ def submit_job(
     pipelines: PipelinesDep,
     background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
-) -> JobView:
+) -> JSONResponse:
     """Submit a job. Send an ``Idempotency-Key`` header to make retries safe."""
     job = jobs.submit(session, principal, spec, idempotency_key, settlement, settings)
     background.add_task(pipelines.wake_matcher)
-    return jobs.to_view(job)
+    # a hot path: serialise once here rather than have FastAPI validate the model again
+    return JSONResponse(
+        jobs.to_view(job, spec=spec).model_dump(mode="json"), status_code=201, background=background
+    )
 
 
 @router.get("", response_model=JobPage)
 def list_jobs(
     principal: PrincipalDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     state: Annotated[list[JobState] | None, Query(description="repeat to match several")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
@@ -72,7 +76,7 @@ def list_jobs(
 def show_job(
     job_id: str,
     principal: PrincipalDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     explain: bool = True,
 ) -> JobView:
@@ -82,7 +86,7 @@ def show_job(
 
 
 @router.get("/{job_id}/events", response_model=list[JobEvent])
-def job_events(job_id: str, principal: PrincipalDep, session: SessionDep) -> list[JobEvent]:
+def job_events(job_id: str, principal: PrincipalDep, session: ReadSessionDep) -> list[JobEvent]:
     """The job's state history, with the reason for each transition."""
     return jobs.history(session, jobs.get_visible(session, principal, job_id))
 
@@ -114,7 +118,7 @@ def challenge_job(
 def _read_logs(
     request: Request, principal: Principal, job_id: str, after: int, limit: int
 ) -> tuple[list[LogLine], JobState]:
-    with session_scope(request.app.state.session_factory) as session:
+    with session_scope(request.app.state.read_session_factory) as session:
         job = jobs.get_visible(session, principal, job_id)
         return logs.read(session, job_id, after, limit), JobState(job.state)
 
@@ -157,7 +161,7 @@ async def job_logs(
 
 @router.get("/{job_id}/outputs")
 def download_outputs(
-    job_id: str, principal: PrincipalDep, session: SessionDep, store: StoreDep
+    job_id: str, principal: PrincipalDep, session: ReadSessionDep, store: StoreDep
 ) -> FileResponse:
     """The job's /outputs as the provider uploaded it (a tar.gz), checked by its hash."""
     job = jobs.get_visible(session, principal, job_id)

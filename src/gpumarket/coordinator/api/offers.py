@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gpumarket.coordinator.db.base import utcnow
-from gpumarket.coordinator.deps import SessionDep, SettingsDep
+from gpumarket.coordinator.deps import ReadSessionDep, SettingsDep
 from gpumarket.coordinator.services import matching, offers
 from gpumarket.protocol import JobSpec, MatchExplanation, Offer, to_micros
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/offers", tags=["offers"])
 
 @router.get("", response_model=list[Offer])
 def list_offers(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     gpu_model: str | None = None,
     region: str | None = None,
@@ -38,7 +38,7 @@ def list_offers(
 
 
 @router.post("/match", response_model=MatchExplanation)
-def dry_run(spec: JobSpec, session: SessionDep, settings: SettingsDep) -> MatchExplanation:
+def dry_run(spec: JobSpec, session: ReadSessionDep, settings: SettingsDep) -> MatchExplanation:
     """For a spec: the offers that would take it with their price, and for every provider
     that would not, each constraint it fails. Nothing is submitted."""
     return matching.explain(session, spec, utcnow(), settings)

@@ -6,12 +6,14 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
     PipelinesDep,
     ProviderDep,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     SettlementDep,
@@ -48,11 +50,13 @@ def heartbeat(
     settings: SettingsDep,
     pipelines: PipelinesDep,
     background: BackgroundTasks,
-) -> HeartbeatAck:
+) -> JSONResponse:
     """Report inventory, telemetry, offers and running jobs; answers with jobs to stop."""
-    ack = providers.heartbeat(session, principal, body, settings)
-    background.add_task(pipelines.wake_matcher)
-    return ack
+    outcome = providers.heartbeat(session, principal, body, settings)
+    if outcome.market_changed:  # new capacity or prices: let queued jobs try again now
+        background.add_task(pipelines.wake_matcher)
+    # the hottest path: serialise once here rather than have FastAPI validate the model again
+    return JSONResponse(outcome.ack.model_dump(mode="json"), background=background)
 
 
 @router.get("/assignments", response_model=AssignmentBatch)
@@ -65,7 +69,7 @@ async def poll_assignments(
     """Long-poll: answers as soon as a job is assigned to you, or empty after ``wait``."""
     deadline = time.monotonic() + min(wait, settings.long_poll_max_seconds)
     notifier = request.app.state.notifier
-    factory = request.app.state.session_factory
+    factory = request.app.state.read_session_factory
 
     def fetch() -> AssignmentBatch:
         with session_scope(factory) as session:
@@ -84,7 +88,7 @@ async def poll_assignments(
 
 
 @router.get("/jobs/{job_id}", response_model=JobView)
-def show_assigned_job(job_id: str, principal: ProviderDep, session: SessionDep) -> JobView:
+def show_assigned_job(job_id: str, principal: ProviderDep, session: ReadSessionDep) -> JobView:
     """A job assigned to you (its state tells you whether to keep running it)."""
     return jobs.to_view(jobs.get_visible(session, principal, job_id))
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MATCHER_KEY = "__matcher__"
 MAX_MATCH_BACKOFF_SECONDS = 10.0
+MIN_WAKE_SPACING_SECONDS = 0.05
 
 
 def match_queued(
@@ -213,6 +214,8 @@ class Pipelines:
                 log.exception("background pipeline %s failed; retrying next tick", name)
             delay = interval * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
             if wake is not None:
+                # a burst of wake-ups (submissions, heartbeats) coalesces into one tick
+                await asyncio.sleep(MIN_WAKE_SPACING_SECONDS)
                 await self.notifier.wait(wake, delay)
             else:
                 await asyncio.sleep(delay)

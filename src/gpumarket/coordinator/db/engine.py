@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +12,11 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import json_default
+
+_HOLDS_WRITER = "gpumarket_holds_sqlite_writer"
+READ_ONLY = "gpumarket_read_only"
+"""Execution option of engines whose sessions only read (see :func:`make_read_session_factory`)."""
+WRITER_WAIT_SECONDS = 30.0
 
 
 def _json_serializer(value: Any) -> str:
@@ -40,10 +46,29 @@ def make_engine(url: str) -> Engine:
             # with SQLITE_BUSY at once in WAL mode instead of waiting for the busy timeout.
             dbapi_connection.isolation_level = None
 
+        # SQLite has one writer. Threads of this process queue for it on a Python lock, handed
+        # over the moment a transaction ends, instead of SQLite's busy handler, which sleeps in
+        # steps of up to 100 ms and turns contention into long tail latencies. The lock is held
+        # from BEGIN until the connection goes back to the pool; other processes still meet
+        # SQLite's own locking and busy timeout.
+        writer = threading.Lock()
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin_immediate(connection: Any) -> None:
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")  # WAL readers never wait for the writer
+                return
+            info = connection.connection.info
+            if not info.get(_HOLDS_WRITER) and writer.acquire(timeout=WRITER_WAIT_SECONDS):
+                info[_HOLDS_WRITER] = True
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+        def _release(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+            if record is not None and record.info.pop(_HOLDS_WRITER, False):
+                writer.release()
+
+        event.listen(engine, "checkin", _release)
+        event.listen(engine, "invalidate", _release)
         return engine
     return create_engine(
         url, json_serializer=_json_serializer, pool_size=20, max_overflow=20, pool_pre_ping=True
@@ -53,6 +78,12 @@ def make_engine(url: str) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (responses are built after it)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that only read: on SQLite they neither take nor wait for the
+    single writer lock (WAL gives them a consistent snapshot)."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @contextmanager

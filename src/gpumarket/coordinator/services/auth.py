@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -124,9 +125,47 @@ def register(session: Session, request: RegisterRequest) -> Credential:
     return Credential(api_key=api_key, role=role, account_id=account_id, address=challenge.address)
 
 
+def is_admin_token(token: str, admin_token: str | None) -> bool:
+    """Constant-time check of the operator credential (never matches when none is set)."""
+    return bool(admin_token) and hmac.compare_digest(token.encode(), (admin_token or "").encode())
+
+
+class CredentialCache:
+    """Recently authenticated API keys (by hash), so a heartbeat does not cost a query.
+
+    Entries live ``ttl_seconds``: a key rotated through another coordinator replica stays
+    usable here at most that long; rotation through this process drops it at once. Bans do
+    not depend on it (they are checked on the provider row).
+    """
+
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        """The cached principal, or None when absent or stale."""
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        """Remember a successful authentication."""
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.ttl, principal)
+
+    def forget_account(self, account_id: str) -> None:
+        """Drop every key of an account (after its key was rotated)."""
+        stale = [k for k, (_, p) in self._entries.items() if p.account_id == account_id]
+        for key in stale:
+            self._entries.pop(key, None)
+
+
 def authenticate(session: Session, api_key: str, admin_token: str | None) -> Principal:
     """Map a bearer token to the principal it belongs to, or raise 401."""
-    if admin_token and hmac.compare_digest(api_key.encode(), admin_token.encode()):
+    if is_admin_token(api_key, admin_token):
         return ADMIN
     key_hash = hash_api_key(api_key)
     if api_key.startswith(API_KEY_PREFIX[Role.DEVELOPER]):

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -26,9 +27,10 @@ from gpumarket.errors import InvalidRequest, NotFound
 from gpumarket.protocol import JobEvent, JobSpec, JobState, JobView, Role, from_micros
 
 
-def spec_hash(spec: JobSpec) -> str:
+def spec_hash(spec: JobSpec | dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a spec (what the on-chain order commits to)."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else spec
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -42,6 +44,8 @@ def submit(
 ) -> Job:
     """Create a job and queue it once its escrow is open; a retried request with the same
     ``Idempotency-Key`` returns the job the first one created."""
+    spec_json = spec.model_dump(mode="json")
+    digest = spec_hash(spec_json)
     if idempotency_key is not None:
         existing = session.scalar(
             select(Job).where(
@@ -49,7 +53,7 @@ def submit(
             )
         )
         if existing is not None:
-            if existing.spec_hash != spec_hash(spec):
+            if existing.spec_hash != digest:
                 raise InvalidRequest(
                     "this Idempotency-Key was already used for a different spec; use a new key"
                 )
@@ -60,8 +64,8 @@ def submit(
         owner_id=owner.account_id,
         idempotency_key=idempotency_key,
         state=JobState.SUBMITTED.value,
-        spec=spec.model_dump(mode="json"),
-        spec_hash=spec_hash(spec),
+        spec=spec_json,
+        spec_hash=digest,
         gpu_count=spec.resources.gpu_count,
         max_price_micros=matching.Requirements.from_spec(spec).max_price_micros,
         escrow_micros=max_payment_micros(spec),
@@ -72,11 +76,13 @@ def submit(
         attempts=0,
         match_failures=0,
         log_bytes=0,
+        log_truncated=False,
+        outputs_stored=False,
+        cancel_requested=False,
     )
     session.add(job)
     lifecycle.record_submission(session, job, now)
-    session.flush()
-    lifecycle.queue(session, job, settlement, settings)
+    lifecycle.queue(session, job, spec, settlement)
     return job
 
 
@@ -159,13 +165,14 @@ def history(session: Session, job: Job) -> list[JobEvent]:
     ]
 
 
-def to_view(job: Job, explanation: object | None = None) -> JobView:
-    """The wire view of a job (``explanation`` is a MatchExplanation for queued jobs)."""
+def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = None) -> JobView:
+    """The wire view of a job (``explanation`` is a MatchExplanation for queued jobs; pass the
+    already-validated ``spec`` when there is one, to skip validating it again)."""
     return JobView.model_validate(
         {
             "id": job.id,
             "state": job.state,
-            "spec": job.spec,
+            "spec": spec if spec is not None else job.spec,
             "owner": job.owner_id,
             "provider_id": job.provider_id,
             "gpu_uuids": job.gpu_uuids or [],

@@ -82,15 +82,12 @@ def record_submission(session: Session, job: Job, now: datetime) -> None:
 # ---------------------------------------------------------------- transitions
 
 
-def queue(
-    session: Session, job: Job, settlement: SettlementBackend, settings: CoordinatorSettings
-) -> None:
+def queue(session: Session, job: Job, spec: JobSpec, settlement: SettlementBackend) -> None:
     """SUBMITTED -> QUEUED once the escrow is open."""
     if job.state != S.SUBMITTED:
         return
     settlement.open_escrow(job)
     now = utcnow()
-    spec = JobSpec.model_validate(job.spec)
     job.queue_deadline_at = now + timedelta(seconds=spec.queue_timeout_seconds)
     job.next_match_at = now
     transition(session, job, S.QUEUED, f"escrow opened ({settlement.name})", now)

@@ -172,7 +172,7 @@ def find_best_offer(
     *horizon* (the lowest last-rank of any stream that may hold more), so nothing unread can
     beat it, ties on rank included.
     """
-    streams: list[str | None] = sorted(req.models) if req.wants_gpu and req.models else [None]
+    streams: list[str | None] = [*sorted(req.models)] if req.wants_gpu and req.models else [None]
     base = offer_conditions(req, with_models=False)
     cursors: dict[str | None, tuple[float, int] | None] = dict.fromkeys(streams)
     open_streams = set(streams)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -129,23 +130,50 @@ def _rebuild_offers(session: Session, provider: Provider, hb: Heartbeat) -> None
             session.delete(row)
 
 
+@dataclass(frozen=True)
+class HeartbeatOutcome:
+    """The answer for the provider, and whether the market changed (so matching should run)."""
+
+    ack: HeartbeatAck
+    market_changed: bool
+
+
 def heartbeat(
     session: Session, principal: Principal, hb: Heartbeat, settings: CoordinatorSettings
-) -> HeartbeatAck:
+) -> HeartbeatOutcome:
     """Record liveness, inventory and offers; extend the leases of jobs still running; tell the
     provider which of the jobs it runs it must stop."""
     _check_offers(hb)
+    digest = _inventory_digest(hb)  # computed before the row lock is taken
+    telemetry = [t.model_dump(mode="json") for t in hb.telemetry]
     now = utcnow()
-    provider = session.get(Provider, principal.account_id, with_for_update=True)
-    if provider is None:
+    # The steady state (nothing but liveness changed) is one narrow SELECT and one UPDATE;
+    # the full row is loaded only when the inventory or offers changed.
+    state = session.execute(
+        select(Provider.online, Provider.accepting, Provider.inventory_digest, Provider.banned)
+        .where(Provider.id == principal.account_id)
+        .with_for_update()
+    ).first()
+    if state is None:
         raise NotFound("this provider account no longer exists; register again")
-    provider.last_heartbeat_at = now
-    provider.online = True
-    provider.accepting = hb.accepting
-    provider.version = hb.version
-    provider.telemetry = [t.model_dump(mode="json") for t in hb.telemetry]
-    digest = _inventory_digest(hb)
-    if digest != provider.inventory_digest:
+    market_changed = not state.online or state.accepting != hb.accepting
+    values: dict[str, Any] = {
+        "last_heartbeat_at": now,
+        "online": True,
+        "accepting": hb.accepting,
+        "version": hb.version,
+    }
+    if telemetry:
+        values["telemetry"] = telemetry
+    session.execute(
+        update(Provider)
+        .where(Provider.id == principal.account_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if digest != state.inventory_digest:
+        provider = session.get(Provider, principal.account_id, populate_existing=True)
+        assert provider is not None
         if hb.region is not None:
             provider.region = hb.region
         provider.gpus = [g.model_dump(mode="json") for g in hb.gpus]
@@ -154,6 +182,7 @@ def heartbeat(
         provider.disk_total_mb = hb.resources.disk_mb
         provider.inventory_digest = digest
         _rebuild_offers(session, provider, hb)
+        market_changed = True
 
     cancel_jobs: list[str] = []
     if hb.running_jobs:
@@ -162,7 +191,7 @@ def heartbeat(
             update(Job)
             .where(
                 Job.id.in_(hb.running_jobs),
-                Job.provider_id == provider.id,
+                Job.provider_id == principal.account_id,
                 Job.state == JobState.RUNNING.value,
             )
             .values(lease_expires_at=lease_until)
@@ -172,18 +201,19 @@ def heartbeat(
             session.scalars(
                 select(Job.id).where(
                     Job.id.in_(hb.running_jobs),
-                    Job.provider_id == provider.id,
+                    Job.provider_id == principal.account_id,
                     Job.state.in_([JobState.ASSIGNED.value, JobState.RUNNING.value]),
                 )
             )
         )
         cancel_jobs = [j for j in hb.running_jobs if j not in still_theirs]
-    return HeartbeatAck(
-        provider_id=provider.id,
+    ack = HeartbeatAck(
+        provider_id=principal.account_id,
         cancel_jobs=cancel_jobs,
         next_heartbeat_seconds=settings.heartbeat_interval_seconds,
-        banned=provider.banned,
+        banned=state.banned,
     )
+    return HeartbeatOutcome(ack=ack, market_changed=market_changed)
 
 
 def pending_assignments(session: Session, provider_id: str) -> list[Assignment]:

@@ -179,7 +179,7 @@ def test_cancel_running_job_bills_used_seconds_and_tells_the_provider(
             principal,
             heartbeat(gpus(RTX4090, 2), {"RTX4090": "1.2"}, running=[job_id]),
             svc_settings,
-        )
+        ).ack
     assert ack.cancel_jobs == [job_id]
     refunds = ledger.calls.count(("refund", job_id))
     with session_scope(factory) as session:
