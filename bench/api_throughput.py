@@ -24,9 +24,10 @@ from eth_account import Account
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.integration.processes import CoordinatorProcess, free_port  # noqa: E402
+
 from gpumarket.protocol import GpuInfo, Heartbeat, HostResources, OfferAsk, Role  # noqa: E402
 from gpumarket.sdk import register_wallet  # noqa: E402
-from tests.integration.processes import CoordinatorProcess, free_port  # noqa: E402
 
 CARD = {
     "name": "NVIDIA GeForce RTX 4090",
