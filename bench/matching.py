@@ -32,7 +32,15 @@ CARDS = {  # model: (vram MB, TFLOPS, compute capability, typical price/h)
     "A100": (81920, 19.5, 8.0, 1.30),
     "H100": (81559, 66.9, 9.0, 2.40),
     "L40S": (46068, 91.6, 8.9, 0.90),
-    "A6000": (49140, 38.7, 8.6, 0.55),
+    "RTXA6000": (49140, 38.7, 8.6, 0.55),
+}
+NVML_NAMES = {  # what NVML reports for each model (normalises back to the key)
+    "RTX4090": "NVIDIA GeForce RTX 4090",
+    "RTX3090": "NVIDIA GeForce RTX 3090",
+    "A100": "NVIDIA A100-SXM4-80GB",
+    "H100": "NVIDIA H100 80GB HBM3",
+    "L40S": "NVIDIA L40S",
+    "RTXA6000": "NVIDIA RTX A6000",
 }
 REGIONS = ["eu", "us", "asia"]
 
@@ -66,7 +74,17 @@ def populate(url: str, count: int, rng: random.Random) -> None:
                 "memory_reserved_mb": 0,
                 "disk_reserved_mb": 0,
                 "active_jobs": rng.randint(0, 3),
-                "gpus": [],
+                "gpus": [
+                    {
+                        "index": g,
+                        "uuid": f"GPU-{i:08d}-{g}",
+                        "name": NVML_NAMES[model],
+                        "memory_total_mb": vram,
+                        "compute_capability": str(cc),
+                        "tflops_fp32": tflops,
+                    }
+                    for g in range(gpus)
+                ],
                 "telemetry": [],
                 "completed_jobs": 0,
                 "failed_jobs": 0,
@@ -86,7 +104,7 @@ def populate(url: str, count: int, rng: random.Random) -> None:
                 "compute_capability": cc,
                 "tflops": tflops,
                 "total_count": gpus,
-                "reserved_count": rng.randint(0, gpus),
+                "reserved_count": 0,
                 "price_micros": ask,
                 "rank_price": rank_price(ask, tflops),
                 "region": region,

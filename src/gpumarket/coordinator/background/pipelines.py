@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MATCHER_KEY = "__matcher__"
 MAX_MATCH_BACKOFF_SECONDS = 10.0
 MIN_WAKE_SPACING_SECONDS = 0.05
+MAX_BATCHES_PER_TICK = 20
 
 
 def match_queued(
@@ -221,8 +222,25 @@ class Pipelines:
                 await asyncio.sleep(delay)
 
     def _match(self) -> None:
-        for provider_id in match_queued(self.factory, self.settings):
-            self.notifier.notify(provider_id)
+        # Drain a backlog in consecutive short transactions (each a batch), so a burst of
+        # submissions is matched at once instead of one batch per tick.
+        for _ in range(MAX_BATCHES_PER_TICK):
+            due_before = utcnow()
+            for provider_id in match_queued(self.factory, self.settings, due_before):
+                self.notifier.notify(provider_id)
+            if not self._more_due(due_before):
+                break
+
+    def _more_due(self, now: datetime) -> bool:
+        with session_scope(self.factory) as session:
+            return (
+                session.scalar(
+                    select(Job.id)
+                    .where(Job.state == JobState.QUEUED.value, Job.next_match_at <= now)
+                    .limit(1)
+                )
+                is not None
+            )
 
     def _leases(self) -> None:
         if requeue_expired_leases(self.factory, self.settings, self.settlement):

@@ -96,6 +96,8 @@ class OfferRow(Base):
         UniqueConstraint("provider_id", "gpu_model"),
         Index("ix_offers_model_rank", "gpu_model", "rank_price"),
         Index("ix_offers_rank", "rank_price"),
+        Index("ix_offers_model_price", "gpu_model", "price_micros"),
+        Index("ix_offers_price", "price_micros"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

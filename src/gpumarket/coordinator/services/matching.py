@@ -88,10 +88,16 @@ def heartbeat_cutoff(now: datetime, settings: CoordinatorSettings) -> datetime:
     return now - timedelta(seconds=settings.provider_offline_after_seconds)
 
 
-def offer_conditions(req: Requirements, *, with_models: bool = True) -> list[Any]:
-    """Constraints on the offer row itself (model, free GPUs, VRAM, speed, price);
-    ``with_models=False`` leaves out the wanted-models filter for per-model index streams."""
-    conditions: list[Any] = [OfferRow.price_micros <= req.max_price_micros]
+def offer_conditions(
+    req: Requirements, *, with_models: bool = True, price_as_expression: bool = False
+) -> list[Any]:
+    """Constraints on the offer row itself (model, free GPUs, VRAM, speed, price).
+
+    ``with_models=False`` leaves out the wanted-models filter (for per-model index streams);
+    ``price_as_expression`` writes the price cap so no planner uses the price index for it.
+    """
+    price = OfferRow.price_micros + 0 if price_as_expression else OfferRow.price_micros
+    conditions: list[Any] = [price <= req.max_price_micros]
     if req.wants_gpu:
         if req.models:
             if with_models:
@@ -174,6 +180,7 @@ def find_best_offer(
     """
     streams: list[str | None] = [*sorted(req.models)] if req.wants_gpu and req.models else [None]
     base = offer_conditions(req, with_models=False)
+    walk = offer_conditions(req, with_models=False, price_as_expression=True)
     cursors: dict[str | None, tuple[float, int] | None] = dict.fromkeys(streams)
     open_streams = set(streams)
     best: tuple[OfferRow, Provider] | None = None
@@ -182,7 +189,15 @@ def find_best_offer(
         candidate_ids: list[int] = []
         horizon = float("inf")
         for stream in sorted(open_streams, key=str):
-            query = select(OfferRow.id, OfferRow.rank_price).where(*base)
+            if cursors[stream] is None:
+                few = _few_affordable(session, stream, base)
+                if few is not None:  # the whole affordable set is small: take it at once
+                    candidate_ids += few
+                    open_streams.discard(stream)
+                    continue
+            # the price cap goes in as an expression so planners walk the rank index (in the
+            # order we want) rather than range-scan the price index and sort everything found
+            query = select(OfferRow.id, OfferRow.rank_price).where(*walk)
             if stream is not None:
                 query = query.where(OfferRow.gpu_model == stream)
             cursor = cursors[stream]
@@ -212,6 +227,20 @@ def find_best_offer(
             return best
         page = min(page * 4, MAX_PAGE)
     return best
+
+
+FEW_AFFORDABLE = 256
+
+
+def _few_affordable(session: Session, stream: str | None, base: list[Any]) -> list[int] | None:
+    """Every offer of the stream within the price cap (and the other offer filters), read off
+    the price index, when there are at most ``FEW_AFFORDABLE`` of them; None when there are
+    more. A job priced near the bottom of the market then never walks the whole rank index."""
+    query = select(OfferRow.id).where(*base)
+    if stream is not None:
+        query = query.where(OfferRow.gpu_model == stream)
+    ids = list(session.scalars(query.order_by(OfferRow.price_micros).limit(FEW_AFFORDABLE + 1)))
+    return ids if len(ids) <= FEW_AFFORDABLE else None
 
 
 # ---------------------------------------------------------------- why no match

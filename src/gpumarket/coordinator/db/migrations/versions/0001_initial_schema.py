@@ -184,7 +184,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("provider_id", "gpu_model", name=op.f("uq_offers_provider_id")),
     )
     with op.batch_alter_table("offers", schema=None) as batch_op:
+        batch_op.create_index("ix_offers_model_price", ["gpu_model", "price_micros"], unique=False)
         batch_op.create_index("ix_offers_model_rank", ["gpu_model", "rank_price"], unique=False)
+        batch_op.create_index("ix_offers_price", ["price_micros"], unique=False)
         batch_op.create_index(batch_op.f("ix_offers_provider_id"), ["provider_id"], unique=False)
         batch_op.create_index("ix_offers_rank", ["rank_price"], unique=False)
 
@@ -253,7 +255,9 @@ def downgrade() -> None:
     with op.batch_alter_table("offers", schema=None) as batch_op:
         batch_op.drop_index("ix_offers_rank")
         batch_op.drop_index(batch_op.f("ix_offers_provider_id"))
+        batch_op.drop_index("ix_offers_price")
         batch_op.drop_index("ix_offers_model_rank")
+        batch_op.drop_index("ix_offers_model_price")
 
     op.drop_table("offers")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
