@@ -53,6 +53,9 @@ def serve(
         admin_token=admin_token,
         challenge_window_seconds=challenge_window,
     )
+    if settings.auto_migrate:  # here rather than in the app, so a bad URL is one clear line
+        _migrate_or_explain(settings.db_url, "head")
+        settings = settings.model_copy(update={"auto_migrate": False})
     if settings.admin_token is None:
         logging.getLogger("gpumarket").warning(
             "no admin token set: admin endpoints are disabled (set GPUMARKET_ADMIN_TOKEN)"
@@ -70,8 +73,27 @@ def migrate(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Upgrade the database schema (serve does this by itself unless auto_migrate is off)."""
-    from gpumarket.coordinator.db import migrate as migrations
-
     settings = _settings(db_url=db_url)
-    migrations.upgrade(settings.db_url, revision)
+    _migrate_or_explain(settings.db_url, revision)
     typer.echo(f"database at {revision}")
+
+
+def _migrate_or_explain(db_url: str, revision: str) -> None:
+    """Run migrations, turning a bad URL or an unreachable database into one clear error."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    from gpumarket.coordinator.db import migrate as migrations
+    from gpumarket.errors import InvalidRequest, TransportError
+
+    try:
+        migrations.upgrade(db_url, revision)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise InvalidRequest(
+            f"--db-url {db_url!r} is not a database URL gpumarket can use ({exc}); use "
+            "sqlite:///path.db or postgresql+psycopg://user:password@host/dbname"
+        ) from exc
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        shown = make_url(db_url).render_as_string(hide_password=True)
+        raise TransportError(f"cannot open the database at {shown!r}: {reason}") from exc

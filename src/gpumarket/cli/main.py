@@ -42,21 +42,10 @@ def main(
 
 
 def app() -> None:
-    """Console-script entry: run the CLI, turning expected errors into one clear line."""
+    """Console-script entry: typer reports usage errors itself; gpumarket's own errors become
+    one red line and exit status 1, never a traceback."""
     try:
-        typer_app(standalone_mode=False)
+        typer_app()
     except GpumarketError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

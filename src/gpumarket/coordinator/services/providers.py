@@ -4,7 +4,6 @@ reports of started, finished or failed jobs."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,14 +45,10 @@ def get_provider(session: Session, provider_id: str) -> Provider:
 
 
 def _inventory_digest(hb: Heartbeat) -> str:
-    """What, if changed, means the offers must be rebuilt (telemetry excluded)."""
-    payload = {
-        "gpus": [g.model_dump(mode="json") for g in hb.gpus],
-        "offers": [o.model_dump(mode="json") for o in hb.offers],
-        "resources": hb.resources.model_dump(mode="json"),
-        "region": hb.region,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    """What, if changed, means the offers must be rebuilt (telemetry and running jobs excluded;
+    serialised by pydantic's core in field order, which is fixed by the model)."""
+    payload = hb.model_dump_json(include={"gpus", "offers", "resources", "region"})
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _check_offers(hb: Heartbeat) -> None:

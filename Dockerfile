@@ -1,0 +1,16 @@
+# The gpumarket image (coordinator today; the provider daemon joins it later).
+# BASE_IMAGE lets a machine without registry access build from a locally imported Python base.
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN python -m pip install --no-cache-dir . \
+    && useradd --create-home --uid 10001 gpumarket \
+    && mkdir -p /data && chown gpumarket /data
+USER gpumarket
+ENV GPUMARKET_DATA_DIR=/data
+EXPOSE 8000
+ENTRYPOINT ["gpumarket"]
+CMD ["coordinator", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,47 @@
+"""The console script: version, help, and errors as one line without a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from gpumarket import __version__
+
+
+def gpumarket(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gpumarket.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version_and_help() -> None:
+    assert gpumarket("--version").stdout.strip() == f"gpumarket {__version__}"
+    help_text = gpumarket("coordinator", "serve", "--help").stdout
+    for flag in ("--host", "--port", "--db-url", "--admin-token", "--challenge-window"):
+        assert flag in help_text
+
+
+def test_bad_database_url_is_one_clear_line() -> None:
+    result = gpumarket("coordinator", "serve", "--db-url", "nosuchdb://x")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "is not a database URL" in result.stderr and "sqlite:///" in result.stderr
+
+
+def test_unreachable_database_hides_the_password() -> None:
+    result = gpumarket(
+        "coordinator", "migrate", "--db-url", "postgresql+psycopg://someone:s3cret@127.0.0.1:1/none"
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot open the database" in result.stderr and "s3cret" not in result.stderr
+
+
+def test_usage_errors_are_reported_by_the_cli() -> None:
+    result = gpumarket("coordinator", "serve", "--port", "notaport")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "--port" in result.stderr
