@@ -24,24 +24,16 @@ from eth_account import Account
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import RTX4090, gpus  # noqa: E402
 from tests.integration.processes import CoordinatorProcess, free_port  # noqa: E402
 
-from gpumarket.protocol import GpuInfo, Heartbeat, HostResources, OfferAsk, Role  # noqa: E402
+from gpumarket.protocol import Heartbeat, HostResources, OfferAsk, Role  # noqa: E402
 from gpumarket.sdk import register_wallet  # noqa: E402
-
-CARD = {
-    "name": "NVIDIA GeForce RTX 4090",
-    "memory_total_mb": 24564,
-    "compute_capability": "8.9",
-    "cuda_cores": 16384,
-    "max_sm_clock_mhz": 2520,
-    "tflops_fp32": 82.58,
-}
 
 
 def heartbeat_body(i: int) -> dict[str, Any]:
     beat = Heartbeat(
-        gpus=[GpuInfo(index=g, uuid=f"GPU-{i}-{g}", **CARD) for g in range(4)],  # type: ignore[arg-type]
+        gpus=gpus(RTX4090, 4, prefix=f"GPU-{i}"),
         resources=HostResources(cpu_count=32, memory_mb=128 * 1024, disk_mb=1024 * 1024),
         offers=[OfferAsk(gpu_model="RTX4090", price_per_hour="0.50")],  # type: ignore[arg-type]
         region="eu",
