@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit integration bench postgres clean
+.PHONY: demo test lint typecheck unit integration bench postgres docker clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres.sh
 
+docker:
+	@bash scripts/ensure-docker.sh
+	@bash scripts/build-test-images.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts examples
 	$(BIN)/ruff format --check src tests bench scripts examples
@@ -31,18 +35,19 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
-integration: $(STAMP) postgres
-	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) \
+integration: $(STAMP) postgres docker
+	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
 		$(BIN)/python -m pytest tests/integration -q
 
-test: $(STAMP) postgres lint typecheck
-	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) \
+test: $(STAMP) postgres docker lint typecheck
+	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
 		$(BIN)/python -m pytest tests -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/provider.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

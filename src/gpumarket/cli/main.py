@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from gpumarket import __version__
-from gpumarket.cli import coordinator
+from gpumarket.cli import coordinator, provider, wallet
 from gpumarket.errors import GpumarketError
 
 err_console = Console(stderr=True)
@@ -21,6 +21,8 @@ typer_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 typer_app.add_typer(coordinator.app, name="coordinator")
+typer_app.add_typer(provider.app, name="provider")
+typer_app.add_typer(wallet.app, name="wallet")
 
 
 def _version(value: bool) -> None:

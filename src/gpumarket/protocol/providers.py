@@ -51,6 +51,9 @@ class Heartbeat(WireModel):
     running_jobs: list[str] = Field(default_factory=list, max_length=1024)
     version: str | None = Field(default=None, max_length=64)
     accepting: bool = Field(default=True, description="False while draining for shutdown")
+    allows_network: bool = Field(
+        default=False, description="whether jobs that ask for network access may have it"
+    )
 
 
 class HeartbeatAck(ResponseModel):

@@ -32,6 +32,7 @@ class ProviderView(ResponseModel):
     region: str | None
     online: bool
     accepting: bool
+    allows_network: bool
     banned: bool
     ban_reason: str | None
     version: str | None

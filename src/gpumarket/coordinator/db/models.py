@@ -59,6 +59,7 @@ class Provider(Base):
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     accepting: Mapped[bool] = mapped_column(Boolean, default=True)
+    allows_network: Mapped[bool] = mapped_column(Boolean, default=False)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     ban_reason: Mapped[str | None] = mapped_column(Text)
     version: Mapped[str | None] = mapped_column(String(64))

@@ -55,6 +55,7 @@ class Requirements:
     cpu: float
     memory_mb: int
     disk_mb: int
+    network: bool = False
     excluded_providers: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -74,6 +75,7 @@ class Requirements:
             cpu=spec.resources.cpu,
             memory_mb=spec.resources.memory_mb,
             disk_mb=spec.resources.disk_mb,
+            network=spec.network,
             excluded_providers=frozenset(excluded or ()),
         )
 
@@ -135,6 +137,8 @@ def provider_conditions(
     ]
     if req.region is not None:
         conditions.append(Provider.region == req.region)
+    if req.network:
+        conditions.append(Provider.allows_network.is_(True))
     if req.excluded_providers:
         conditions.append(Provider.id.not_in(sorted(req.excluded_providers)))
     return conditions
@@ -283,6 +287,10 @@ def provider_misses(
             ConstraintMiss(
                 constraint="region", message=f"region {provider.region!r}, job wants {req.region!r}"
             )
+        )
+    if req.network and not provider.allows_network:
+        misses.append(
+            ConstraintMiss(constraint="network", message="does not allow jobs network access")
         )
     free_cpu = provider.cpu_total - provider.cpu_reserved
     if free_cpu < req.cpu:

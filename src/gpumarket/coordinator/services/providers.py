@@ -145,17 +145,28 @@ def heartbeat(
     # The steady state (nothing but liveness changed) is one narrow SELECT and one UPDATE;
     # the full row is loaded only when the inventory or offers changed.
     state = session.execute(
-        select(Provider.online, Provider.accepting, Provider.inventory_digest, Provider.banned)
+        select(
+            Provider.online,
+            Provider.accepting,
+            Provider.allows_network,
+            Provider.inventory_digest,
+            Provider.banned,
+        )
         .where(Provider.id == principal.account_id)
         .with_for_update()
     ).first()
     if state is None:
         raise NotFound("this provider account no longer exists; register again")
-    market_changed = not state.online or state.accepting != hb.accepting
+    market_changed = (
+        not state.online
+        or state.accepting != hb.accepting
+        or state.allows_network != hb.allows_network
+    )
     values: dict[str, Any] = {
         "last_heartbeat_at": now,
         "online": True,
         "accepting": hb.accepting,
+        "allows_network": hb.allows_network,
         "version": hb.version,
     }
     if telemetry:

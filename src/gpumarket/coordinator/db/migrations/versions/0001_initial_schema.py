@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("last_heartbeat_at", gpumarket.coordinator.db.base.UTCDateTime(), nullable=True),
         sa.Column("online", sa.Boolean(), nullable=False),
         sa.Column("accepting", sa.Boolean(), nullable=False),
+        sa.Column("allows_network", sa.Boolean(), nullable=False),
         sa.Column("banned", sa.Boolean(), nullable=False),
         sa.Column("ban_reason", sa.Text(), nullable=True),
         sa.Column("version", sa.String(length=64), nullable=True),

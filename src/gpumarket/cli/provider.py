@@ -1,0 +1,173 @@
+"""``gpumarket provider ...``: run the provider daemon, show the inventory, benchmark."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Offer this machine's GPUs (or CPU) on the marketplace.", no_args_is_help=True
+)
+console = Console()
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config (see docs/provider.md); flags override it."),
+]
+
+
+@app.command()
+def inventory(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List this host's GPUs as NVML reports them (none without an NVIDIA driver)."""
+    from gpumarket.provider.gpu import NvmlInventory
+
+    found = NvmlInventory().read()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "gpus": [g.model_dump(mode="json") for g in found.gpus],
+                    "reason_if_empty": found.reason_if_empty,
+                },
+                indent=2,
+            )
+        )
+        return
+    if not found.gpus:
+        console.print(found.reason_if_empty or "no GPU found")
+        return
+    table = Table(
+        "#",
+        "name",
+        "UUID",
+        "memory",
+        "CC",
+        "cores",
+        "SM MHz",
+        "TFLOPS FP32",
+        "bandwidth GB/s",
+        "power W",
+    )
+    for g in found.gpus:
+        table.add_row(
+            str(g.index),
+            g.name,
+            g.uuid,
+            f"{g.memory_total_mb} MB",
+            g.compute_capability or "?",
+            _n(g.cuda_cores),
+            _n(g.max_sm_clock_mhz),
+            _n(g.tflops_fp32),
+            _n(g.memory_bandwidth_gbps),
+            _n(g.power_limit_w),
+        )
+    console.print(table)
+    console.print(f"driver {found.driver_version}, CUDA {found.cuda_version}")
+
+
+def _n(value: Any) -> str:
+    return "unknown" if value is None else str(value)
+
+
+@app.command()
+def benchmark(
+    image: Annotated[
+        str,
+        typer.Option(help="Image with python3 and NumPy (and PyTorch with CUDA to measure GPUs)."),
+    ] = "gpumarket-test/python:1",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Measure matmul TFLOPS in a container and compare with the theoretical figure."""
+    from gpumarket.provider.benchmark import run_benchmark
+    from gpumarket.provider.gpu import NvmlInventory
+
+    gpus = NvmlInventory().read().gpus
+    results = run_benchmark(image, gpus)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {**r.__dict__, "efficiency": r.efficiency, "far_below_spec": r.far_below_spec}
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("device", "achieved TFLOPS", "theoretical TFLOPS", "efficiency", "verdict")
+    for r in results:
+        eff = f"{r.efficiency:.0%}" if r.efficiency is not None else "-"
+        verdict = "FAR BELOW SPEC" if r.far_below_spec else "ok"
+        table.add_row(r.device, f"{r.achieved_tflops:.3f}", _n(r.theoretical_tflops), eff, verdict)
+    console.print(table)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    coordinator: Annotated[str | None, typer.Option(help="Coordinator URL.")] = None,
+    wallet: Annotated[Path | None, typer.Option(help="Keystore (created if absent).")] = None,
+    region: Annotated[str | None, typer.Option(help="Region to advertise.")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="Jobs' work folders.")] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="Jobs at once.")] = None,
+    cpu_price: Annotated[str | None, typer.Option(help="Price per hour of CPU jobs.")] = None,
+    price: Annotated[
+        list[str] | None,
+        typer.Option(help="MODEL=PRICE per GPU-hour, repeatable (e.g. RTX4090=0.45)."),
+    ] = None,
+    allow_network: Annotated[
+        bool | None,
+        typer.Option("--allow-network/--no-network", help="Let jobs that ask have network access."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+) -> None:
+    """Register with the coordinator and run the jobs it assigns until SIGTERM/Ctrl-C."""
+    from gpumarket.errors import InvalidRequest
+    from gpumarket.provider.config import load_config
+    from gpumarket.provider.daemon import ProviderDaemon
+    from gpumarket.provider.wallet import load_or_create_wallet
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    prices = None
+    if price:
+        prices = {}
+        for item in price:
+            model, sep, value = item.partition("=")
+            if not sep:
+                raise InvalidRequest(f"--price {item!r}: write MODEL=PRICE, e.g. RTX4090=0.45")
+            prices[model] = value
+    settings = load_config(
+        config,
+        coordinator_url=coordinator,
+        wallet=wallet,
+        region=region,
+        work_dir=work_dir,
+        max_concurrent_jobs=max_jobs,
+        cpu_price_per_hour=cpu_price,
+        prices=prices,
+        allow_network=allow_network,
+    )
+    import os
+
+    account, created = load_or_create_wallet(
+        settings.wallet, os.environ.get(settings.wallet_password_env, "")
+    )
+    if created:
+        logging.getLogger("gpumarket").info(
+            "created payout wallet %s at %s", account.address, settings.wallet
+        )
+    daemon = ProviderDaemon(settings, account)
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop())
+    daemon.run()

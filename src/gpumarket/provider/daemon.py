@@ -1,0 +1,325 @@
+"""The provider daemon: register, heartbeat, long-poll, run jobs, survive restarts.
+
+Loops follow Prefect's workers: heartbeats and polls retry transient errors with jittered
+backoff and stop loudly on a 4xx. SIGTERM stops taking work, lets running jobs finish for
+``shutdown_grace_seconds`` and hands the rest back to the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from gpumarket import __version__
+from gpumarket.errors import AuthenticationFailed, GpumarketError, TransportError
+from gpumarket.protocol import (
+    CPU_OFFER,
+    Assignment,
+    FailureReport,
+    GpuInfo,
+    Heartbeat,
+    HostResources,
+    JobState,
+    OfferAsk,
+    Role,
+)
+from gpumarket.provider.config import ProviderConfig
+from gpumarket.provider.executor import LABEL_JOB, DockerExecutor
+from gpumarket.provider.gpu import Inventory, NvmlInventory
+from gpumarket.provider.runner import JobRunner
+from gpumarket.sdk import ProviderClient, register_wallet
+
+log = logging.getLogger(__name__)
+
+
+def host_memory_mb() -> int:
+    """Total RAM from /proc/meminfo (0 when unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+class ProviderDaemon:
+    """Offers this host's GPUs (or CPU) and runs what the coordinator assigns."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        account: LocalAccount,
+        executor: DockerExecutor | None = None,
+        inventory: NvmlInventory | None = None,
+    ) -> None:
+        self.config = config
+        self.account = account
+        self.inventory_source = inventory or NvmlInventory()
+        self.inventory: Inventory = self.inventory_source.read()
+        self.executor = executor or DockerExecutor(config)
+        self.client: ProviderClient | None = None
+        self.provider_id: str | None = None
+        self.runners: dict[str, JobRunner] = {}
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.accepting = True
+
+    # ------------------------------------------------------------ registration
+
+    def _credential_path(self) -> Path:
+        return self.config.work_dir / "credential.json"
+
+    def connect(self) -> ProviderClient:
+        """Reuse the saved API key for this wallet and coordinator, or register anew."""
+        path = self._credential_path()
+        try:
+            saved = json.loads(path.read_text())
+            if (
+                saved.get("coordinator") == self.config.coordinator_url
+                and saved.get("address", "").lower() == self.account.address.lower()
+            ):
+                self.client = ProviderClient(self.config.coordinator_url, saved["api_key"])
+                self.provider_id = saved["provider_id"]
+                self.executor.provider_id = saved["provider_id"]
+                return self.client
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        return self._register()
+
+    def _register(self) -> ProviderClient:
+        credential = register_wallet(
+            self.config.coordinator_url, self.account, Role.PROVIDER, region=self.config.region
+        )
+        path = self._credential_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(
+                {
+                    "coordinator": self.config.coordinator_url,
+                    "address": self.account.address,
+                    "api_key": credential.api_key,
+                    "provider_id": credential.account_id,
+                },
+                out,
+            )
+        self.client = ProviderClient(self.config.coordinator_url, credential.api_key)
+        self.provider_id = credential.account_id
+        self.executor.provider_id = credential.account_id
+        log.info("registered as %s (wallet %s)", credential.account_id, self.account.address)
+        return self.client
+
+    # ------------------------------------------------------------ heartbeat
+
+    def heartbeat_body(self) -> Heartbeat:
+        """Inventory, telemetry, capacity, prices and running jobs, as the coordinator wants."""
+        models = {gpu.model for gpu in self.inventory.gpus}
+        offers = [
+            OfferAsk(gpu_model=model, price_per_hour=price)
+            for model, price in self.config.prices.items()
+            if model in models
+        ]
+        if self.config.cpu_price_per_hour is not None:
+            offers.append(
+                OfferAsk(gpu_model=CPU_OFFER, price_per_hour=self.config.cpu_price_per_hour)
+            )
+        self.config.work_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            running = list(self.runners)
+        return Heartbeat(
+            gpus=self.inventory.gpus,
+            telemetry=self.inventory_source.telemetry() if self.inventory.gpus else [],
+            resources=HostResources(
+                cpu_count=float(os.cpu_count() or 1),
+                memory_mb=host_memory_mb(),
+                disk_mb=shutil.disk_usage(self.config.work_dir).free // (1024 * 1024),
+            ),
+            offers=offers,
+            region=self.config.region,
+            running_jobs=running,
+            version=__version__,
+            accepting=self.accepting and not self.stopping.is_set(),
+            allows_network=self.config.allow_network,
+        )
+
+    def beat(self) -> float:
+        """Send one heartbeat, stop jobs the coordinator says to stop; returns the next delay."""
+        assert self.client is not None
+        ack = self.client.heartbeat(self.heartbeat_body())
+        for job_id in ack.cancel_jobs:
+            with self._lock:
+                runner = self.runners.get(job_id)
+            if runner is not None:
+                log.info("coordinator says stop %s", job_id)
+                runner.cancel()
+        if ack.banned:
+            log.error("this provider is banned by the coordinator's operator")
+        return ack.next_heartbeat_seconds
+
+    def _heartbeat_loop(self) -> None:
+        delay, backoff = 0.0, 1.0
+        while not self.stopping.wait(delay):
+            try:
+                delay = self.beat() * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+                backoff = 1.0
+            except TransportError as exc:
+                log.warning("heartbeat failed (%s); retrying in %.0fs", exc.message, backoff)
+                delay, backoff = backoff, min(backoff * 2, 30)
+            except AuthenticationFailed:
+                log.warning("the coordinator no longer knows our key; registering again")
+                self._register()
+                delay = 0
+            except GpumarketError as exc:
+                log.error("coordinator refused the heartbeat: %s", exc.message)
+                delay = 30
+
+    # ------------------------------------------------------------ jobs
+
+    def check_gpus(self, assignment: Assignment) -> str | None:
+        """The GPUs about to be used must still be the advertised ones (UUID and model)."""
+        if not assignment.gpu_uuids:
+            return None
+        advertised = {gpu.uuid: gpu for gpu in self.inventory.gpus}
+        now = {gpu.uuid: gpu for gpu in self.inventory_source.read().gpus}
+        for uuid in assignment.gpu_uuids:
+            before: GpuInfo | None = advertised.get(uuid)
+            current: GpuInfo | None = now.get(uuid)
+            if before is None:
+                return f"GPU {uuid} was never advertised by this provider"
+            if current is None:
+                return f"GPU {uuid} ({before.name}) is no longer present on this host"
+            if current.model != before.model:
+                return f"GPU {uuid} is now a {current.name}, advertised as {before.name}"
+        return None
+
+    def _finished(self, job_id: str) -> None:
+        with self._lock:
+            self.runners.pop(job_id, None)
+
+    def dispatch(self, assignment: Assignment) -> None:
+        """Start a runner, or give the job back when this host is full or stopping."""
+        assert self.client is not None
+        with self._lock:
+            busy = {uuid for r in self.runners.values() for uuid in r.assignment.gpu_uuids}
+            full = len(self.runners) >= self.config.max_concurrent_jobs
+            clash = busy & set(assignment.gpu_uuids)
+            if assignment.job_id in self.runners:
+                return
+            if not (full or clash or self.stopping.is_set()):
+                runner = JobRunner(
+                    assignment,
+                    self.executor,
+                    self.client,
+                    self.config,
+                    self.check_gpus,
+                    self._finished,
+                )
+                self.runners[assignment.job_id] = runner
+                runner.start()
+                return
+        reason = (
+            "provider is shutting down"
+            if self.stopping.is_set()
+            else f"GPUs {sorted(clash)} are busy"
+            if clash
+            else "provider is at capacity"
+        )
+        self.client.report_failure(assignment.job_id, FailureReport(reason=reason, retryable=True))
+
+    def reconcile(self) -> None:
+        """After a restart: re-attach to containers still running, report those that ended
+        while the daemon was down, and forget containers of jobs that are no longer ours."""
+        assert self.client is not None
+        for container in self.executor.labelled_containers():
+            job_id = container.labels.get(LABEL_JOB, "")
+            try:
+                job = self.client.job(job_id)
+            except GpumarketError as exc:
+                log.info("removing container of %s: %s", job_id, exc.message)
+                self.executor.remove(job_id)
+                continue
+            if job.state not in (JobState.ASSIGNED, JobState.RUNNING):
+                log.info("removing container of %s (%s)", job_id, job.state.value)
+                self.executor.remove(job_id)
+                continue
+            assignment = Assignment(
+                job_id=job.id,
+                spec=job.spec,
+                gpu_uuids=job.gpu_uuids,
+                price_per_hour=job.price_per_hour or 0,
+                attempt=job.attempts,
+                lease_expires_at=job.updated_at,
+            )
+            log.info("re-attaching to %s (container %s)", job_id, container.status)
+            runner = JobRunner(
+                assignment,
+                self.executor,
+                self.client,
+                self.config,
+                self.check_gpus,
+                self._finished,
+                existing=container,
+            )
+            with self._lock:
+                self.runners[job_id] = runner
+            runner.start()
+
+    # ------------------------------------------------------------ main loop
+
+    def run(self) -> None:
+        """Serve until :meth:`stop` (or SIGTERM through the CLI)."""
+        if self.inventory.reason_if_empty:
+            log.warning(self.inventory.reason_if_empty)
+        else:
+            log.info(
+                "inventory: %s", ", ".join(f"{g.name} ({g.uuid})" for g in self.inventory.gpus)
+            )
+        client = self.connect()
+        self.reconcile()
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat.start()
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                assignments = client.poll(wait=self.config.poll_wait_seconds)
+                backoff = 1.0
+            except TransportError as exc:
+                log.warning("poll failed (%s); retrying in %.0fs", exc.message, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            for assignment in assignments:
+                self.dispatch(assignment)
+        self._drain()
+        heartbeat.join(5)
+
+    def stop(self) -> None:
+        """Stop taking work (the poll loop ends after its current long-poll)."""
+        self.stopping.set()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(GpumarketError):
+            self.beat()  # tell the coordinator we no longer accept work
+        deadline = time.monotonic() + self.config.shutdown_grace_seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.runners:
+                    return
+            time.sleep(0.2)
+        with self._lock:
+            left = list(self.runners.values())
+        for runner in left:
+            log.warning("handing %s back: shutdown grace period is over", runner.job_id)
+            runner.hand_back()
+        for runner in left:
+            runner.join(self.config.stop_grace_seconds + 30)

@@ -1,0 +1,283 @@
+"""Running one job in a locked-down Docker container (the docker SDK over the local engine).
+
+Every container gets, unless the job asked for network and the owner allows it: no network;
+a read-only root filesystem with a writable output directory and a size-capped tmpfs /tmp; all
+capabilities dropped and no-new-privileges; memory, CPU and pids limits from the job's
+resources; exactly the assigned GPUs (by UUID) as device requests; the job's inputs read-only at
+/inputs; a bounded json-file log; and labels naming the job, so a restarted daemon finds it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import httpx
+from docker.models.containers import Container
+from docker.types import DeviceRequest, Mount
+
+from gpumarket.protocol import Assignment, JobSpec
+from gpumarket.provider.config import ProviderConfig
+
+log = logging.getLogger(__name__)
+
+LABEL_JOB = "gpumarket.job"
+LABEL_PROVIDER = "gpumarket.provider"
+PIDS_LIMIT = 512
+INPUT_DOWNLOAD_CAP = 1024 * 1024 * 1024
+
+
+class JobRefused(Exception):
+    """The job cannot run here for a reason that another provider may not have."""
+
+    def __init__(self, reason: str, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass
+class Outcome:
+    """How a container ended."""
+
+    exit_code: int
+    usage_seconds: float
+    oom_killed: bool = False
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+def container_name(job_id: str) -> str:
+    """Deterministic name: a second container for the same job cannot be created."""
+    return f"gpumarket-{job_id}"
+
+
+class DockerExecutor:
+    """The Docker side of a job: image, container, limits, waiting, cleanup."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        client: docker.DockerClient | None = None,
+        provider_id: str = "unregistered",
+    ) -> None:
+        self.config = config
+        self.docker = client or docker.from_env()
+        self.provider_id = provider_id
+
+    # ------------------------------------------------------------ preparation
+
+    def job_dir(self, job_id: str) -> Path:
+        """The job's work folder (inputs, outputs, state, archive)."""
+        return self.config.work_dir / job_id
+
+    def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
+        """Refuse images outside the policy; pull the image when it is not here yet."""
+        if not self.config.image_allowed(image):
+            raise JobRefused(
+                f"image {image!r} is not allowed by this provider's image policy", retryable=True
+            )
+        try:
+            self.docker.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        progress(f"pulling image {image}\n")
+        repository, _, tag = (
+            image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        )
+        try:
+            last = 0.0
+            for event in self.docker.api.pull(
+                repository, tag=tag or "latest", stream=True, decode=True
+            ):
+                if time.monotonic() - last > 2 and event.get("status"):
+                    progress(f"{event.get('status')} {event.get('progress', '')}\n".strip() + "\n")
+                    last = time.monotonic()
+        except docker.errors.APIError as exc:
+            raise JobRefused(
+                f"cannot pull image {image!r}: {exc.explanation or exc}", retryable=False
+            ) from exc
+        progress(f"pulled {image}\n")
+
+    def write_inputs(self, spec: JobSpec, inputs_dir: Path) -> None:
+        """Materialise inline inputs and fetch URL inputs (hash-checked) into ``inputs_dir``."""
+        inputs_dir.mkdir(parents=True, exist_ok=True)
+        for item in spec.inputs:
+            target = inputs_dir / item.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if item.content is not None:
+                target.write_text(item.content)
+            elif item.content_base64 is not None:
+                target.write_bytes(base64.b64decode(item.content_base64))
+            elif item.url is not None:
+                self._download(str(item.url), target, item.sha256)
+
+    @staticmethod
+    def _download(url: str, target: Path, sha256: str | None) -> None:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+                response.raise_for_status()
+                with target.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > INPUT_DOWNLOAD_CAP:
+                            raise JobRefused(
+                                f"input {url} is over {INPUT_DOWNLOAD_CAP} bytes", retryable=False
+                            )
+                        digest.update(chunk)
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise JobRefused(f"cannot fetch input {url}: {exc}", retryable=True) from exc
+        if sha256 and digest.hexdigest() != sha256:
+            raise JobRefused(f"input {url} does not match its sha256", retryable=False)
+
+    # ------------------------------------------------------------ container
+
+    def create(self, assignment: Assignment) -> Container:
+        """Create (not start) the job's container with every security default applied."""
+        spec = assignment.spec
+        resources = spec.resources
+        work = self.job_dir(assignment.job_id)
+        outputs = work / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        outputs.chmod(0o777)  # whatever user the image runs as may write its results
+        inputs = work / "inputs"
+        self.write_inputs(spec, inputs)
+        network = spec.network and self.config.allow_network
+        if spec.network and not self.config.allow_network:
+            raise JobRefused(
+                "the job asks for network access and this provider does not allow it",
+                retryable=True,
+            )
+        mounts = [
+            Mount(target=spec.output_path, source=str(outputs), type="bind", read_only=False),
+            Mount(target="/inputs", source=str(inputs), type="bind", read_only=True),
+        ]
+        device_requests = (
+            [
+                DeviceRequest(
+                    driver="nvidia", device_ids=list(assignment.gpu_uuids), capabilities=[["gpu"]]
+                )
+            ]
+            if assignment.gpu_uuids
+            else []
+        )
+        options: dict[str, Any] = {
+            "image": spec.image,
+            "command": spec.command,
+            "environment": dict(spec.env),
+            "working_dir": spec.working_dir,
+            "name": container_name(assignment.job_id),
+            "labels": {LABEL_JOB: assignment.job_id, LABEL_PROVIDER: self.provider_id},
+            "network_mode": "bridge" if network else "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,size={self.config.tmp_size_mb}m"},
+            "mounts": mounts,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": f"{resources.memory_mb}m",
+            "memswap_limit": f"{resources.memory_mb}m",
+            "nano_cpus": int(resources.cpu * 1e9),
+            "pids_limit": PIDS_LIMIT,
+            "device_requests": device_requests,
+            "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
+            "detach": True,
+        }
+        try:
+            return self.docker.containers.create(**options)
+        except docker.errors.ImageNotFound as exc:
+            raise JobRefused(f"image {spec.image!r} is not available", retryable=False) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # already created by an earlier run of this daemon
+                return self.docker.containers.get(container_name(assignment.job_id))
+            raise JobRefused(
+                f"docker refused the container: {exc.explanation or exc}", retryable=True
+            ) from exc
+
+    def wait(
+        self, container: Container, timeout_seconds: float, cancelled: Callable[[], bool]
+    ) -> Outcome:
+        """Wait for the container to exit, stopping it (SIGTERM, then SIGKILL after the grace
+        period) when its time is up or the job is cancelled."""
+        started = time.monotonic()
+        deadline = started + timeout_seconds
+        timed_out = was_cancelled = False
+        while True:
+            try:
+                result = container.wait(timeout=1)
+                break
+            except (docker.errors.APIError, httpx.HTTPError, OSError, Exception) as exc:
+                if not _is_timeout(exc):
+                    raise
+            if cancelled():
+                was_cancelled = True
+                self.stop(container)
+            elif time.monotonic() > deadline and not timed_out:
+                timed_out = True
+                self.stop(container)
+        container.reload()
+        state = container.attrs.get("State", {})
+        return Outcome(
+            exit_code=int(result.get("StatusCode", state.get("ExitCode", -1))),
+            usage_seconds=_run_seconds(state) or (time.monotonic() - started),
+            oom_killed=bool(state.get("OOMKilled")),
+            timed_out=timed_out,
+            cancelled=was_cancelled,
+        )
+
+    def stop(self, container: Container) -> None:
+        """SIGTERM, then SIGKILL after ``stop_grace_seconds``."""
+        with contextlib.suppress(docker.errors.NotFound):
+            container.stop(timeout=int(self.config.stop_grace_seconds))
+
+    def remove(self, job_id: str, keep_work: bool = False) -> None:
+        """Remove the job's container and (unless asked to keep it) its work folder."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self.docker.containers.get(container_name(job_id)).remove(force=True, v=True)
+        if not keep_work:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def labelled_containers(self) -> list[Container]:
+        """Containers this provider started (running or not), found by label."""
+        return list(
+            self.docker.containers.list(
+                all=True, filters={"label": f"{LABEL_PROVIDER}={self.provider_id}"}
+            )
+        )
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "timeout" in text or "timed out" in text
+
+
+def _parse_docker_time(text: str) -> datetime:
+    """Docker's RFC 3339 times carry nanoseconds; Python takes microseconds."""
+    main, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{main}.{(fraction + '000000')[:6]}+00:00")
+
+
+def _run_seconds(state: dict[str, Any]) -> float | None:
+    started, finished = state.get("StartedAt"), state.get("FinishedAt")
+    if not started or not finished or finished.startswith("0001"):
+        return None
+    try:
+        return max(
+            0.0, (_parse_docker_time(finished) - _parse_docker_time(started)).total_seconds()
+        )
+    except ValueError:
+        return None

@@ -1,0 +1,101 @@
+"""The daemon as users run it (`gpumarket provider run`), killed and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from gpumarket.protocol import JobState
+from gpumarket.sdk import Client
+from tests.integration.processes import CoordinatorProcess
+from tests.integration.provider.conftest import SETTLED_ENOUGH, cpu_job, log_text, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def write_config(tmp_path: Path, coordinator: CoordinatorProcess, **extra: str) -> Path:
+    lines = [
+        f'coordinator_url = "{coordinator.url}"',
+        f'wallet = "{tmp_path / "wallet.json"}"',
+        f'work_dir = "{tmp_path / "work"}"',
+        'cpu_price_per_hour = "0.10"',
+        "stop_grace_seconds = 1",
+        "poll_wait_seconds = 2",
+        *(f"{key} = {value}" for key, value in extra.items()),
+    ]
+    path = tmp_path / "provider.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "GPUMARKET_WALLET_PASSWORD": "test-password"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gpumarket.cli",
+                "provider",
+                "run",
+                "--config",
+                str(config),
+                "--log-level",
+                "info",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def test_killed_daemon_reconciles_its_job_after_restart(
+    coordinator: CoordinatorProcess, developer: Client, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, coordinator)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        job = developer.submit(
+            cpu_job(["sh", "-c", "echo before; sleep 4; echo after; echo done > /outputs/result"])
+        )
+        wait_for(developer, job.id, {JobState.RUNNING})
+        time.sleep(1)
+        daemon.send_signal(signal.SIGKILL)  # no goodbye: the container keeps running
+        daemon.wait(10)
+        assert developer.get(job.id).state is JobState.RUNNING
+        daemon = start_daemon(config, log)
+        done = wait_for(developer, job.id, SETTLED_ENOUGH, timeout=60)
+        assert done.state is JobState.COMMITTED and done.exit_code == 0, log.read_text()
+        assert log_text(developer, job.id, "stdout") == "before\nafter\n"
+        archive = developer.download_outputs(job.id, tmp_path / "out.tar.gz")
+        with tarfile.open(archive) as tar:
+            result = tar.extractfile("result")
+            assert result is not None and result.read() == b"done\n"
+        assert "re-attaching to " + job.id in log.read_text()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+
+
+def test_sigterm_hands_unfinished_jobs_back(
+    coordinator: CoordinatorProcess, developer: Client, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, coordinator, shutdown_grace_seconds="1")
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    job = developer.submit(cpu_job(["sleep", "600"]))
+    wait_for(developer, job.id, {JobState.RUNNING})
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(60) == 0, log.read_text()
+    back = wait_for(developer, job.id, {JobState.QUEUED, JobState.FAILED})
+    assert back.state is JobState.QUEUED
+    reasons = " ".join(e.reason for e in developer.events(job.id))
+    assert "shut down before the job finished" in reasons
