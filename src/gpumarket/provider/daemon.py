@@ -298,8 +298,12 @@ class ProviderDaemon:
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 30)
                 continue
-            for assignment in assignments:
+            with self._lock:
+                new = [a for a in assignments if a.job_id not in self.runners]
+            for assignment in new:
                 self.dispatch(assignment)
+            if assignments and not new:  # still being acknowledged: do not spin on them
+                self.stopping.wait(0.5)
         self._drain()
         heartbeat.join(5)
 

@@ -1,6 +1,8 @@
 """Shipping a container's output to the coordinator: batched, in order, capped, and never lost
-while the coordinator is briefly down (chunks wait in memory and are resent; ``seq`` makes the
-resend harmless). Progress is saved so a restarted daemon continues where it stopped."""
+while the coordinator is briefly down (a batch waits and is resent with the same ``seq``
+numbers, which the coordinator ignores the second time). Output is coalesced into chunks of up
+to 64 KiB, and the reader is held back when too much is waiting, which in turn holds back the
+container's writes instead of dropping them. Progress is saved so a restarted daemon resumes."""
 
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from gpumarket.sdk import ProviderClient
 
 log = logging.getLogger(__name__)
 
-BATCH_BYTES = 128 * 1024
-BATCH_SECONDS = 0.25
+BATCH_BYTES = 1024 * 1024
+BATCH_SECONDS = 0.2
 MAX_CHUNK_BYTES = 64 * 1024
+MAX_WAITING_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -48,8 +51,20 @@ class ShipperState:
         tmp.replace(path)
 
 
+@dataclass
+class _Segment:
+    """Consecutive output of one stream, and the read offsets as of its last byte."""
+
+    stream: str
+    parts: list[str]
+    size: int
+    consumed: dict[str, int]
+    shipped_bytes: int
+    capped: bool
+
+
 class LogShipper:
-    """Accepts raw output from the container reader; a sender thread ships it in batches."""
+    """The container reader feeds it; a sender thread ships what waits, in order."""
 
     def __init__(
         self, client: ProviderClient, job_id: str, cap_bytes: int, state_path: Path
@@ -58,10 +73,14 @@ class LogShipper:
         self.job_id = job_id
         self.cap = cap_bytes
         self.state_path = state_path
-        self.state = ShipperState.load(state_path)
-        # each chunk waits with the state as of its creation: saved once the chunk is shipped,
-        # so a crash never skips output that was read but not yet sent
-        self._pending: deque[tuple[LogChunk, ShipperState]] = deque()
+        saved = ShipperState.load(state_path)
+        self.next_seq = saved.next_seq
+        self.consumed = dict(saved.consumed)
+        self.accepted_bytes = saved.shipped_bytes
+        self.capped = saved.capped
+        self._saved_consumed = dict(saved.consumed)
+        self._waiting: deque[_Segment] = deque()
+        self._waiting_bytes = 0
         self._decoders = {
             s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
         }
@@ -71,84 +90,108 @@ class LogShipper:
         self._thread.start()
 
     def skip_for(self, stream: str) -> int:
-        """Bytes of ``stream`` already consumed (a re-attached reader skips them)."""
-        return self.state.consumed.get(stream, 0)
+        """Bytes of ``stream`` already shipped before a restart (a re-attached reader skips
+        them)."""
+        return self._saved_consumed.get(stream, 0)
 
     def feed(self, stream: str, data: bytes) -> None:
-        """Queue output; past the cap, one notice is queued and the rest is dropped."""
+        """Queue output; past the cap, one notice is queued and the rest is dropped. Blocks
+        while more than ``MAX_WAITING_BYTES`` wait to be shipped."""
         with self._lock:
-            self.state.consumed[stream] = self.state.consumed.get(stream, 0) + len(data)
-            if self.state.capped:
+            while self._waiting_bytes > MAX_WAITING_BYTES and not self._closed:
+                self._lock.wait(0.5)
+            self.consumed[stream] = self.consumed.get(stream, 0) + len(data)
+            if self.capped:
                 return
             text = self._decoders[stream].decode(data)
-            room = self.cap - self.state.shipped_bytes
-            if len(text.encode()) > room:
-                text = text.encode()[: max(room, 0)].decode("utf-8", "ignore")
-                self.state.capped = True
-            self._queue(stream, text)
-            if self.state.capped:
-                self._queue(
+            room = self.cap - self.accepted_bytes
+            encoded = text.encode()
+            if len(encoded) > room:
+                text = encoded[: max(room, 0)].decode("utf-8", "ignore")
+                self.capped = True
+            self.accepted_bytes += len(text.encode())
+            self._append(stream, text)
+            if self.capped:
+                self._append(
                     "system",
-                    f"\n[gpumarket] log cap of {self.cap} bytes reached on the "
-                    "provider; further output is dropped\n",
+                    f"\n[gpumarket] log cap of {self.cap} bytes reached on "
+                    "the provider; further output is dropped\n",
                 )
-            self._lock.notify()
+            self._lock.notify_all()
 
     def system(self, text: str) -> None:
         """A line from the daemon itself (image pulls, limits hit, outputs refused)."""
         with self._lock:
-            self._queue("system", text if text.endswith("\n") else text + "\n")
-            self._lock.notify()
+            self._append("system", text if text.endswith("\n") else text + "\n")
+            self._lock.notify_all()
 
-    def _queue(self, stream: str, text: str) -> None:
-        data = text.encode()
-        for start in range(0, len(data), MAX_CHUNK_BYTES):
-            piece = data[start : start + MAX_CHUNK_BYTES].decode("utf-8", "ignore")
-            if not piece:
-                continue
-            chunk = LogChunk(seq=self.state.next_seq, stream=LogStream(stream), data=piece)
-            self.state.next_seq += 1
-            if stream != "system":
-                self.state.shipped_bytes += len(piece.encode())
-            snapshot = ShipperState(
-                next_seq=self.state.next_seq,
-                consumed=dict(self.state.consumed),
-                shipped_bytes=self.state.shipped_bytes,
-                capped=self.state.capped,
-            )
-            self._pending.append((chunk, snapshot))
+    def _append(self, stream: str, text: str) -> None:
+        if not text:
+            return
+        size = len(text)
+        last = self._waiting[-1] if self._waiting else None
+        if last is not None and last.stream == stream and last.size + size <= MAX_CHUNK_BYTES:
+            last.parts.append(text)
+            last.size += size
+        else:
+            last = _Segment(stream, [text], size, {}, 0, False)
+            self._waiting.append(last)
+        last.consumed = dict(self.consumed)
+        last.shipped_bytes = self.accepted_bytes
+        last.capped = self.capped
+        self._waiting_bytes += size
 
     def close(self, timeout: float = 60) -> bool:
         """Flush everything and stop; False when the coordinator could not take it in time."""
         with self._lock:
             self._closed = True
-            self._lock.notify()
+            self._lock.notify_all()
         self._thread.join(timeout)
-        return not self._pending
+        with self._lock:
+            return not self._waiting
+
+    def _take_batch(self) -> tuple[list[LogChunk], ShipperState] | None:
+        """Turn waiting segments into numbered chunks (under the lock)."""
+        chunks: list[LogChunk] = []
+        size = 0
+        state: ShipperState | None = None
+        while self._waiting and size < BATCH_BYTES and len(chunks) < 900:
+            segment = self._waiting.popleft()
+            self._waiting_bytes -= segment.size
+            data = "".join(segment.parts).encode()
+            for start in range(0, len(data), MAX_CHUNK_BYTES):
+                piece = data[start : start + MAX_CHUNK_BYTES].decode("utf-8", "ignore")
+                chunks.append(
+                    LogChunk(seq=self.next_seq, stream=LogStream(segment.stream), data=piece)
+                )
+                self.next_seq += 1
+            size += len(data)
+            state = ShipperState(
+                next_seq=self.next_seq,
+                consumed=segment.consumed,
+                shipped_bytes=segment.shipped_bytes,
+                capped=segment.capped,
+            )
+        self._lock.notify_all()  # room for a reader held back by MAX_WAITING_BYTES
+        return (chunks, state) if chunks and state is not None else None
 
     def _run(self) -> None:
+        in_flight: tuple[list[LogChunk], ShipperState] | None = None
         backoff = 0.5
         while True:
-            with self._lock:
-                if not self._pending and not self._closed:
-                    self._lock.wait(BATCH_SECONDS)
-                if not self._pending:
-                    if self._closed:
-                        self.state.save(self.state_path)
-                        return
-                    continue
-                batch: list[LogChunk] = []
-                size = 0
-                last = self.state
-                for chunk, snapshot in self._pending:
-                    if len(batch) >= 1000 or size > BATCH_BYTES:
-                        break
-                    batch.append(chunk)
-                    last = snapshot
-                    size += len(chunk.data)
+            if in_flight is None:
+                with self._lock:
+                    if not self._waiting and not self._closed:
+                        self._lock.wait(BATCH_SECONDS)
+                    in_flight = self._take_batch()
+                    if in_flight is None:
+                        if self._closed:
+                            return
+                        continue
+            chunks, state = in_flight
             try:
-                self.client.append_logs(self.job_id, LogAppend(chunks=batch))
-            except TransportError as exc:  # coordinator down: keep the chunks, try again
+                self.client.append_logs(self.job_id, LogAppend(chunks=chunks))
+            except TransportError as exc:  # coordinator down: the same batch goes again
                 log.warning(
                     "log upload for %s failed (%s); retrying in %.1fs",
                     self.job_id,
@@ -161,12 +204,11 @@ class LogShipper:
             except GpumarketError as exc:  # 4xx: the job is gone or no longer ours
                 log.warning("coordinator refused logs of %s: %s", self.job_id, exc.message)
                 with self._lock:
-                    self._pending.clear()
+                    self._waiting.clear()
+                    self._waiting_bytes = 0
+                    self._lock.notify_all()
+                in_flight = None
                 continue
             backoff = 0.5
-            with self._lock:
-                for _ in batch:
-                    self._pending.popleft()
-                last.save(self.state_path)
-            if not self._closed:
-                time.sleep(0.01)
+            state.save(self.state_path)
+            in_flight = None

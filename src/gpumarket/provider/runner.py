@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 import docker.errors
+import docker.utils.socket
 from docker.models.containers import Container
 
 from gpumarket.errors import Conflict, GpumarketError, NotFound
@@ -47,6 +48,7 @@ class JobRunner(threading.Thread):
         self.existing = existing
         self._cancel = threading.Event()
         self.handed_back = threading.Event()
+        self._reader: threading.Thread | None = None
 
     @property
     def job_id(self) -> str:
@@ -114,27 +116,31 @@ class JobRunner(threading.Thread):
         container = self.executor.create(self.assignment)
         if self._cancel.is_set():
             return None
+        # attach before starting: not one byte of output can be missed
+        self._reader = threading.Thread(
+            target=_pump,
+            args=(container, shipper, False),
+            daemon=True,
+            name=f"output-{self.job_id}",
+        )
+        self._reader.start()
         with_retry(lambda: self.client.started(self.job_id, container.id), "report started")
         container.start()
         return container
 
     def _follow(self, container: Container, shipper: LogShipper) -> Outcome:
-        readers = [
-            threading.Thread(
+        if self._reader is None:  # re-attached after a restart: replay, skipping what was sent
+            self._reader = threading.Thread(
                 target=_pump,
-                args=(container, stream, shipper),
+                args=(container, shipper, True),
                 daemon=True,
-                name=f"{stream}-{self.job_id}",
+                name=f"output-{self.job_id}",
             )
-            for stream in ("stdout", "stderr")
-        ]
-        for reader in readers:
-            reader.start()
+            self._reader.start()
         outcome = self.executor.wait(
             container, self.assignment.spec.max_duration_seconds, self._cancel.is_set
         )
-        for reader in readers:
-            reader.join(10)
+        self._reader.join(30)
         return outcome
 
     def _report(self, outcome: Outcome, shipper: LogShipper) -> None:
@@ -187,17 +193,74 @@ class JobRunner(threading.Thread):
             log.warning("could not report the failure of %s: %s", self.job_id, exc.message)
 
 
-def _pump(container: Container, stream: str, shipper: LogShipper) -> None:
-    """Copy one output stream from the start (skipping what was shipped before a restart)."""
-    skip = shipper.skip_for(stream)
+def _pump(container: Container, shipper: LogShipper, replay: bool) -> None:
+    """Copy the container's output from a raw attach socket, demultiplexing Docker's frames
+    (8-byte header: stream, 3 zero bytes, big-endian size) and feeding whole reads at once.
+
+    The socket is attached before the container starts, so nothing is missed, and a slow
+    reader holds the container's writes back rather than losing them. A container found again
+    after a restart (``replay``) is read from its saved log instead (attach does not replay
+    reliably), skipping what was shipped before the restart."""
+    skip = {"stdout": shipper.skip_for("stdout"), "stderr": shipper.skip_for("stderr")}
+    if replay:
+        _follow_saved_logs(container, shipper, skip)
+        return
+    sock = container.attach_socket(params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
+    buffer = bytearray()
     try:
-        for data in container.logs(
-            stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True
-        ):
-            if skip:
-                cut = min(skip, len(data))
-                data, skip = data[cut:], skip - cut
-            if data:
-                shipper.feed(stream, data)
-    except docker.errors.APIError as exc:
-        log.warning("reading %s of %s stopped: %s", stream, container.name, exc)
+        while True:
+            data = docker.utils.socket.read(sock, 256 * 1024)
+            if not data:
+                break
+            buffer += data
+            pending: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+            order: list[str] = []
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[4:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                name = "stderr" if buffer[0] == 2 else "stdout"
+                payload = bytes(buffer[8 : 8 + size])
+                del buffer[: 8 + size]
+                if skip[name]:
+                    cut = min(skip[name], len(payload))
+                    payload, skip[name] = payload[cut:], skip[name] - cut
+                if payload:
+                    if not order or order[-1] != name:
+                        if order:
+                            shipper.feed(order[-1], b"".join(pending[order[-1]]))
+                            pending[order[-1]].clear()
+                        order.append(name)
+                    pending[name].append(payload)
+            if order:
+                shipper.feed(order[-1], b"".join(pending[order[-1]]))
+    except (OSError, docker.errors.APIError) as exc:
+        log.warning("reading output of %s stopped: %s", container.name, exc)
+    finally:
+        sock.close()
+
+
+def _follow_saved_logs(container: Container, shipper: LogShipper, skip: dict[str, int]) -> None:
+    """Each stream from the start of the container's saved log, following until it exits."""
+
+    def follow(name: str) -> None:
+        left = skip[name]
+        try:
+            for data in container.logs(
+                stdout=name == "stdout", stderr=name == "stderr", stream=True, follow=True
+            ):
+                if left:
+                    cut = min(left, len(data))
+                    data, left = data[cut:], left - cut
+                if data:
+                    shipper.feed(name, data)
+        except docker.errors.APIError as exc:
+            log.warning("reading %s of %s stopped: %s", name, container.name, exc)
+
+    readers = [
+        threading.Thread(target=follow, args=(name,), daemon=True) for name in ("stdout", "stderr")
+    ]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()

@@ -74,7 +74,9 @@ def test_killed_daemon_reconciles_its_job_after_restart(
         daemon = start_daemon(config, log)
         done = wait_for(developer, job.id, SETTLED_ENOUGH, timeout=60)
         assert done.state is JobState.COMMITTED and done.exit_code == 0, log.read_text()
-        assert log_text(developer, job.id, "stdout") == "before\nafter\n"
+        assert log_text(developer, job.id, "stdout") == "before\nafter\n", [
+            (x.seq, x.stream, x.data) for x in developer.logs(job.id)
+        ]
         archive = developer.download_outputs(job.id, tmp_path / "out.tar.gz")
         with tarfile.open(archive) as tar:
             result = tar.extractfile("result")
