@@ -29,13 +29,14 @@ from eth_account import Account
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.integration.processes import CoordinatorProcess  # noqa: E402
+
 from gpumarket.protocol import JobSpec, JobState, Role  # noqa: E402
 from gpumarket.provider.config import ProviderConfig  # noqa: E402
 from gpumarket.provider.daemon import ProviderDaemon  # noqa: E402
 from gpumarket.provider.logship import LogShipper  # noqa: E402
 from gpumarket.provider.runner import JobRunner  # noqa: E402
 from gpumarket.sdk import Client, register_wallet  # noqa: E402
-from tests.integration.processes import CoordinatorProcess  # noqa: E402
 
 IMAGE = "gpumarket-test/busybox:1"
 FAST = {
