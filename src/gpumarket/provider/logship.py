@@ -21,9 +21,9 @@ from gpumarket.sdk import ProviderClient
 
 log = logging.getLogger(__name__)
 
-BATCH_BYTES = 1024 * 1024
+BATCH_BYTES = 2 * 1024 * 1024
 BATCH_SECONDS = 0.2
-MAX_CHUNK_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 256 * 1024
 MAX_WAITING_BYTES = 8 * 1024 * 1024
 
 
