@@ -151,6 +151,30 @@ def log_streaming(coord: CoordinatorProcess, base: Path, lines: int = 2_000_000)
         f"   {megabytes / seconds:.1f} MB/s from container start to the result on the "
         f"coordinator ({seconds:.1f} s); every line arrived in order: {text == expected}"
     )
+    ceiling = engine_ceiling(["seq", "1", str(lines)])
+    print(
+        f"   the engine alone (a raw attach read, same log driver, nothing shipped): "
+        f"{ceiling:.1f} MB/s"
+    )
+
+
+def engine_ceiling(command: list[str]) -> float:
+    """MB/s of just reading a container's output off the engine, for comparison."""
+    import docker.utils.socket
+
+    client = docker.from_env()
+    container = client.containers.create(
+        IMAGE, command, log_config={"type": "local", "config": {"max-size": "20m"}}
+    )
+    sock = container.attach_socket(params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
+    begin = time.perf_counter()
+    container.start()
+    total = 0
+    while data := docker.utils.socket.read(sock, 256 * 1024):
+        total += len(data)
+    seconds = time.perf_counter() - begin
+    container.remove(force=True)
+    return total / 1e6 / seconds
 
 
 def daemon_memory(coord: CoordinatorProcess, base: Path, seconds: float = 20) -> None:
