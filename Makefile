@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) docker
 	$(BIN)/python scripts/demo.py
 
 postgres:

@@ -1,9 +1,12 @@
-"""`make demo`: start a coordinator on SQLite and walk one job through the marketplace API.
+"""`make demo`: one real job through the marketplace on this machine.
 
-Developer registers a wallet and submits a job; with no provider online the job waits in the
-queue and explains why; a provider registers (examples/manual_provider.py) and gets the job;
-the developer follows the log, downloads the outputs, and sees the job settle when the
-challenge window closes. Exits 0 and leaves nothing running.
+A coordinator starts on SQLite; a developer signs in with a new wallet and submits a NumPy
+matrix-multiply job; with no provider online the job waits in the queue and says why; the
+provider daemon starts (`gpumarket provider run`: NVML inventory, GPUs when there are any, else
+CPU), takes the job and runs it in a locked-down Docker container; the developer follows the
+log live, downloads the outputs and sees the job settle when the challenge window closes.
+Exits 0 and leaves nothing running. Settlement is still off-chain accounting (the escrow
+contracts are a later issue).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,12 +27,32 @@ from eth_account import Account
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from examples.manual_provider import serve_one_job  # noqa: E402
 
 from gpumarket.protocol import JobSpec, JobState, Role  # noqa: E402
 from gpumarket.sdk import AdminClient, Client, register_wallet  # noqa: E402
 
 WORK = ROOT / ".demo"
+IMAGE = "gpumarket-test/python:1"  # built locally by scripts/build-test-images.sh
+MATMUL = """
+import json, time
+import numpy as np
+n = 1024
+a = np.random.default_rng(1).random((n, n), dtype=np.float32)
+b = np.random.default_rng(2).random((n, n), dtype=np.float32)
+best = 0.0
+for attempt in range(1, 6):
+    start = time.perf_counter()
+    c = a @ b
+    seconds = time.perf_counter() - start
+    gflops = 2 * n ** 3 / seconds / 1e9
+    best = max(best, gflops)
+    print(f"round {attempt}: {n}x{n} matmul in {seconds * 1000:.1f} ms = {gflops:.1f} GFLOPS",
+          flush=True)
+    time.sleep(0.3)
+result = {"n": n, "best_gflops": round(best, 2), "checksum": float(c.sum())}
+json.dump(result, open("/outputs/result.json", "w"), indent=2)
+print("wrote /outputs/result.json")
+"""
 ADMIN_TOKEN = "demo-admin-token"
 CHALLENGE_WINDOW = 3
 
@@ -99,6 +121,37 @@ def main() -> None:
     step("done: the coordinator is stopped; its database and outputs are under .demo/")
 
 
+def start_provider(url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "GPUMARKET_WALLET_PASSWORD": "demo"}
+    log = (WORK / "provider.log").open("wb")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gpumarket.cli",
+            "provider",
+            "run",
+            "--coordinator",
+            url,
+            "--wallet",
+            str(WORK / "provider-wallet.json"),
+            "--work-dir",
+            str(WORK / "provider"),
+            "--cpu-price",
+            "0.40",
+            "--price",
+            "RTX4090=0.45",
+            "--price",
+            "A100=1.20",
+            "--price",
+            "H100=2.20",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+
 def run(url: str) -> None:
     step("developer: sign the coordinator's challenge with a new wallet to get an API key")
     wallet = Account.create()
@@ -106,16 +159,15 @@ def run(url: str) -> None:
     print(f"wallet {wallet.address} -> account {credential.account_id}")
     dev = Client(url, credential.api_key)
 
-    step("developer: submit a matrix-multiply job (CPU, at most 0.50/hour)")
+    step(f"developer: submit a NumPy matrix-multiply job ({IMAGE}, CPU, at most 0.50/hour)")
     spec = JobSpec.model_validate(
         {
             "name": "matmul-demo",
-            "image": "python:3.12-slim",
-            "command": ["python", "-c", "matmul benchmark"],
-            "env": {"MATRIX_SIZE": "96"},
+            "image": IMAGE,
+            "command": ["python3", "-c", MATMUL],
             "resources": {"cpu": 1, "memory": "1GB"},
             "max_price_per_hour": "0.50",
-            "max_duration_seconds": 600,
+            "max_duration_seconds": 300,
         }
     )
     job = dev.submit(spec)
@@ -123,54 +175,58 @@ def run(url: str) -> None:
     shown = dev.get(job.id)
     assert shown.why_no_match is not None
     print(
-        f"why no match: {shown.why_no_match.providers_considered} providers online "
-        f"-> nothing can take it yet"
+        f"why no match: {shown.why_no_match.providers_considered} providers registered, "
+        "so nothing can take it yet"
     )
 
-    step("provider: a short script registers, offers CPU at 0.40/hour and takes the job")
-    lines: list[str] = []
-    follower = threading.Thread(
-        target=lambda: lines.extend(line.data for line in dev.follow_logs(job.id)), daemon=True
-    )
-    provider = threading.Thread(target=serve_one_job, args=(url, WORK), daemon=True)
-    provider.start()
-    time.sleep(0.5)
-    follower.start()
-    provider.join(60)
-    follower.join(30)
+    step("provider: `gpumarket provider run` inventories this host and offers it")
+    provider = start_provider(url)
+    try:
+        deadline = time.monotonic() + 60
+        while (current := dev.get(job.id, explain=False)).state is JobState.QUEUED:
+            if provider.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the provider did not take the job; see {WORK}/provider.log")
+            time.sleep(0.2)
+        print(
+            f"job {job.id}: {current.state.value} on {current.provider_id} at "
+            f"{current.price_per_hour}/h"
+        )
 
-    step("developer: the log, followed live")
-    for line in lines:
-        print(f"  | {line}", end="")
+        step("developer: the log, followed live from the container")
+        for line in dev.follow_logs(job.id):
+            print(f"  [{line.stream}] {line.data}", end="")
 
-    step("developer: download and unpack the outputs")
-    archive = dev.download_outputs(job.id, WORK / "outputs.tar.gz")
-    with tarfile.open(archive) as tar:
-        member = tar.extractfile("result.json")
-        assert member is not None
-        print(member.read().decode())
+        step("developer: download and unpack the outputs")
+        archive = dev.download_outputs(job.id, WORK / "outputs.tar.gz")
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("result.json")
+            assert member is not None
+            print(member.read().decode())
 
-    step(f"waiting out the {CHALLENGE_WINDOW}s challenge window")
-    deadline = time.monotonic() + 30
-    while (current := dev.get(job.id)).state is not JobState.SETTLED:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"job did not settle: {current.state.value}")
-        time.sleep(0.5)
-    for event in dev.events(job.id):
-        print(f"  {event.at:%H:%M:%S.%f} {event.to_state.value:<10} {event.reason}")
+        step(f"waiting out the {CHALLENGE_WINDOW}s challenge window")
+        deadline = time.monotonic() + 30
+        while (current := dev.get(job.id)).state is not JobState.SETTLED:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"job did not settle: {current.state.value}")
+            time.sleep(0.5)
+        for event in dev.events(job.id):
+            print(f"  {event.at:%H:%M:%S.%f} {event.to_state.value:<10} {event.reason}")
 
-    step("receipt (off-chain accounting; on-chain settlement plugs into the same seam)")
-    admin = AdminClient(url, ADMIN_TOKEN)
-    provider_view = admin.providers()[0]
-    print(f"  used       {current.usage_seconds:.3f} s at {current.price_per_hour}/h")
-    print(f"  paid       {current.cost}")
-    print(f"  fee        {current.fee}")
-    print(f"  provider   earned {provider_view['earned']}")
-    stats = admin.stats()
-    print(
-        f"  marketplace: {stats['jobs_by_state']['SETTLED']} settled, "
-        f"revenue {stats['revenue_micros'] / 1e6:.6f}, fees {stats['fees_micros'] / 1e6:.6f}"
-    )
+        step("receipt (off-chain accounting; the on-chain escrow plugs into the same seam)")
+        admin = AdminClient(url, ADMIN_TOKEN)
+        provider_view = admin.providers()[0]
+        print(f"  used       {current.usage_seconds:.3f} s at {current.price_per_hour}/h")
+        print(f"  paid       {current.cost}")
+        print(f"  fee        {current.fee}")
+        print(f"  provider   earned {provider_view['earned']}")
+        stats = admin.stats()
+        print(
+            f"  marketplace: {stats['jobs_by_state']['SETTLED']} settled, "
+            f"revenue {stats['revenue_micros'] / 1e6:.6f}, fees {stats['fees_micros'] / 1e6:.6f}"
+        )
+    finally:
+        provider.send_signal(signal.SIGTERM)
+        provider.wait(60)
 
 
 if __name__ == "__main__":

@@ -199,3 +199,38 @@ def test_several_jobs_run_at_once(start_daemon: Start, developer: Client) -> Non
     latest_start = max(job.started_at for job in done if job.started_at)
     earliest_end = min(job.finished_at for job in done if job.finished_at)
     assert latest_start < earliest_end  # all three were running at the same moment
+
+
+def test_image_policy_and_unpullable_images_are_refused_clearly(
+    start_daemon: Start, developer: Client
+) -> None:
+    # the missing image names a registry on loopback, so the failed pull stays on this machine
+    start_daemon(allowed_images=["gpumarket-test/busybox", "127.0.0.1:5999/"])
+    refused = developer.submit(cpu_job(["python3", "-V"], image=PYTHON))
+    missing = developer.submit(cpu_job(["true"], image="127.0.0.1:5999/nothing/here:1"))
+    failed = wait_for(developer, missing.id, {JobState.FAILED})
+    assert "cannot pull image '127.0.0.1:5999/nothing/here:1'" in (failed.failure_reason or "")
+    deadline = time.monotonic() + 30
+    while not any("image policy" in e.reason for e in developer.events(refused.id)):
+        assert time.monotonic() < deadline, developer.events(refused.id)
+        time.sleep(0.2)
+
+
+def test_inputs_are_read_only_and_nothing_is_left_behind(
+    start_daemon: Start, developer: Client, docker_client: docker.DockerClient
+) -> None:
+    daemon = start_daemon()
+    job = developer.submit(
+        cpu_job(
+            ["sh", "-c", "cat /inputs/in.txt; echo x > /inputs/in.txt || echo INPUTS-READ-ONLY"],
+            inputs=[{"path": "in.txt", "content": "given\n"}],
+        )
+    )
+    wait_for(developer, job.id, SETTLED_ENOUGH)
+    out = log_text(developer, job.id)
+    assert "given" in out and "INPUTS-READ-ONLY" in out
+    deadline = time.monotonic() + 10
+    while docker_client.containers.list(all=True, filters={"label": f"gpumarket.job={job.id}"}):
+        assert time.monotonic() < deadline, "container not removed"
+        time.sleep(0.2)
+    assert not (daemon.config.work_dir / job.id).exists()

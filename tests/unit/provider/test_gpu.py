@@ -78,3 +78,41 @@ def test_real_pynvml_without_a_driver_is_handled() -> None:
 def test_formulas() -> None:
     assert theoretical_tflops(None, 2520) is None
     assert memory_bandwidth_gbps(384, None) is None
+
+
+def test_daemon_refuses_gpus_that_changed_since_they_were_advertised(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from eth_account import Account
+
+    from gpumarket.protocol import Assignment, JobSpec
+    from gpumarket.provider.config import ProviderConfig
+    from gpumarket.provider.daemon import ProviderDaemon
+
+    nvml = FakeNvml([RTX4090, A100])
+    daemon = ProviderDaemon(
+        ProviderConfig(work_dir=tmp_path),
+        Account.create(),
+        executor=object(),
+        inventory=NvmlInventory(nvml),
+    )  # type: ignore[arg-type]
+
+    def assignment(*uuids: str) -> Assignment:
+        return Assignment(
+            job_id="job_1",
+            spec=JobSpec(image="x", max_price_per_hour="1"),  # type: ignore[arg-type]
+            gpu_uuids=list(uuids),
+            price_per_hour="1",
+            attempt=1,  # type: ignore[arg-type]
+            lease_expires_at=datetime.now(UTC),
+        )
+
+    assert daemon.check_gpus(assignment(RTX4090.uuid, A100.uuid)) is None
+    assert daemon.check_gpus(assignment()) is None  # CPU job
+    assert "never advertised" in (daemon.check_gpus(assignment("GPU-unknown")) or "")
+    nvml.cards = [A100]  # the 4090 fell off the bus
+    assert "no longer present" in (daemon.check_gpus(assignment(RTX4090.uuid)) or "")
+    swapped = type(A100)(**{**A100.__dict__, "name": "NVIDIA GeForce RTX 3090"})
+    nvml.cards = [RTX4090, swapped]  # same UUID, different card
+    reason = daemon.check_gpus(assignment(A100.uuid)) or ""
+    assert "now a NVIDIA GeForce RTX 3090" in reason and "advertised as NVIDIA A100" in reason
