@@ -15,12 +15,20 @@ import random
 import shutil
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
+from docker.models.containers import Container
 from eth_account.signers.local import LocalAccount
 
 from gpumarket import __version__
-from gpumarket.errors import AuthenticationFailed, GpumarketError, TransportError
+from gpumarket.errors import (
+    AuthenticationFailed,
+    GpumarketError,
+    NotFound,
+    PermissionDenied,
+    TransportError,
+)
 from gpumarket.protocol import (
     CPU_OFFER,
     Assignment,
@@ -35,6 +43,7 @@ from gpumarket.protocol import (
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import LABEL_JOB, DockerExecutor
 from gpumarket.provider.gpu import Inventory, NvmlInventory
+from gpumarket.provider.retry import with_retry
 from gpumarket.provider.runner import JobRunner
 from gpumarket.sdk import ProviderClient, register_wallet
 
@@ -216,16 +225,7 @@ class ProviderDaemon:
             if assignment.job_id in self.runners:
                 return
             if not (full or clash or self.stopping.is_set()):
-                runner = JobRunner(
-                    assignment,
-                    self.executor,
-                    self.client,
-                    self.config,
-                    self.check_gpus,
-                    self._finished,
-                )
-                self.runners[assignment.job_id] = runner
-                runner.start()
+                self._start_runner(assignment)
                 return
         reason = (
             "provider is shutting down"
@@ -242,9 +242,9 @@ class ProviderDaemon:
         assert self.client is not None
         for container in self.executor.labelled_containers():
             job_id = container.labels.get(LABEL_JOB, "")
-            try:
-                job = self.client.job(job_id)
-            except GpumarketError as exc:
+            try:  # an unreachable coordinator is waited for; only "not yours" removes it
+                job = with_retry(partial(self.client.job, job_id), f"look up {job_id}")
+            except (NotFound, PermissionDenied) as exc:
                 log.info("removing container of %s: %s", job_id, exc.message)
                 self.executor.remove(job_id)
                 continue
@@ -261,18 +261,23 @@ class ProviderDaemon:
                 lease_expires_at=job.updated_at,
             )
             log.info("re-attaching to %s (container %s)", job_id, container.status)
-            runner = JobRunner(
-                assignment,
-                self.executor,
-                self.client,
-                self.config,
-                self.check_gpus,
-                self._finished,
-                existing=container,
-            )
             with self._lock:
-                self.runners[job_id] = runner
-            runner.start()
+                self._start_runner(assignment, existing=container)
+
+    def _start_runner(self, assignment: Assignment, existing: Container | None = None) -> None:
+        """Run ``assignment`` on its own thread (the caller holds ``self._lock``)."""
+        assert self.client is not None
+        runner = JobRunner(
+            assignment,
+            self.executor,
+            self.client,
+            self.config,
+            self.check_gpus,
+            self._finished,
+            existing=existing,
+        )
+        self.runners[assignment.job_id] = runner
+        runner.start()
 
     # ------------------------------------------------------------ main loop
 
@@ -284,7 +289,7 @@ class ProviderDaemon:
             log.info(
                 "inventory: %s", ", ".join(f"{g.name} ({g.uuid})" for g in self.inventory.gpus)
             )
-        client = self.connect()
+        client = with_retry(self.connect, "connect to the coordinator", give_up_after=600)
         self.reconcile()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
@@ -293,6 +298,10 @@ class ProviderDaemon:
             try:
                 assignments = client.poll(wait=self.config.poll_wait_seconds)
                 backoff = 1.0
+            except AuthenticationFailed:
+                log.warning("the coordinator no longer knows our key; registering again")
+                client = self._register()
+                continue
             except TransportError as exc:
                 log.warning("poll failed (%s); retrying in %.0fs", exc.message, backoff)
                 self.stopping.wait(backoff)
