@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit integration bench postgres docker clean
+.PHONY: demo test lint typecheck unit integration bench postgres docker contracts contract-test clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ docker:
 	@bash scripts/ensure-docker.sh
 	@bash scripts/build-test-images.sh
 
+# Solidity toolchain from npm (solc-js, forge, anvil, OpenZeppelin), pinned by the lock file
+contracts/node_modules/.installed: contracts/package.json contracts/package-lock.json
+	cd contracts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+contracts: contracts/node_modules/.installed
+
+contract-test: contracts
+	cd contracts && node_modules/.bin/forge test --offline
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts examples
 	$(BIN)/ruff format --check src tests bench scripts examples
@@ -39,7 +49,7 @@ integration: $(STAMP) postgres docker
 	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
 		$(BIN)/python -m pytest tests/integration -q
 
-test: $(STAMP) postgres docker lint typecheck
+test: $(STAMP) postgres docker contracts lint typecheck contract-test
 	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
 		$(BIN)/python -m pytest tests -q
 
@@ -50,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/provider.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache contracts/node_modules contracts/out contracts/cache

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {GpuMarket} from "../src/GpuMarket.sol";
+import {TestStablecoin} from "../src/TestStablecoin.sol";
+
+/// @dev The few forge cheatcodes the tests use (npm's forge-std is an unofficial old copy).
+interface Vm {
+    function warp(uint256) external;
+    function prank(address) external;
+    function startPrank(address) external;
+    function stopPrank() external;
+    function expectRevert(bytes4) external;
+    function expectRevert(bytes calldata) external;
+    function expectRevert() external;
+    function sign(uint256 privateKey, bytes32 digest) external returns (uint8 v, bytes32 r, bytes32 s);
+    function addr(uint256 privateKey) external returns (address);
+    function assume(bool) external;
+    function chainId(uint256) external;
+}
+
+/// @dev A market with a token, roles and funded actors, and small assertion helpers.
+contract Base {
+    Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+
+    TestStablecoin internal usd;
+    GpuMarket internal market;
+
+    address internal admin = address(0xA11CE);
+    address internal coordinator = address(0xC00D);
+    address internal arbiter = address(0xA7B1);
+    address internal treasury = address(0x7EA5);
+    uint256 internal devKey = 0xD1;
+    uint256 internal provKey = 0xB2;
+    address internal dev;
+    address internal prov;
+
+    uint64 internal constant MIN_STAKE = 100e6;
+    uint64 internal constant BOND = 10e6;
+    uint32 internal constant WINDOW = 1 hours;
+
+    function setUp() public virtual {
+        dev = vm.addr(devKey);
+        prov = vm.addr(provKey);
+        usd = new TestStablecoin();
+        market = new GpuMarket(usd, admin, treasury, terms(250, 2000, 5000));
+        vm.startPrank(admin);
+        market.grantRole(market.COORDINATOR_ROLE(), coordinator);
+        market.grantRole(market.ARBITER_ROLE(), arbiter);
+        market.grantRole(market.PAUSER_ROLE(), admin);
+        vm.stopPrank();
+        fund(dev, 1_000e6, true);
+        fund(prov, 1_000e6, false);
+        vm.prank(prov);
+        market.stake(MIN_STAKE * 3);
+    }
+
+    function terms(uint16 fee, uint16 burnShare, uint16 slashShare)
+        internal
+        pure
+        returns (GpuMarket.Terms memory)
+    {
+        return GpuMarket.Terms({
+            feeBps: fee,
+            burnBps: burnShare,
+            slashShareBps: slashShare,
+            window: WINDOW,
+            minStake: MIN_STAKE,
+            challengeBond: BOND
+        });
+    }
+
+    function fund(address who, uint64 amount, bool depositIt) internal {
+        usd.mint(who, amount);
+        vm.prank(who);
+        usd.approve(address(market), type(uint256).max);
+        if (depositIt) {
+            vm.prank(who);
+            market.deposit(amount / 2);
+        }
+    }
+
+    function order(bytes32 jobId, uint64 maxPayment) internal view returns (GpuMarket.Order memory) {
+        return GpuMarket.Order({
+            jobId: jobId,
+            specHash: keccak256("spec"),
+            maxPayment: maxPayment,
+            deadline: uint64(block.timestamp + 1 days),
+            nonce: 1
+        });
+    }
+
+    function signed(uint256 key, bytes32 digest) internal returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function open(bytes32 jobId, uint64 maxPayment) internal {
+        GpuMarket.Order memory o = order(jobId, maxPayment);
+        bytes memory sig = signed(devKey, market.orderDigest(o));
+        vm.prank(coordinator);
+        market.openJob(o, sig);
+    }
+
+    function commit(bytes32 jobId, uint64 amount) internal {
+        bytes32 result = keccak256(abi.encode(jobId, "outputs"));
+        bytes memory sig = signed(provKey, market.resultDigest(jobId, result, amount));
+        vm.prank(coordinator);
+        market.commitResult(jobId, result, amount, sig);
+    }
+
+    function deposit(address who) internal view returns (uint64 d) {
+        (d,,,) = market.balances(market.accountId(who));
+    }
+
+    function earnings(address who) internal view returns (uint64 e) {
+        (, e,,) = market.balances(market.accountId(who));
+    }
+
+    function stakeOf(address who) internal view returns (uint64 s, uint64 locked) {
+        (,, s, locked) = market.balances(market.accountId(who));
+    }
+
+    function state(bytes32 jobId) internal view returns (GpuMarket.State s) {
+        (,,,,,, s) = market.jobs(jobId);
+    }
+
+    function eq(uint256 a, uint256 b, string memory what) internal pure {
+        if (a != b) revert(string.concat(what, ": ", _str(a), " != ", _str(b)));
+    }
+
+    function ok(bool condition, string memory what) internal pure {
+        if (!condition) revert(what);
+    }
+
+    function _str(uint256 value) private pure returns (string memory) {
+        if (value == 0) return "0";
+        bytes memory digits;
+        while (value > 0) {
+            digits = abi.encodePacked(bytes1(uint8(48 + value % 10)), digits);
+            value /= 10;
+        }
+        return string(digits);
+    }
+}

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {GpuMarket} from "../src/GpuMarket.sol";
+import {Base} from "./Base.sol";
+
+contract GpuMarketTest is Base {
+    bytes32 internal constant JOB = keccak256("job-1");
+
+    function test_wholeJobSettlesWithExactBalances() public {
+        uint64 before = deposit(dev);
+        open(JOB, 10e6);
+        eq(deposit(dev), before - 10e6, "escrowed");
+        commit(JOB, 6e6);
+        (, uint64 locked) = stakeOf(prov);
+        eq(locked, MIN_STAKE, "stake locked");
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(JOB);
+        eq(uint8(state(JOB)), uint8(GpuMarket.State.Settled), "settled");
+        // fee 2.5% of 6 = 0.15; 20% of the fee burned
+        eq(earnings(prov), 5_850_000, "provider");
+        eq(market.treasuryBalance(), 120_000, "treasury");
+        eq(market.burnBalance(), 30_000, "burn");
+        eq(deposit(dev), before - 6e6, "refund of the unused 4");
+        (, locked) = stakeOf(prov);
+        eq(locked, 0, "stake unlocked");
+
+        uint256 wallet = usd.balanceOf(prov);
+        vm.prank(prov);
+        market.withdrawEarnings();
+        eq(usd.balanceOf(prov), wallet + 5_850_000, "withdrawn");
+        market.withdrawTreasury();
+        eq(usd.balanceOf(treasury), 120_000, "treasury paid");
+        market.burn();
+        eq(usd.balanceOf(market.BURN_ADDRESS()), 30_000, "burned");
+    }
+
+    function test_windowEdges() public {
+        open(JOB, 10e6);
+        commit(JOB, 5e6);
+        (,,,, uint32 windowEnd,,) = market.jobs(JOB);
+        vm.warp(windowEnd - 1);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.WindowOpen.selector, windowEnd, windowEnd - 1));
+        market.finalize(JOB);
+        vm.prank(dev);
+        market.challenge(JOB); // one second before the end: still inside
+        eq(uint8(state(JOB)), uint8(GpuMarket.State.Disputed), "disputed");
+
+        bytes32 other = keccak256("job-2");
+        open(other, 10e6);
+        commit(other, 5e6);
+        (,,,, windowEnd,,) = market.jobs(other);
+        vm.warp(windowEnd);
+        vm.prank(dev);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.WindowClosed.selector, windowEnd, windowEnd));
+        market.challenge(other);
+        market.finalize(other); // exactly at the end: finalizable
+        eq(uint8(state(other)), uint8(GpuMarket.State.Settled), "settled at the edge");
+    }
+
+    function test_onlyRolesMayDriveJobs() public {
+        GpuMarket.Order memory o = order(JOB, 1e6);
+        bytes memory sig = signed(devKey, market.orderDigest(o));
+        vm.expectRevert();
+        market.openJob(o, sig); // no coordinator role
+        open(JOB, 1e6);
+        bytes32 result = keccak256("r");
+        bytes memory psig = signed(provKey, market.resultDigest(JOB, result, 1e6));
+        vm.expectRevert();
+        market.commitResult(JOB, result, 1e6, psig);
+        commit(JOB, 1e6);
+        vm.prank(address(0xBAD));
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.NotDeveloperOrVerifier.selector, address(0xBAD)));
+        market.challenge(JOB);
+        vm.prank(dev);
+        market.challenge(JOB);
+        vm.expectRevert();
+        market.resolve(JOB, true); // no arbiter role
+        vm.prank(coordinator);
+        vm.expectRevert();
+        market.cancel(JOB); // disputed, not open
+    }
+
+    function test_badSignaturesAndReplaysFail() public {
+        GpuMarket.Order memory o = order(JOB, 1e6);
+        bytes memory stranger = signed(0x5EC, market.orderDigest(o));
+        vm.prank(coordinator);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.BadSignature.selector, vm.addr(0x5EC)));
+        market.openJob(o, stranger);
+
+        bytes memory sig = signed(devKey, market.orderDigest(o));
+        vm.prank(coordinator);
+        market.openJob(o, sig);
+        vm.prank(coordinator); // the same order again
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.WrongState.selector, JOB, GpuMarket.State.Open));
+        market.openJob(o, sig);
+
+        GpuMarket.Order memory other = order(keccak256("job-2"), 1e6); // another job, old signature
+        vm.prank(coordinator);
+        vm.expectRevert();
+        market.openJob(other, sig);
+
+        GpuMarket twin = new GpuMarket(usd, admin, treasury, terms(250, 0, 0)); // another contract
+        vm.startPrank(admin);
+        twin.grantRole(twin.COORDINATOR_ROLE(), coordinator);
+        vm.stopPrank();
+        vm.prank(dev);
+        usd.approve(address(twin), type(uint256).max);
+        vm.prank(dev);
+        twin.deposit(10e6);
+        vm.prank(coordinator);
+        vm.expectRevert();
+        twin.openJob(o, sig);
+
+        vm.chainId(999); // another chain
+        GpuMarket.Order memory third = order(keccak256("job-3"), 1e6);
+        bytes memory oldChainSig = signed(devKey, market.orderDigest(third));
+        vm.chainId(31337);
+        vm.prank(coordinator);
+        vm.expectRevert();
+        market.openJob(third, oldChainSig);
+    }
+
+    function test_resultChecks() public {
+        open(JOB, 5e6);
+        bytes32 result = keccak256("r");
+        bytes memory over = signed(provKey, market.resultDigest(JOB, result, 6e6));
+        vm.prank(coordinator);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.AmountOverMax.selector, 6e6, 5e6));
+        market.commitResult(JOB, result, 6e6, over);
+        bytes memory unknown = signed(0xFEE, market.resultDigest(JOB, result, 1e6));
+        vm.prank(coordinator);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.BadSignature.selector, vm.addr(0xFEE)));
+        market.commitResult(JOB, result, 1e6, unknown);
+        bytes memory signedLess = signed(provKey, market.resultDigest(JOB, result, 1e6));
+        vm.prank(coordinator); // the coordinator cannot raise the signed amount
+        vm.expectRevert();
+        market.commitResult(JOB, result, 2e6, signedLess);
+    }
+
+    function test_providerWithoutFreeStakeCannotCommit() public {
+        vm.prank(prov);
+        market.requestUnstake(MIN_STAKE * 3);
+        open(JOB, 1e6);
+        bytes32 result = keccak256("r");
+        bytes memory sig = signed(provKey, market.resultDigest(JOB, result, 1e6));
+        vm.prank(coordinator);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.StakeTooLow.selector, 0, MIN_STAKE));
+        market.commitResult(JOB, result, 1e6, sig);
+    }
+
+    function test_challengeLostByTheProviderSlashesAndRefunds() public {
+        uint64 before = deposit(dev);
+        open(JOB, 10e6);
+        commit(JOB, 10e6);
+        vm.prank(dev);
+        market.challenge(JOB);
+        vm.prank(arbiter);
+        market.resolve(JOB, true);
+        eq(uint8(state(JOB)), uint8(GpuMarket.State.Refunded), "refunded");
+        eq(deposit(dev), before, "whole escrow back");
+        eq(earnings(dev), MIN_STAKE / 2 + BOND, "half the slash and the bond");
+        eq(market.treasuryBalance(), MIN_STAKE / 2, "rest of the slash");
+        (uint64 s, uint64 locked) = stakeOf(prov);
+        eq(s, MIN_STAKE * 2, "stake slashed");
+        eq(locked, 0, "nothing locked");
+        eq(earnings(prov), 0, "provider unpaid");
+    }
+
+    function test_challengeWonByTheProviderPaysItAndTheBond() public {
+        open(JOB, 10e6);
+        commit(JOB, 10e6);
+        vm.prank(dev);
+        market.challenge(JOB);
+        vm.prank(arbiter);
+        market.resolve(JOB, false);
+        eq(uint8(state(JOB)), uint8(GpuMarket.State.Settled), "settled");
+        eq(earnings(prov), 10e6 - 250_000 + BOND, "pay less fee, plus the bond");
+        vm.prank(arbiter);
+        vm.expectRevert();
+        market.resolve(JOB, true); // terminal: never again
+    }
+
+    function test_cancelAndExpireRefund() public {
+        uint64 before = deposit(dev);
+        open(JOB, 10e6);
+        vm.prank(coordinator);
+        market.cancel(JOB);
+        eq(deposit(dev), before, "cancel refunds");
+        bytes32 other = keccak256("job-2");
+        open(other, 10e6);
+        vm.expectRevert();
+        market.expire(other);
+        vm.warp(block.timestamp + 1 days + 1);
+        market.expire(other);
+        eq(deposit(dev), before, "expiry refunds");
+        vm.expectRevert();
+        market.finalize(other);
+    }
+
+    function test_pauseStopsNewJobsNotWithdrawals() public {
+        vm.prank(admin);
+        market.pause();
+        GpuMarket.Order memory o = order(JOB, 1e6);
+        bytes memory sig = signed(devKey, market.orderDigest(o));
+        vm.prank(coordinator);
+        vm.expectRevert();
+        market.openJob(o, sig);
+        uint256 wallet = usd.balanceOf(dev);
+        vm.prank(dev);
+        market.withdraw(1e6);
+        eq(usd.balanceOf(dev), wallet + 1e6, "withdrawal while paused");
+    }
+
+    function test_termsAreCappedAndSnapshottedPerJob() public {
+        vm.prank(admin);
+        vm.expectRevert(GpuMarket.BadTerms.selector);
+        market.setTerms(terms(1001, 0, 0));
+        open(JOB, 10e6);
+        vm.prank(admin);
+        market.setTerms(terms(1000, 0, 0)); // 10%, for later jobs only
+        commit(JOB, 10e6);
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(JOB);
+        eq(earnings(prov), 10e6 - 250_000, "the fee in force at open");
+    }
+
+    function test_unstakeWaitsForTheDelay() public {
+        vm.prank(prov);
+        market.requestUnstake(MIN_STAKE);
+        vm.prank(prov);
+        vm.expectRevert();
+        market.withdrawStake();
+        vm.warp(block.timestamp + 7 days);
+        uint256 wallet = usd.balanceOf(prov);
+        vm.prank(prov);
+        market.withdrawStake();
+        eq(usd.balanceOf(prov), wallet + MIN_STAKE, "unstaked");
+    }
+
+    function test_feeTable() public {
+        fund(prov, 500e6, false);
+        vm.prank(prov);
+        market.stake(500e6); // five jobs committed at once lock five minimum stakes
+        uint64 room = type(uint64).max - deposit(dev); // deposit up to the largest amount
+        usd.mint(dev, room);
+        vm.prank(dev);
+        market.deposit(room);
+        uint64 largest = type(uint64).max - 1050;
+        uint64[5] memory amounts = [uint64(0), 1, 50, 999, largest];
+        for (uint256 i = 0; i < amounts.length; ++i) {
+            bytes32 id = keccak256(abi.encode("fee", i));
+            open(id, amounts[i]);
+            commit(id, amounts[i]);
+        }
+        vm.warp(block.timestamp + WINDOW);
+        uint64 paidBefore;
+        for (uint256 i = 0; i < amounts.length; ++i) {
+            bytes32 id = keccak256(abi.encode("fee", i));
+            uint128 treasuryBefore = market.treasuryBalance();
+            uint128 burnBefore = market.burnBalance();
+            paidBefore = earnings(prov);
+            market.finalize(id);
+            uint256 fee = uint256(amounts[i]) * 250 / 10_000;
+            uint256 burned = fee * 2000 / 10_000;
+            eq(earnings(prov) - paidBefore, amounts[i] - fee, "provider gets amount less fee");
+            eq(market.treasuryBalance() - treasuryBefore, fee - burned, "treasury");
+            eq(market.burnBalance() - burnBefore, burned, "burn");
+        }
+        // 999 x 2.5% = 24.975 -> 24 (rounded down, the dust stays with the provider)
+        ok(uint256(999) * 250 / 10_000 == 24, "rounding down");
+    }
+
+    function test_finalizeManySkipsWhatIsNotReady() public {
+        bytes32[] memory ids = new bytes32[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            ids[i] = keccak256(abi.encode("many", i));
+            open(ids[i], 1e6);
+        }
+        commit(ids[0], 1e6);
+        commit(ids[1], 1e6);
+        vm.warp(block.timestamp + WINDOW);
+        eq(market.finalizeMany(ids), 2, "two were ready");
+        eq(market.finalizeMany(ids), 0, "never twice");
+        eq(uint8(state(ids[2])), uint8(GpuMarket.State.Open), "the open one untouched");
+    }
+
+    function testFuzz_splitAddsUp(uint64 amount, uint16 feeBps, uint16 burnBps) public {
+        amount = uint64(bound(amount, 0, 400e6));
+        feeBps = uint16(bound(feeBps, 0, 1000));
+        burnBps = uint16(bound(burnBps, 0, 10_000));
+        vm.prank(admin);
+        market.setTerms(terms(feeBps, burnBps, 5000));
+        open(JOB, amount);
+        commit(JOB, amount);
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(JOB);
+        eq(uint256(earnings(prov)) + market.treasuryBalance() + market.burnBalance(), amount,
+           "provider + treasury + burn == amount");
+    }
+
+    function testFuzz_slashNeverExceedsLockedStake(uint16 slashShare, uint64 extraStake) public {
+        slashShare = uint16(bound(slashShare, 0, 10_000));
+        extraStake = uint64(bound(extraStake, 0, 300e6));
+        fund(prov, extraStake, false);
+        if (extraStake > 0) {
+            vm.prank(prov);
+            market.stake(extraStake);
+        }
+        vm.prank(admin);
+        market.setTerms(terms(250, 0, slashShare));
+        (uint64 stakeBefore,) = stakeOf(prov);
+        open(JOB, 5e6);
+        commit(JOB, 5e6);
+        (, uint64 locked) = stakeOf(prov);
+        vm.prank(dev);
+        market.challenge(JOB);
+        vm.prank(arbiter);
+        market.resolve(JOB, true);
+        (uint64 stakeAfter,) = stakeOf(prov);
+        ok(stakeBefore - stakeAfter <= locked, "slash <= locked stake");
+        eq(earnings(dev), uint256(MIN_STAKE) * slashShare / 10_000 + BOND, "challenger share");
+    }
+
+    function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
+        return lo + x % (hi - lo + 1);
+    }
+}

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {GpuMarket} from "../src/GpuMarket.sol";
+import {TestStablecoin} from "../src/TestStablecoin.sol";
+import {Base, Vm} from "./Base.sol";
+
+/// @dev Random actions by several developers and providers; forge calls these in random order.
+contract Handler {
+    Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+    GpuMarket internal market;
+    TestStablecoin internal usd;
+    address internal coordinator;
+    address internal arbiter;
+    uint256[3] internal devKeys = [uint256(0xD1), 0xD2, 0xD3];
+    uint256[3] internal provKeys = [uint256(0xB1), 0xB2, 0xB3];
+    bytes32[] public jobIds;
+    mapping(bytes32 => uint256) public payouts;
+    mapping(bytes32 => GpuMarket.State) public terminal;
+    uint256 public nonce;
+
+    constructor(GpuMarket market_, TestStablecoin usd_, address coordinator_, address arbiter_) {
+        market = market_;
+        usd = usd_;
+        coordinator = coordinator_;
+        arbiter = arbiter_;
+        for (uint256 i = 0; i < 3; ++i) {
+            _onboard(vm.addr(devKeys[i]), 1_000e6, false);
+            _onboard(vm.addr(provKeys[i]), 1_000e6, true);
+        }
+    }
+
+    function _onboard(address who, uint64 amount, bool provider) internal {
+        usd.mint(who, amount);
+        vm.prank(who);
+        usd.approve(address(market), type(uint256).max);
+        vm.prank(who);
+        if (provider) market.stake(amount / 2);
+        else market.deposit(amount / 2);
+    }
+
+    function jobCount() external view returns (uint256) {
+        return jobIds.length;
+    }
+
+    function open(uint256 who, uint64 maxPayment) external {
+        uint256 key = devKeys[who % 3];
+        maxPayment = uint64(maxPayment % 50e6);
+        bytes32 id = keccak256(abi.encode("job", nonce++));
+        GpuMarket.Order memory o = GpuMarket.Order(id, keccak256("s"), maxPayment,
+                                                    uint64(block.timestamp + 1 days), 1);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.orderDigest(o));
+        vm.prank(coordinator);
+        try market.openJob(o, abi.encodePacked(r, s, v)) {
+            jobIds.push(id);
+        } catch {}
+    }
+
+    function commit(uint256 index, uint256 who, uint64 amount) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        (,, uint64 maxPayment,,,,) = market.jobs(id);
+        amount = maxPayment == 0 ? 0 : uint64(amount % (maxPayment + 1));
+        bytes32 result = keccak256(abi.encode(id));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(provKeys[who % 3], market.resultDigest(id, result, amount));
+        vm.prank(coordinator);
+        try market.commitResult(id, result, amount, abi.encodePacked(r, s, v)) {} catch {}
+    }
+
+    function challenge(uint256 index) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        (uint32 dev,,,,,,) = market.jobs(id);
+        vm.prank(market.accounts(dev));
+        try market.challenge(id) {} catch {}
+    }
+
+    function resolve(uint256 index, bool atFault) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        vm.prank(arbiter);
+        try market.resolve(id, atFault) {
+            payouts[id] += 1;
+        } catch {}
+        _record(id);
+    }
+
+    function finalize(uint256 index) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        try market.finalize(id) {
+            payouts[id] += 1;
+        } catch {}
+        _record(id);
+    }
+
+    function cancel(uint256 index) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        vm.prank(coordinator);
+        try market.cancel(id) {
+            payouts[id] += 1;
+        } catch {}
+        _record(id);
+    }
+
+    function warp(uint32 seconds_) external {
+        vm.warp(block.timestamp + seconds_ % 2 hours);
+    }
+
+    function withdrawAll(uint256 who) external {
+        address account = vm.addr(who % 2 == 0 ? devKeys[who % 3] : provKeys[who % 3]);
+        (uint64 dep, uint64 earned,,) = market.balances(market.accountId(account));
+        vm.startPrank(account);
+        if (dep > 0) market.withdraw(dep);
+        if (earned > 0) market.withdrawEarnings();
+        vm.stopPrank();
+    }
+
+    function _record(bytes32 id) internal {
+        (,,,,,, GpuMarket.State s) = market.jobs(id);
+        if (uint8(s) >= uint8(GpuMarket.State.Settled) && terminal[id] == GpuMarket.State.None) {
+            terminal[id] = s;
+        }
+    }
+}
+
+contract GpuMarketInvariants is Base {
+    Handler internal handler;
+
+    function setUp() public override {
+        super.setUp();
+        handler = new Handler(market, usd, coordinator, arbiter);
+    }
+
+    function targetContracts() public view returns (address[] memory targets) {
+        targets = new address[](1);
+        targets[0] = address(handler);
+    }
+
+    /// The token balance is exactly what the contract owes.
+    function invariant_balanceEqualsWhatIsOwed() public view {
+        eq(usd.balanceOf(address(market)), owed(), "token balance != owed");
+    }
+
+    /// Every job pays out at most once, and a terminal state never changes.
+    function invariant_payOnceAndTerminalStatesStay() public view {
+        for (uint256 i = 0; i < handler.jobCount(); ++i) {
+            bytes32 id = handler.jobIds(i);
+            ok(handler.payouts(id) <= 1, "paid twice");
+            GpuMarket.State recorded = handler.terminal(id);
+            if (recorded != GpuMarket.State.None) ok(state(id) == recorded, "terminal changed");
+        }
+    }
+
+    function owed() internal view returns (uint256 total) {
+        for (uint32 id = 1; id <= market.accountCount(); ++id) {
+            (uint64 dep, uint64 earned, uint64 staked,) = market.balances(id);
+            (uint64 unstaking,) = market.unstaking(id);
+            total += uint256(dep) + earned + staked + unstaking;
+        }
+        for (uint256 i = 0; i < handler.jobCount(); ++i) {
+            bytes32 jobId = handler.jobIds(i);
+            (,, uint64 maxPayment,,,, GpuMarket.State s) = market.jobs(jobId);
+            if (s == GpuMarket.State.Open || s == GpuMarket.State.Committed || s == GpuMarket.State.Disputed) {
+                total += maxPayment;
+            }
+            (, uint64 bond) = market.disputes(jobId);
+            total += bond;
+        }
+        total += uint256(market.treasuryBalance()) + market.burnBalance();
+    }
+}
