@@ -91,6 +91,23 @@ class SettlementError(GpumarketError):
     status_code = 502
 
 
+class ContractReverted(SettlementError):
+    """A contract call reverted; ``error`` is the Solidity custom error's name and ``args`` its
+    decoded arguments (empty name when the revert carried no known error)."""
+
+    code = "contract_reverted"
+    status_code = 409
+
+    def __init__(self, error: str, args: tuple[object, ...] = (), *, raw: str = "") -> None:
+        shown = ", ".join(str(a) for a in args)
+        super().__init__(
+            f"contract reverted: {error or 'unknown error'}({shown})",
+            details={"error": error, "args": [str(a) for a in args], "raw": raw},
+        )
+        self.error = error
+        self.args_ = args
+
+
 class TransportError(GpumarketError):
     """The coordinator could not be reached or answered garbage; usually worth a retry."""
 
@@ -111,6 +128,7 @@ ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
         LimitExceeded,
         IntegrityError,
         SettlementError,
+        ContractReverted,
         TransportError,
     )
 }

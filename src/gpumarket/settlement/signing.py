@@ -1,0 +1,89 @@
+"""EIP-712 signatures for orders (developers) and results (providers), with eth-account's
+typed-data support: the same digests the contract computes in ``orderDigest`` and
+``resultDigest``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+DOMAIN_NAME = "gpumarket"
+DOMAIN_VERSION = "1"
+
+ORDER_TYPES = {
+    "Order": [
+        {"name": "jobId", "type": "bytes32"},
+        {"name": "specHash", "type": "bytes32"},
+        {"name": "maxPayment", "type": "uint64"},
+        {"name": "deadline", "type": "uint64"},
+        {"name": "nonce", "type": "uint64"},
+    ]
+}
+RESULT_TYPES = {
+    "Result": [
+        {"name": "jobId", "type": "bytes32"},
+        {"name": "resultHash", "type": "bytes32"},
+        {"name": "amount", "type": "uint64"},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Order:
+    """What a developer signs: the most this job may cost, and until when it may run."""
+
+    job_id: bytes
+    spec_hash: bytes
+    max_payment: int
+    deadline: int
+    nonce: int
+
+    def as_tuple(self) -> tuple[bytes, bytes, int, int, int]:
+        """The Solidity struct argument."""
+        return (self.job_id, self.spec_hash, self.max_payment, self.deadline, self.nonce)
+
+
+def domain(chain_id: int, market: str) -> dict[str, Any]:
+    """The EIP-712 domain: binds signatures to one contract on one chain."""
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": market,
+    }
+
+
+def sign_order(account: LocalAccount, order: Order, chain_id: int, market: str) -> bytes:
+    """The developer's signature over ``order``."""
+    message = {
+        "jobId": order.job_id,
+        "specHash": order.spec_hash,
+        "maxPayment": order.max_payment,
+        "deadline": order.deadline,
+        "nonce": order.nonce,
+    }
+    signable = encode_typed_data(domain(chain_id, market), ORDER_TYPES, message)
+    return bytes(account.sign_message(signable).signature)
+
+
+def sign_result(
+    account: LocalAccount,
+    job_id: bytes,
+    result_hash: bytes,
+    amount: int,
+    chain_id: int,
+    market: str,
+) -> bytes:
+    """The provider's signature over its result and the amount it claims."""
+    message = {"jobId": job_id, "resultHash": result_hash, "amount": amount}
+    signable = encode_typed_data(domain(chain_id, market), RESULT_TYPES, message)
+    return bytes(account.sign_message(signable).signature)
+
+
+def job_id_bytes(job_id: str) -> bytes:
+    """The on-chain id of a coordinator job id (keccak-256 of its text)."""
+    return bytes(Web3.keccak(text=job_id))

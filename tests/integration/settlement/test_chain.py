@@ -1,0 +1,247 @@
+"""The settlement client against a real anvil chain over JSON-RPC: signatures the contract
+accepts, a whole job's money flow with exact balances, disputes both ways, cancel, named revert
+errors, the outbox surviving a crash and an RPC outage, and the event reader."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from gpumarket.errors import ContractReverted, TransportError
+from gpumarket.settlement.contracts import Market, token_contract
+from gpumarket.settlement.deploy import send_signed
+from gpumarket.settlement.devnet import Devnet
+from gpumarket.settlement.events import EventReader
+from gpumarket.settlement.outbox import TransactionSender
+from gpumarket.settlement.signing import Order, job_id_bytes, sign_order, sign_result
+
+pytestmark = pytest.mark.integration
+USD = 10**6
+MIN_STAKE = 100 * USD
+BOND = 10 * USD
+
+
+@pytest.fixture
+def net() -> Iterator[Devnet]:
+    with Devnet.start() as devnet:
+        yield devnet
+
+
+class World:
+    """The devnet's actors: coordinator (outbox), developer, provider, treasury."""
+
+    def __init__(self, net: Devnet, outbox: Path) -> None:
+        self.net = net
+        self.w3 = net.w3
+        self.market = Market(net.w3, net.deployment.market)
+        self.token = token_contract(net.w3, net.deployment.token)
+        self.coordinator = net.accounts[0]
+        self.dev = net.accounts[1]
+        self.prov = net.accounts[2]
+        self.treasury = net.accounts[5]
+        self.sender = TransactionSender(net.w3, self.coordinator, outbox, self.market.errors)
+
+    def call(self, who: LocalAccount, function: str, *args: object) -> None:
+        send_signed(
+            self.w3,
+            who,
+            {
+                "to": self.market.address,
+                "gas": 300_000,
+                "data": self.market.calldata(function, *args),
+            },
+        )
+
+    def approve_and(self, who: LocalAccount, function: str, amount: int) -> None:
+        send_signed(
+            self.w3,
+            who,
+            dict(
+                self.token.functions.approve(self.market.address, 2**256 - 1).build_transaction(
+                    {"from": who.address}
+                )
+            ),
+        )
+        self.call(who, function, amount)
+
+    def balance(self, who: LocalAccount) -> tuple[int, int, int, int]:
+        account = self.market.view("accountId", who.address)
+        return tuple(self.market.view("balances", account))  # type: ignore[return-value]
+
+    def open(self, job: str, max_payment: int) -> str:
+        order = Order(job_id_bytes(job), b"\x11" * 32, max_payment, int(time.time()) + 86400, 1)
+        signature = sign_order(self.dev, order, self.net.deployment.chain_id, self.market.address)
+        data = self.market.calldata("openJob", order.as_tuple(), signature)
+        return self.sender.submit(f"open:{job}", self.market.address, data).hash
+
+    def commit(self, job: str, amount: int) -> str:
+        result = Web3.keccak(text=f"outputs of {job}")
+        signature = sign_result(
+            self.prov,
+            job_id_bytes(job),
+            result,
+            amount,
+            self.net.deployment.chain_id,
+            self.market.address,
+        )
+        data = self.market.calldata("commitResult", job_id_bytes(job), result, amount, signature)
+        return self.sender.submit(f"commit:{job}", self.market.address, data).hash
+
+
+@pytest.fixture
+def world(net: Devnet, tmp_path: Path) -> World:
+    w = World(net, tmp_path / "outbox.db")
+    w.approve_and(w.dev, "deposit", 1_000 * USD)
+    w.approve_and(w.prov, "stake", 300 * USD)
+    return w
+
+
+def test_signatures_match_the_contracts_digests(world: World) -> None:
+    order = Order(job_id_bytes("job_x"), b"\x22" * 32, 5 * USD, 2_000_000_000, 7)
+    digest = world.market.view("orderDigest", order.as_tuple())
+    signature = sign_order(world.dev, order, world.net.deployment.chain_id, world.market.address)
+    from eth_account import Account
+
+    assert Account._recover_hash(digest, signature=signature) == world.dev.address
+
+
+def test_a_whole_job_pays_exactly(world: World, net: Devnet) -> None:
+    deposit_before = world.balance(world.dev)[0]
+    world.open("job_1", 10 * USD)
+    assert world.balance(world.dev)[0] == deposit_before - 10 * USD
+    world.commit("job_1", 6 * USD)
+    with pytest.raises(ContractReverted) as early:
+        world.sender.submit(
+            "finalize:job_1:early",
+            world.market.address,
+            world.market.calldata("finalize", job_id_bytes("job_1")),
+        )
+    assert early.value.error == "WindowOpen"
+    net.time_travel(3600)
+    world.sender.submit(
+        "finalize:job_1",
+        world.market.address,
+        world.market.calldata("finalize", job_id_bytes("job_1")),
+    )
+    fee = 6 * USD * 250 // 10_000
+    burned = fee * 2000 // 10_000
+    assert world.balance(world.prov)[1] == 6 * USD - fee
+    assert world.market.view("treasuryBalance") == fee - burned
+    assert world.market.view("burnBalance") == burned
+    assert world.balance(world.dev)[0] == deposit_before - 6 * USD
+    wallet = world.token.functions.balanceOf(world.prov.address).call()
+    world.call(world.prov, "withdrawEarnings")
+    assert world.token.functions.balanceOf(world.prov.address).call() == wallet + 6 * USD - fee
+
+
+@pytest.mark.parametrize("provider_at_fault", [True, False])
+def test_disputes_both_ways(world: World, provider_at_fault: bool) -> None:
+    deposit_before = world.balance(world.dev)[0]
+    world.open("job_2", 10 * USD)
+    world.commit("job_2", 10 * USD)
+    send_signed(
+        world.w3,
+        world.dev,
+        {
+            "to": world.market.address,
+            "gas": 300_000,
+            "data": world.market.calldata("challenge", job_id_bytes("job_2")),
+        },
+    )
+    world.sender.submit(
+        "resolve:job_2",
+        world.market.address,
+        world.market.calldata("resolve", job_id_bytes("job_2"), provider_at_fault),
+    )
+    if provider_at_fault:
+        assert world.balance(world.dev)[0] == deposit_before
+        assert world.balance(world.dev)[1] == MIN_STAKE // 2 + BOND
+        assert world.balance(world.prov)[2] == 300 * USD - MIN_STAKE
+    else:
+        assert world.balance(world.prov)[1] == 10 * USD - 10 * USD * 250 // 10_000 + BOND
+
+
+def test_cancel_refunds_and_reverts_are_named(world: World) -> None:
+    deposit_before = world.balance(world.dev)[0]
+    world.open("job_3", 10 * USD)
+    world.sender.submit(
+        "cancel:job_3", world.market.address, world.market.calldata("cancel", job_id_bytes("job_3"))
+    )
+    assert world.balance(world.dev)[0] == deposit_before
+    repeat = world.open("job_3", 10 * USD)  # a retried request: the outbox answers it
+    assert world.sender.get("open:job_3").hash == repeat  # type: ignore[union-attr]
+    order = Order(job_id_bytes("job_3"), b"\x11" * 32, 10 * USD, int(time.time()) + 86400, 2)
+    signature = sign_order(world.dev, order, world.net.deployment.chain_id, world.market.address)
+    with pytest.raises(ContractReverted) as again:  # a new order for the same job id
+        world.sender.submit(
+            "open:job_3:second",
+            world.market.address,
+            world.market.calldata("openJob", order.as_tuple(), signature),
+        )
+    assert again.value.error == "WrongState"
+    with pytest.raises(ContractReverted) as poor:
+        world.open("job_4", 10_000 * USD)
+    assert poor.value.error == "InsufficientBalance"
+
+
+def test_outbox_resends_after_a_crash_without_paying_twice(world: World, tmp_path: Path) -> None:
+    world.open("job_5", 10 * USD)
+    world.commit("job_5", 4 * USD)
+    world.net.time_travel(3600)
+    data = world.market.calldata("finalize", job_id_bytes("job_5"))
+    # the coordinator dies after recording the transaction but before sending it
+    world.sender._confirm = lambda key: None  # type: ignore[method-assign]
+    world.sender.submit("finalize:job_5", world.market.address, data)
+    assert world.sender.pending() == 1
+    restarted = TransactionSender(
+        world.w3, world.coordinator, tmp_path / "outbox.db", world.market.errors
+    )
+    (done,) = restarted.resume()
+    assert done.status == "done"
+    again = restarted.submit("finalize:job_5", world.market.address, data)  # a retried request
+    assert again.hash == done.hash
+    paid = world.balance(world.prov)[1]
+    assert paid == 4 * USD - 4 * USD * 250 // 10_000  # once, not twice
+
+
+def test_rpc_outage_keeps_the_transaction_for_later(world: World, tmp_path: Path) -> None:
+    world.open("job_6", 10 * USD)
+    broken = TransactionSender(
+        world.w3, world.coordinator, tmp_path / "outbox.db", world.market.errors
+    )
+    data = world.market.calldata("cancel", job_id_bytes("job_6"))
+    gas = 100_000
+    real = world.w3.provider
+    world.w3.provider = Web3.HTTPProvider("http://127.0.0.1:9")  # type: ignore[assignment]
+    with pytest.raises(TransportError):
+        broken.submit("cancel:job_6", world.market.address, data, gas=gas)
+    world.w3.provider = real
+    if broken.get("cancel:job_6") is None:  # the outage hit before the record: submit again
+        broken.submit("cancel:job_6", world.market.address, data, gas=gas)
+    else:
+        broken.resume()
+    assert broken.get("cancel:job_6").status == "done"  # type: ignore[union-attr]
+
+
+def test_event_reader_follows_in_order(world: World) -> None:
+    reader = EventReader(world.market, from_block=world.net.deployment.block)
+    world.open("job_7", 2 * USD)
+    world.commit("job_7", 1 * USD)
+    names = [e.name for e in reader.poll()]
+    assert names[-2:] == ["JobOpened", "ResultCommitted"]
+    assert "Deposited" in names and "Staked" in names
+    assert list(reader.poll()) == []  # nothing new
+    world.net.time_travel(3600)
+    world.sender.submit(
+        "finalize:job_7",
+        world.market.address,
+        world.market.calldata("finalize", job_id_bytes("job_7")),
+    )
+    (settled,) = list(reader.poll())
+    assert settled.name == "Settled" and settled.args["providerPaid"] == USD - 25_000
+    assert settled.tx_hash.startswith("0x") and settled.block > 0
