@@ -53,11 +53,12 @@ test: $(STAMP) postgres docker contracts lint typecheck contract-test
 	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
 		$(BIN)/python -m pytest tests -q
 
-bench: $(STAMP)
+bench: $(STAMP) docker contracts
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/provider.py
+	$(BIN)/python bench/gas.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache contracts/node_modules contracts/out contracts/cache

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from gpumarket import __version__
-from gpumarket.cli import coordinator, provider, wallet
+from gpumarket.cli import chain, coordinator, provider, wallet
 from gpumarket.errors import GpumarketError
 
 err_console = Console(stderr=True)
@@ -23,6 +23,7 @@ typer_app = typer.Typer(
 typer_app.add_typer(coordinator.app, name="coordinator")
 typer_app.add_typer(provider.app, name="provider")
 typer_app.add_typer(wallet.app, name="wallet")
+typer_app.add_typer(chain.app, name="chain")
 
 
 def _version(value: bool) -> None:

@@ -245,3 +245,39 @@ def test_event_reader_follows_in_order(world: World) -> None:
     (settled,) = list(reader.poll())
     assert settled.name == "Settled" and settled.args["providerPaid"] == USD - 25_000
     assert settled.tx_hash.startswith("0x") and settled.block > 0
+
+
+def test_cli_deploys_to_any_rpc_endpoint(net: Devnet, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from gpumarket.settlement.devnet import DEV_KEYS
+
+    out = tmp_path / "deployment.json"
+    env = {**os.environ, "GPUMARKET_DEPLOYER_KEY": DEV_KEYS[3]}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpumarket.cli",
+            "chain",
+            "deploy",
+            "--rpc-url",
+            net.rpc_url,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    deployment = json.loads(out.read_text())
+    assert deployment["chain_id"] == 31337
+    market = Market(net.w3, deployment["market"])
+    assert market.view("currentTerms")[0] == 250  # fee bps
+    assert deployment["market"] != net.deployment.market

@@ -1,0 +1,91 @@
+"""``gpumarket chain ...``: a local dev chain, and deploying the contracts anywhere."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Run a local dev chain or deploy the escrow contracts.", no_args_is_help=True
+)
+
+
+@app.command()
+def devnet(
+    port: Annotated[int, typer.Option(help="JSON-RPC port.")] = 8545,
+    out: Annotated[Path, typer.Option(help="Where to write the deployment file.")] = Path(
+        ".gpumarket/devnet.json"
+    ),
+) -> None:
+    """Start anvil, deploy the test stablecoin and the market, fund dev accounts 1-4 with
+    10,000 test dollars each, print everything, and run until Ctrl-C."""
+    from gpumarket.settlement.deploy import write_deployment
+    from gpumarket.settlement.devnet import Devnet
+
+    net = Devnet.start(port=port)
+    write_deployment(net.deployment, out)
+    typer.echo(
+        json.dumps(
+            {
+                "rpc_url": net.rpc_url,
+                **net.deployment.as_dict(),
+                "deployment_file": str(out),
+                "coordinator (account 0)": net.accounts[0].address,
+                "treasury (account 5)": net.accounts[5].address,
+                "funded dev accounts": [a.address for a in net.accounts[1:5]],
+            },
+            indent=2,
+        )
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if net.process.poll() is not None:
+                raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        net.stop()
+
+
+@app.command()
+def deploy(
+    rpc_url: Annotated[str, typer.Option(help="Any EVM JSON-RPC endpoint.")],
+    key: Annotated[
+        str,
+        typer.Option(
+            envvar="GPUMARKET_DEPLOYER_KEY", help="Deployer private key (prefer the env variable)."
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(help="Payment token (ERC-20); omitted: deploy the test stablecoin."),
+    ] = None,
+    treasury: Annotated[str | None, typer.Option(help="Fee treasury (default: deployer).")] = None,
+    out: Annotated[Path, typer.Option(help="Deployment file.")] = Path("deployment.json"),
+) -> None:
+    """Deploy the market (and a test token unless --token), grant the deployer the
+    coordinator, arbiter and pauser roles, and write the deployment file."""
+    from eth_account import Account
+    from web3 import Web3
+
+    from gpumarket.errors import InvalidRequest, TransportError
+    from gpumarket.settlement.deploy import deploy as deploy_contracts
+    from gpumarket.settlement.deploy import write_deployment
+
+    try:
+        account = Account.from_key(key)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("--key is not a private key (0x + 64 hex digits)") from exc
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        raise TransportError(f"cannot reach the chain at {rpc_url}")
+    deployment = deploy_contracts(w3, account, token=token, treasury=treasury)
+    write_deployment(deployment, out)
+    typer.echo(json.dumps(deployment.as_dict(), indent=2))
