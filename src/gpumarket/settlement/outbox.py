@@ -21,7 +21,12 @@ from eth_typing import HexStr
 from hexbytes import HexBytes
 from requests.exceptions import RequestException
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
 from gpumarket.errors import ContractReverted, SettlementError, TransportError
 from gpumarket.settlement.contracts import ErrorDecoder
@@ -174,7 +179,7 @@ class TransactionSender:
     def _send_raw(self, raw: str, tx_hash: str) -> None:
         try:
             self._rpc(lambda: self.w3.eth.send_raw_transaction(HexBytes(raw)))
-        except ValueError as exc:  # the node already has it (a resend): that is fine
+        except (ValueError, Web3RPCError) as exc:  # the node already has it (a resend): fine
             text = str(exc).lower()
             if not any(s in text for s in ("already known", "nonce too low", "already imported")):
                 raise SettlementError(f"the node refused transaction {tx_hash}: {exc}") from exc

@@ -281,3 +281,26 @@ def test_cli_deploys_to_any_rpc_endpoint(net: Devnet, tmp_path: Path) -> None:
     market = Market(net.w3, deployment["market"])
     assert market.view("currentTerms")[0] == 250  # fee bps
     assert deployment["market"] != net.deployment.market
+
+
+def test_outbox_crash_between_send_and_receipt(world: World, tmp_path: Path) -> None:
+    world.open("job_8", 10 * USD)
+    data = world.market.calldata("cancel", job_id_bytes("job_8"))
+
+    def crash(tx_hash: str) -> None:
+        raise SystemExit("killed after sending, before the receipt")
+
+    world.sender._wait = crash  # type: ignore[method-assign, assignment]
+    with pytest.raises(SystemExit):
+        world.sender.submit("cancel:job_8", world.market.address, data)
+    assert world.sender.pending() == 1
+    restarted = TransactionSender(
+        world.w3, world.coordinator, tmp_path / "outbox.db", world.market.errors
+    )
+    (done,) = restarted.resume()  # re-sends the same signed bytes: the node already has them
+    assert done.status == "done"
+    (job_state,) = [world.market.view("jobs", job_id_bytes("job_8"))[6]]
+    assert job_state == 6  # Cancelled, once
+    nonce_after = world.w3.eth.get_transaction_count(world.coordinator.address)
+    restarted.resume()
+    assert world.w3.eth.get_transaction_count(world.coordinator.address) == nonce_after
