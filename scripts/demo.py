@@ -145,6 +145,8 @@ def start_provider(url: str) -> subprocess.Popen[bytes]:
             "A100=1.20",
             "--price",
             "H100=2.20",
+            "--benchmark-image",
+            IMAGE,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -128,6 +128,10 @@ def run(
         bool | None,
         typer.Option("--allow-network/--no-network", help="Let jobs that ask have network access."),
     ] = None,
+    benchmark_image: Annotated[
+        str | None,
+        typer.Option(help="Benchmark in this image at start and advertise the measured TFLOPS."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
 ) -> None:
     """Register with the coordinator and run the jobs it assigns until SIGTERM/Ctrl-C."""
@@ -157,6 +161,7 @@ def run(
         cpu_price_per_hour=cpu_price,
         prices=prices,
         allow_network=allow_network,
+        benchmark_image=benchmark_image,
     )
     import os
 

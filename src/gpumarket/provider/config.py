@@ -51,6 +51,11 @@ class ProviderConfig(BaseModel):
     stop_grace_seconds: float = Field(default=10, ge=0)
     shutdown_grace_seconds: float = Field(default=60, ge=0)
     poll_wait_seconds: float = Field(default=25, ge=0)
+    benchmark_image: str | None = Field(
+        default=None,
+        description="run the matmul benchmark in this image at start and advertise the "
+        "measured TFLOPS (which matching ranks by); none: theoretical figures only",
+    )
 
     @field_validator("prices")
     @classmethod

@@ -82,8 +82,41 @@ class ProviderDaemon:
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self.accepting = True
+        self.cpu_tflops: float | None = None
 
     # ------------------------------------------------------------ registration
+
+    def benchmark(self, image: str) -> None:
+        """Measure this host and advertise the results: each GPU's benchmarked TFLOPS (a GPU
+        far below its spec is logged) and the CPU's, when no GPU was measured."""
+        from gpumarket.provider.benchmark import run_benchmark
+
+        try:
+            results = run_benchmark(image, self.inventory.gpus, self.executor.docker)
+        except Exception as exc:
+            log.warning("benchmark in %s failed (%s); advertising theoretical figures", image, exc)
+            return
+        measured = {r.gpu_uuid: r for r in results if r.gpu_uuid}
+        self.inventory.gpus = [
+            gpu.model_copy(update={"benchmark_tflops": measured[gpu.uuid].achieved_tflops})
+            if gpu.uuid in measured
+            else gpu
+            for gpu in self.inventory.gpus
+        ]
+        for result in results:
+            if result.far_below_spec:
+                log.warning(
+                    "%s delivers %.1f of %.1f theoretical TFLOPS: far below its spec",
+                    result.device,
+                    result.achieved_tflops,
+                    result.theoretical_tflops or 0,
+                )
+            if result.device == "cpu":
+                self.cpu_tflops = result.achieved_tflops
+        log.info(
+            "benchmark: %s",
+            ", ".join(f"{r.device} {r.achieved_tflops:.3f} TFLOPS" for r in results),
+        )
 
     def _credential_path(self) -> Path:
         return self.config.work_dir / "credential.json"
@@ -150,6 +183,7 @@ class ProviderDaemon:
             telemetry=self.inventory_source.telemetry() if self.inventory.gpus else [],
             resources=HostResources(
                 cpu_count=float(os.cpu_count() or 1),
+                cpu_tflops=self.cpu_tflops,
                 memory_mb=host_memory_mb(),
                 disk_mb=shutil.disk_usage(self.config.work_dir).free // (1024 * 1024),
             ),
@@ -289,6 +323,8 @@ class ProviderDaemon:
             log.info(
                 "inventory: %s", ", ".join(f"{g.name} ({g.uuid})" for g in self.inventory.gpus)
             )
+        if self.config.benchmark_image:
+            self.benchmark(self.config.benchmark_image)
         client = with_retry(self.connect, "connect to the coordinator", give_up_after=600)
         self.reconcile()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)

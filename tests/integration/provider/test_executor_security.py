@@ -234,3 +234,16 @@ def test_inputs_are_read_only_and_nothing_is_left_behind(
         assert time.monotonic() < deadline, "container not removed"
         time.sleep(0.2)
     assert not (daemon.config.work_dir / job.id).exists()
+
+
+def test_benchmark_at_start_is_advertised_and_ranks_the_offer(
+    start_daemon: Start, developer: Client
+) -> None:
+    daemon = start_daemon(benchmark_image=PYTHON)
+    deadline = time.monotonic() + 60
+    while not developer.offers(gpu_model="CPU"):
+        assert time.monotonic() < deadline, "no CPU offer appeared"
+        time.sleep(0.2)
+    (offer,) = developer.offers(gpu_model="CPU")
+    assert daemon.cpu_tflops is not None and daemon.cpu_tflops > 0
+    assert offer.tflops == pytest.approx(daemon.cpu_tflops)
