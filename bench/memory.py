@@ -65,7 +65,6 @@ def queue_jobs(url: str, count: int, rng: random.Random) -> None:
                 "gpu_uuids": [],
                 "excluded_provider_ids": [],
                 "attempts": 0,
-                "cancel_requested": False,
                 "outputs_stored": False,
                 "log_bytes": 0,
                 "log_truncated": False,

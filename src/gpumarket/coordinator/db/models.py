@@ -170,7 +170,6 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     exit_code: Mapped[int | None] = mapped_column(Integer)
     usage_seconds: Mapped[float | None] = mapped_column(Float)

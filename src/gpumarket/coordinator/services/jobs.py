@@ -78,7 +78,6 @@ def submit(
         log_bytes=0,
         log_truncated=False,
         outputs_stored=False,
-        cancel_requested=False,
     )
     session.add(job)
     lifecycle.record_submission(session, job, now)

@@ -252,7 +252,6 @@ def cancel(
     now = utcnow()
     if state.holds_resources:
         matching.release(session, job)
-        job.cancel_requested = True
     if state is S.RUNNING and job.started_at is not None:
         _bill(job, (now - job.started_at).total_seconds(), settings)
     job.finished_at = now

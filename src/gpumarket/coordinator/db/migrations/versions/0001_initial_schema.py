@@ -126,7 +126,6 @@ def upgrade() -> None:
         sa.Column("lease_expires_at", gpumarket.coordinator.db.base.UTCDateTime(), nullable=True),
         sa.Column("started_at", gpumarket.coordinator.db.base.UTCDateTime(), nullable=True),
         sa.Column("finished_at", gpumarket.coordinator.db.base.UTCDateTime(), nullable=True),
-        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("usage_seconds", sa.Float(), nullable=True),
         sa.Column("output_hash", sa.String(length=80), nullable=True),
