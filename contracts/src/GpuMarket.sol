@@ -274,6 +274,22 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         onlyRole(COORDINATOR_ROLE)
         whenNotPaused
     {
+        _open(order, signature, uint16(terms.length - 1));
+    }
+
+    /// @notice Open many jobs in one transaction (all or none: any bad order reverts it).
+    function openMany(Order[] calldata orders, bytes[] calldata signatures)
+        external
+        onlyRole(COORDINATOR_ROLE)
+        whenNotPaused
+    {
+        uint16 current = uint16(terms.length - 1);
+        for (uint256 i = 0; i < orders.length; ++i) {
+            _open(orders[i], signatures[i], current);
+        }
+    }
+
+    function _open(Order calldata order, bytes calldata signature, uint16 current) internal {
         Job storage job = jobs[order.jobId];
         if (job.state != State.None) revert WrongState(order.jobId, job.state);
         if (block.timestamp > order.deadline) revert OrderExpired(order.deadline, block.timestamp);
@@ -289,7 +305,7 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
             maxPayment: order.maxPayment,
             amount: 0,
             deadline: uint32(order.deadline),
-            terms: uint16(terms.length - 1),
+            terms: current,
             state: State.Open
         });
         emit JobOpened(order.jobId, developer, order.specHash, order.maxPayment);
@@ -303,6 +319,27 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         uint64 amount,
         bytes calldata providerSignature
     ) external onlyRole(COORDINATOR_ROLE) {
+        _commit(jobId, resultHash, amount, providerSignature);
+    }
+
+    /// @notice Commit many results in one transaction (all or none).
+    function commitMany(
+        bytes32[] calldata jobIds,
+        bytes32[] calldata resultHashes,
+        uint64[] calldata amounts,
+        bytes[] calldata providerSignatures
+    ) external onlyRole(COORDINATOR_ROLE) {
+        for (uint256 i = 0; i < jobIds.length; ++i) {
+            _commit(jobIds[i], resultHashes[i], amounts[i], providerSignatures[i]);
+        }
+    }
+
+    function _commit(
+        bytes32 jobId,
+        bytes32 resultHash,
+        uint64 amount,
+        bytes calldata providerSignature
+    ) internal {
         Job storage job = jobs[jobId];
         Job memory j = job;
         if (j.state != State.Open) revert WrongState(jobId, j.state);

@@ -326,3 +326,40 @@ contract GpuMarketTest is Base {
         return lo + x % (hi - lo + 1);
     }
 }
+
+contract BatchTest is Base {
+    function test_openManyAndCommitManyAreAllOrNothing() public {
+        GpuMarket.Order[] memory orders = new GpuMarket.Order[](3);
+        bytes[] memory sigs = new bytes[](3);
+        bytes32[] memory ids = new bytes32[](3);
+        bytes32[] memory results = new bytes32[](3);
+        uint64[] memory amounts = new uint64[](3);
+        bytes[] memory psigs = new bytes[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            ids[i] = keccak256(abi.encode("batch", i));
+            orders[i] = order(ids[i], 10e6);
+            sigs[i] = signed(devKey, market.orderDigest(orders[i]));
+            results[i] = keccak256(abi.encode(i));
+            amounts[i] = uint64(i + 1) * 1e6;
+            psigs[i] = signed(provKey, market.resultDigest(ids[i], results[i], amounts[i]));
+        }
+        bytes memory good = sigs[2];
+        sigs[2] = signed(0xBAD, market.orderDigest(orders[2]));
+        uint64 before = deposit(dev);
+        vm.prank(coordinator);
+        vm.expectRevert();
+        market.openMany(orders, sigs); // one bad signature: nothing opens
+        eq(deposit(dev), before, "untouched");
+        sigs[2] = good;
+        vm.prank(coordinator);
+        market.openMany(orders, sigs);
+        eq(deposit(dev), before - 30e6, "three escrowed");
+        vm.prank(coordinator);
+        market.commitMany(ids, results, amounts, psigs);
+        (, uint64 locked) = stakeOf(prov);
+        eq(locked, MIN_STAKE * 3, "three stakes locked");
+        vm.warp(block.timestamp + WINDOW);
+        eq(market.finalizeMany(ids), 3, "all three settle");
+        eq(deposit(dev), before - 6e6, "paid 1 + 2 + 3");
+    }
+}
