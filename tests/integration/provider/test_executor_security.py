@@ -72,7 +72,8 @@ def test_no_network_and_read_only_root_by_default(start_daemon: Start, developer
     job = developer.submit(cpu_job(["sh", "-c", script]))
     wait_for(developer, job.id, SETTLED_ENOUGH)
     out = log_text(developer, job.id)
-    assert out.split()[0] == "lo" and "eth0" not in out  # only loopback: no network at all
+    stdout = log_text(developer, job.id, "stdout")
+    assert stdout.split()[0] == "lo" and "eth0" not in out  # only loopback: no network at all
     assert "ROOT-IS-READ-ONLY" in out and "Read-only file system" in out
     assert "TMP-WRITABLE" in out
     assert "CapEff:\t0000000000000000" in out  # every capability dropped
