@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from gpumarket import __version__
-from gpumarket.cli import chain, coordinator, provider, wallet
+from gpumarket.cli import chain, coordinator, jobs, offers, provider, wallet
 from gpumarket.errors import GpumarketError
 
 err_console = Console(stderr=True)
@@ -24,6 +24,9 @@ typer_app.add_typer(coordinator.app, name="coordinator")
 typer_app.add_typer(provider.app, name="provider")
 typer_app.add_typer(wallet.app, name="wallet")
 typer_app.add_typer(chain.app, name="chain")
+typer_app.add_typer(jobs.app, name="job")
+typer_app.add_typer(offers.app, name="offers")
+typer_app.command()(jobs.login)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,277 @@
+"""``gpumarket job ...`` and ``gpumarket login``: what a developer does from a terminal."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from gpumarket.cli.profile import Profile, load_profile, require_key
+from gpumarket.errors import InvalidRequest
+from gpumarket.protocol import JobSpec, JobState, JobView
+
+app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+CoordinatorOption = Annotated[
+    str | None,
+    typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+PASSWORD_ENV = "GPUMARKET_WALLET_PASSWORD"  # noqa: S105 - the name of a variable
+
+
+def client(coordinator: str | None) -> Any:
+    """An SDK client for the effective profile."""
+    from gpumarket.sdk import Client
+
+    profile = load_profile(coordinator)
+    return Client(profile.coordinator, require_key(profile))
+
+
+def login(
+    coordinator: Annotated[str, typer.Option(help="Coordinator URL.")] = "http://127.0.0.1:8000",
+    wallet: Annotated[Path, typer.Option(help="Keystore (created if absent).")] = Path(
+        "~/.gpumarket/wallet.json"
+    ),
+    password_env: Annotated[
+        str, typer.Option(help="Variable holding the keystore password.")
+    ] = PASSWORD_ENV,
+) -> None:
+    """Sign the coordinator's challenge with your wallet and save the API key."""
+    import os
+
+    from gpumarket.protocol import Role
+    from gpumarket.provider.wallet import load_or_create_wallet
+    from gpumarket.sdk import register_wallet
+
+    account, created = load_or_create_wallet(wallet.expanduser(), os.environ.get(password_env, ""))
+    credential = register_wallet(coordinator, account, Role.DEVELOPER)
+    path = Profile(coordinator, credential.api_key, credential.address).save()
+    note = " (new wallet)" if created else ""
+    typer.echo(f"logged in as {credential.address}{note}; profile saved to {path}")
+
+
+def _spec_from(
+    spec_file: Path | None,
+    image: str | None,
+    command: str | None,
+    gpu: str | None,
+    cpu: float | None,
+    memory: str | None,
+    max_price: str | None,
+    max_duration: int | None,
+    region: str | None,
+    env: list[str] | None,
+    name: str | None,
+    network: bool,
+) -> JobSpec:
+    data: dict[str, Any] = {}
+    if spec_file is not None:
+        try:
+            loaded = yaml.safe_load(spec_file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidRequest(f"cannot read {spec_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InvalidRequest(f"{spec_file} must hold a mapping of job spec fields")
+        data.update(loaded)
+    resources: dict[str, Any] = dict(data.get("resources") or {})
+    for key, value in (("gpu", gpu), ("cpu", cpu), ("memory", memory)):
+        if value is not None:
+            resources[key] = value
+    if resources:
+        data["resources"] = resources
+    scalars: dict[str, object] = {
+        "image": image,
+        "command": shlex.split(command) if command else None,
+        "max_price_per_hour": max_price,
+        "max_duration_seconds": max_duration,
+        "region": region,
+        "name": name,
+    }
+    data.update({key: value for key, value in scalars.items() if value is not None})
+    if network:
+        data["network"] = True
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidRequest(f"--env {item!r}: write KEY=VALUE")
+        data.setdefault("env", {})[key] = value
+    from pydantic import ValidationError
+
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise InvalidRequest(f"invalid job spec: {problems}") from exc
+
+
+@app.command()
+def submit(
+    spec_file: Annotated[Path | None, typer.Argument(help="A YAML job spec.")] = None,
+    image: Annotated[str | None, typer.Option(help="Container image.")] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            "-c",
+            help='Command line, split as a shell would: "python train.py --lr 3e-4".',
+        ),
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help='GPUs, e.g. "RTX4090:24GB..:1".')] = None,
+    cpu: Annotated[float | None, typer.Option(help="CPUs.")] = None,
+    memory: Annotated[str | None, typer.Option(help='RAM, e.g. "16GB".')] = None,
+    max_price: Annotated[str | None, typer.Option(help="Most you pay per GPU-hour.")] = None,
+    max_duration: Annotated[int | None, typer.Option(help="Seconds.")] = None,
+    region: Annotated[str | None, typer.Option(help="Region.")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    name: Annotated[str | None, typer.Option(help="A label.")] = None,
+    network: Annotated[bool, typer.Option(help="Ask for network access.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream the log.")] = False,
+    coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Submit a job from a YAML spec and/or flags (flags win)."""
+    spec = _spec_from(
+        spec_file,
+        image,
+        command,
+        gpu,
+        cpu,
+        memory,
+        max_price,
+        max_duration,
+        region,
+        env,
+        name,
+        network,
+    )
+    sdk = client(coordinator)
+    job = sdk.submit(spec)
+    if as_json:
+        typer.echo(job.model_dump_json(indent=2))
+    else:
+        console.print(f"submitted [bold]{job.id}[/bold] ({job.state.value})")
+    if follow:
+        _follow(sdk, job.id)
+
+
+def _follow(sdk: Any, job_id: str) -> None:
+    with console.status(f"{job_id}: waiting for a provider") as status:
+        while (job := sdk.get(job_id, explain=False)).state in (
+            JobState.QUEUED,
+            JobState.SUBMITTED,
+            JobState.ASSIGNED,
+        ):
+            status.update(f"{job_id}: {job.state.value}")
+            time.sleep(0.5)
+    for line in sdk.follow_logs(job_id):
+        style = {"stderr": "red", "system": "dim"}.get(line.stream, "")
+        console.print(line.data, end="", style=style, markup=False, highlight=False)
+    final = sdk.get(job_id, explain=False)
+    err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
+
+
+def _table(jobs: list[JobView]) -> Table:
+    table = Table("id", "state", "image", "provider", "price/h", "cost", "created")
+    for j in jobs:
+        table.add_row(
+            j.id,
+            j.state.value,
+            j.spec.image,
+            j.provider_id or "-",
+            str(j.price_per_hour or "-"),
+            str(j.cost or "-"),
+            j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    return table
+
+
+@app.command("list")
+def list_jobs(
+    state: Annotated[list[JobState] | None, typer.Option(help="Filter, repeatable.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
+    coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Your jobs, newest first."""
+    page = client(coordinator).jobs(state or [], limit=limit)
+    if as_json:
+        typer.echo(page.model_dump_json(indent=2))
+    else:
+        console.print(_table(page.items))
+
+
+@app.command()
+def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption = False) -> None:
+    """One job; a queued one says why no provider has taken it."""
+    job = client(coordinator).get(job_id)
+    if as_json:
+        typer.echo(job.model_dump_json(indent=2))
+        return
+    console.print(_table([job]))
+    if job.failure_reason:
+        console.print(f"failure: {job.failure_reason}")
+    if job.why_no_match is not None:
+        console.print(
+            f"why no match ({job.why_no_match.providers_considered} providers): "
+            + (
+                ", ".join(f"{k}: {v}" for k, v in job.why_no_match.summary.items())
+                or "nothing failed, waiting for the matcher"
+            )
+        )
+
+
+@app.command()
+def events(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption = False) -> None:
+    """The job's state history with reasons."""
+    history = client(coordinator).events(job_id)
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in history], indent=2))
+        return
+    for event in history:
+        console.print(f"{event.at:%H:%M:%S} {event.to_state.value:<10} {event.reason}")
+
+
+@app.command()
+def logs(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+    coordinator: CoordinatorOption = None,
+) -> None:
+    """The job's output."""
+    sdk = client(coordinator)
+    lines = sdk.follow_logs(job_id) if follow else sdk.logs(job_id, limit=10_000)
+    for line in lines:
+        typer.echo(line.data, nl=False)
+
+
+@app.command()
+def cancel(job_id: str, coordinator: CoordinatorOption = None) -> None:
+    """Cancel a job that has not finished."""
+    job = client(coordinator).cancel(job_id)
+    console.print(f"{job.id}: {job.state.value}")
+
+
+@app.command()
+def outputs(
+    job_id: str,
+    dest: Annotated[Path | None, typer.Option(help="File to write.")] = None,
+    coordinator: CoordinatorOption = None,
+) -> None:
+    """Download the job's outputs (a tar.gz)."""
+    target = dest or Path(f"{job_id}-outputs.tar.gz")
+    client(coordinator).download_outputs(job_id, target)
+    console.print(f"saved {target} ({target.stat().st_size} bytes)")

@@ -1,0 +1,113 @@
+"""A developer's session in the terminal: login, offers search, submit --follow, list, show,
+logs, outputs, events, cancel; against a real coordinator and provider daemon with Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpumarket.provider.daemon import ProviderDaemon
+from tests.integration.processes import CoordinatorProcess
+from tests.integration.provider.conftest import BUSYBOX
+
+pytestmark = pytest.mark.integration
+
+
+def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GPUMARKET_HOME": str(home),
+        "GPUMARKET_WALLET_PASSWORD": "pw",
+        "COLUMNS": "200",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "gpumarket.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_developer_session(
+    coordinator: CoordinatorProcess, start_daemon: Callable[..., ProviderDaemon], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    out = cli(
+        home, "login", "--coordinator", coordinator.url, "--wallet", str(home / "wallet.json")
+    ).stdout
+    assert "logged in as 0x" in out and (home / "profile.json").stat().st_mode & 0o777 == 0o600
+
+    nothing = cli(home, "offers", "search", "gpu=A100", "price<=2").stdout
+    assert "provider" in nothing  # an empty table before any provider exists
+    start_daemon()
+    found = json.loads(cli(home, "offers", "search", "cpu>=1", "--json").stdout)
+    assert found["matches"] and found["matches"][0]["gpu_model"] == "CPU"
+    why = json.loads(cli(home, "offers", "search", "gpu=A100", "vram>=40", "--json").stdout)
+    assert why["matches"] == [] and why["summary"]["gpu_model"] == 1
+    bad = cli(home, "offers", "search", "vram<=40", check=False)
+    assert bad.returncode == 1 and "vram takes >=" in bad.stderr and "Traceback" not in bad.stderr
+
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        f"image: {BUSYBOX}\nmax_price_per_hour: '1.00'\nresources: {{cpu: 1, memory: 128MB}}\n"
+    )
+    run = cli(
+        home,
+        "job",
+        "submit",
+        str(spec),
+        "--command",
+        "sh -c 'echo from the cli; echo 7 > /outputs/seven'",
+        "--follow",
+    )
+    assert "from the cli" in run.stdout and "COMMITTED" in run.stderr
+    job_id = run.stdout.split()[1]
+
+    listed = json.loads(cli(home, "job", "list", "--json").stdout)
+    assert [j["id"] for j in listed["items"]] == [job_id]
+    assert "COMMITTED" in cli(home, "job", "show", job_id).stdout
+    assert cli(home, "job", "logs", job_id).stdout.startswith("from the cli\n")
+    target = tmp_path / "out.tar.gz"
+    cli(home, "job", "outputs", job_id, "--dest", str(target))
+    with tarfile.open(target) as tar:
+        seven = tar.extractfile("seven")
+        assert seven is not None and seven.read() == b"7\n"
+    assert "RUNNING" in cli(home, "job", "events", job_id).stdout
+
+    invalid = cli(home, "job", "submit", "--image", "", "--max-price", "1", check=False)
+    assert invalid.returncode == 1 and "image" in invalid.stderr
+    assert "Traceback" not in invalid.stderr
+
+    slow = cli(
+        home,
+        "job",
+        "submit",
+        "--image",
+        BUSYBOX,
+        "-c",
+        "sleep 300",
+        "--max-price",
+        "1",
+        "--memory",
+        "128MB",
+    ).stdout.split()[1]
+    assert "CANCELLED" in cli(home, "job", "cancel", slow).stdout
+    gone = cli(home, "job", "show", "job_doesnotexist", check=False)
+    assert gone.returncode == 1 and "no job" in gone.stderr
+
+
+def test_cli_without_login_says_how(tmp_path: Path) -> None:
+    result = cli(tmp_path, "job", "list", check=False)
+    assert result.returncode == 1 and "gpumarket login" in result.stderr
