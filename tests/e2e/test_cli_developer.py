@@ -111,3 +111,35 @@ def test_developer_session(
 def test_cli_without_login_says_how(tmp_path: Path) -> None:
     result = cli(tmp_path, "job", "list", check=False)
     assert result.returncode == 1 and "gpumarket login" in result.stderr
+
+
+def test_operator_session(
+    coordinator: CoordinatorProcess, start_daemon: Callable[..., ProviderDaemon], tmp_path: Path
+) -> None:
+    from tests.conftest import ADMIN_TOKEN
+
+    home = tmp_path / "home"
+    daemon = start_daemon()
+    token = ("--coordinator", coordinator.url, "--admin-token", ADMIN_TOKEN)
+    listed = json.loads(cli(home, "admin", "providers", *token, "--json").stdout)
+    while not listed:
+        listed = json.loads(cli(home, "admin", "providers", *token, "--json").stdout)
+    provider_id = listed[0]["id"]
+    assert daemon.provider_id == provider_id
+    cli(home, "admin", "ban", provider_id, "--reason", "testing bans", *token)
+    assert json.loads(cli(home, "admin", "providers", *token, "--json").stdout)[0]["banned"]
+    cli(home, "admin", "unban", provider_id, *token)
+    stats = cli(home, "admin", "stats", *token).stdout
+    assert "providers: 1 online of 1" in stats
+    assert json.loads(cli(home, "admin", "jobs", *token, "--json").stdout)["items"] == []
+    refused = cli(
+        home,
+        "admin",
+        "stats",
+        "--coordinator",
+        coordinator.url,
+        "--admin-token",
+        "wrong",
+        check=False,
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr

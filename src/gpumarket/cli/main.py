@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from gpumarket import __version__
-from gpumarket.cli import chain, coordinator, jobs, offers, provider, wallet
+from gpumarket.cli import admin, chain, coordinator, jobs, offers, provider, wallet
 from gpumarket.errors import GpumarketError
 
 err_console = Console(stderr=True)
@@ -26,6 +26,7 @@ typer_app.add_typer(wallet.app, name="wallet")
 typer_app.add_typer(chain.app, name="chain")
 typer_app.add_typer(jobs.app, name="job")
 typer_app.add_typer(offers.app, name="offers")
+typer_app.add_typer(admin.app, name="admin")
 typer_app.command()(jobs.login)
 
 

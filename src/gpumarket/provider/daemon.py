@@ -49,6 +49,8 @@ from gpumarket.sdk import ProviderClient, register_wallet
 
 log = logging.getLogger(__name__)
 
+BANNED_RETRY_SECONDS = 30.0
+
 
 def host_memory_mb() -> int:
     """Total RAM from /proc/meminfo (0 when unknown)."""
@@ -337,6 +339,10 @@ class ProviderDaemon:
             except AuthenticationFailed:
                 log.warning("the coordinator no longer knows our key; registering again")
                 client = self._register()
+                continue
+            except PermissionDenied as exc:  # banned: keep running jobs, wait for an unban
+                log.error("%s; no new work until the operator lifts it", exc.message)
+                self.stopping.wait(BANNED_RETRY_SECONDS)
                 continue
             except TransportError as exc:
                 log.warning("poll failed (%s); retrying in %.0fs", exc.message, backoff)

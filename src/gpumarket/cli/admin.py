@@ -1,0 +1,159 @@
+"""``gpumarket admin ...``: the operator's commands (they need the admin token)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpumarket.cli.profile import load_profile
+from gpumarket.errors import AuthenticationFailed
+from gpumarket.protocol import JobState
+
+app = typer.Typer(help="Operate the marketplace (admin token).", no_args_is_help=True)
+console = Console()
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--admin-token", envvar="GPUMARKET_ADMIN_TOKEN", help="The operator credential."),
+]
+CoordinatorOption = Annotated[
+    str | None,
+    typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def admin(coordinator: str | None, token: str | None) -> Any:
+    """An AdminClient, or a one-line hint when no token is given."""
+    from gpumarket.sdk import AdminClient
+
+    if not token:
+        raise AuthenticationFailed("give the admin token: --admin-token or GPUMARKET_ADMIN_TOKEN")
+    return AdminClient(load_profile(coordinator).coordinator, token)
+
+
+@app.command()
+def providers(
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    online: Annotated[bool | None, typer.Option(help="Only online ones.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Providers with their GPUs, capacity and reputation."""
+    rows = admin(coordinator, admin_token).providers(online=online)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(
+        "id", "region", "online", "banned", "GPUs", "active", "done", "reputation", "earned"
+    )
+    for p in rows:
+        gpus = ", ".join(sorted({g["name"] for g in p["gpus"]})) or "CPU"
+        table.add_row(
+            p["id"],
+            p["region"] or "-",
+            str(p["online"]),
+            str(p["banned"]),
+            f"{len(p['gpus'])}x {gpus}",
+            str(p["active_jobs"]),
+            str(p["completed_jobs"]),
+            f"{p['reputation']:.2f}",
+            p["earned"],
+        )
+    console.print(table)
+
+
+@app.command()
+def ban(
+    provider_id: str,
+    reason: Annotated[str, typer.Option(help="Why (kept on record).")],
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+) -> None:
+    """Stop matching jobs to a provider."""
+    admin(coordinator, admin_token).ban(provider_id, reason)
+    console.print(f"banned {provider_id}: {reason}")
+
+
+@app.command()
+def unban(
+    provider_id: str, coordinator: CoordinatorOption = None, admin_token: TokenOption = None
+) -> None:
+    """Let a banned provider take jobs again."""
+    admin(coordinator, admin_token).unban(provider_id)
+    console.print(f"unbanned {provider_id}")
+
+
+@app.command()
+def jobs(
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    state: Annotated[list[JobState] | None, typer.Option(help="Filter.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every job, newest first."""
+    page = admin(coordinator, admin_token).jobs(state or [])
+    if as_json:
+        typer.echo(page.model_dump_json(indent=2))
+        return
+    table = Table("id", "state", "owner", "provider", "cost")
+    for j in page.items:
+        table.add_row(j.id, j.state.value, j.owner, j.provider_id or "-", str(j.cost or "-"))
+    console.print(table)
+
+
+@app.command()
+def cancel(
+    job_id: str, coordinator: CoordinatorOption = None, admin_token: TokenOption = None
+) -> None:
+    """Cancel any unfinished job."""
+    job = admin(coordinator, admin_token).cancel(job_id)
+    console.print(f"{job.id}: {job.state.value}")
+
+
+@app.command()
+def resolve(
+    job_id: str,
+    provider_at_fault: Annotated[
+        bool, typer.Option("--provider-at-fault/--provider-right", help="The ruling.")
+    ],
+    note: Annotated[str, typer.Option(help="Kept on record.")] = "",
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+) -> None:
+    """Decide a disputed job: at fault -> REFUNDED, right -> SETTLED."""
+    job = admin(coordinator, admin_token).resolve(job_id, provider_at_fault, note)
+    console.print(f"{job.id}: {job.state.value}")
+
+
+@app.command()
+def stats(
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Jobs by state, GPUs online and busy, utilization, revenue and fees."""
+    data = admin(coordinator, admin_token).stats()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    jobs_line = ", ".join(f"{k} {v}" for k, v in data["jobs_by_state"].items() if v)
+    console.print(f"jobs: {jobs_line or 'none'}")
+    console.print(
+        f"providers: {data['providers_online']} online of {data['providers_total']} "
+        f"({data['providers_banned']} banned); GPUs: {data['gpus_busy']} busy of "
+        f"{data['gpus_online']} online"
+    )
+    console.print(
+        f"utilization over {data['window_seconds'] // 60} min: "
+        f"{data['utilization']:.1%} ({data['gpu_hours_used']:.2f} of "
+        f"{data['gpu_hours_available']:.2f} GPU-hours)"
+    )
+    console.print(
+        f"revenue {data['revenue_micros'] / 1e6:.6f}, fees "
+        f"{data['fees_micros'] / 1e6:.6f}, pending {data['pending_micros'] / 1e6:.6f}"
+    )
