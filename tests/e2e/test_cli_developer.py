@@ -85,6 +85,14 @@ def test_developer_session(
         seven = tar.extractfile("seven")
         assert seven is not None and seven.read() == b"7\n"
     assert "RUNNING" in cli(home, "job", "events", job_id).stdout
+    assert "DISPUTED" in cli(home, "job", "challenge", job_id, "--reason", "wrong").stdout
+    from tests.conftest import ADMIN_TOKEN
+
+    token = ("--coordinator", coordinator.url, "--admin-token", ADMIN_TOKEN)
+    waiting = json.loads(cli(home, "admin", "disputes", *token, "--json").stdout)["items"]
+    assert [j["id"] for j in waiting] == [job_id]
+    ruled = cli(home, "admin", "resolve", job_id, "--provider-right", *token).stdout
+    assert "SETTLED" in ruled
 
     invalid = cli(home, "job", "submit", "--image", "", "--max-price", "1", check=False)
     assert invalid.returncode == 1 and "image" in invalid.stderr

@@ -107,6 +107,16 @@ def jobs(
 
 
 @app.command()
+def disputes(
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Jobs waiting for a ruling (DISPUTED)."""
+    jobs(coordinator, admin_token, [JobState.DISPUTED], as_json)
+
+
+@app.command()
 def cancel(
     job_id: str, coordinator: CoordinatorOption = None, admin_token: TokenOption = None
 ) -> None:

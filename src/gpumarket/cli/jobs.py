@@ -275,3 +275,14 @@ def outputs(
     target = dest or Path(f"{job_id}-outputs.tar.gz")
     client(coordinator).download_outputs(job_id, target)
     console.print(f"saved {target} ({target.stat().st_size} bytes)")
+
+
+@app.command()
+def challenge(
+    job_id: str,
+    reason: Annotated[str, typer.Option(help="What is wrong with the result.")],
+    coordinator: CoordinatorOption = None,
+) -> None:
+    """Dispute a committed result before its challenge window closes."""
+    job = client(coordinator).challenge(job_id, reason)
+    console.print(f"{job.id}: {job.state.value}; the operator will resolve it")
