@@ -69,7 +69,7 @@ def test_developer_session(
         "submit",
         str(spec),
         "--command",
-        "sh -c 'echo from the cli; echo 7 > /outputs/seven'",
+        "sh -c 'echo from the cli; echo 7 > /outputs/seven; sleep 1'",
         "--follow",
     )
     assert "from the cli" in run.stdout and "COMMITTED" in run.stderr
@@ -93,6 +93,10 @@ def test_developer_session(
     assert [j["id"] for j in waiting] == [job_id]
     ruled = cli(home, "admin", "resolve", job_id, "--provider-right", *token).stdout
     assert "SETTLED" in ruled
+    earned = json.loads(
+        cli(home, "provider", "earnings", "--work-dir", str(tmp_path / "work"), "--json").stdout
+    )
+    assert float(earned["earned"]) > 0 and earned["completed_jobs"] == 1
 
     invalid = cli(home, "job", "submit", "--image", "", "--max-price", "1", check=False)
     assert invalid.returncode == 1 and "image" in invalid.stderr

@@ -176,3 +176,35 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
     daemon.run()
+
+
+@app.command()
+def earnings(
+    config: ConfigOption = None,
+    work_dir: Annotated[Path | None, typer.Option(help="The daemon's work folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What you have earned and your standing, as the coordinator records it (uses the key
+    the daemon saved in its work folder). Paying out on-chain comes with settlement."""
+    from gpumarket.errors import AuthenticationFailed
+    from gpumarket.provider.config import load_config
+    from gpumarket.sdk import ProviderClient
+
+    settings = load_config(config, work_dir=work_dir)
+    path = settings.work_dir / "credential.json"
+    if not path.exists():
+        raise AuthenticationFailed(
+            f"no saved provider key in {path}; run `gpumarket provider run` once to register"
+        )
+    saved = json.loads(path.read_text())
+    me = ProviderClient(saved["coordinator"], saved["api_key"]).me()
+    if as_json:
+        typer.echo(me.model_dump_json(indent=2))
+        return
+    console.print(f"provider {me.id} ({me.address})")
+    console.print(
+        f"earned {me.earned}; jobs completed {me.completed_jobs}, failed "
+        f"{me.failed_jobs}, timed out {me.timed_out_jobs}, disputes lost "
+        f"{me.disputes_lost}; reputation {me.reputation:.2f}"
+        + ("; BANNED: " + (me.ban_reason or "") if me.banned else "")
+    )

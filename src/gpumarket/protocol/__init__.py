@@ -42,6 +42,7 @@ from gpumarket.protocol.providers import (
     Offer,
     OfferAsk,
     OutputUploadAck,
+    ProviderView,
     ResultReport,
     StartedReport,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "OfferAsk",
     "OutputUploadAck",
     "ProviderVerdict",
+    "ProviderView",
     "RegisterRequest",
     "Resources",
     "ResultReport",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -77,6 +78,38 @@ class Offer(ResponseModel):
     price_per_hour: Decimal
     region: str | None
     reputation: float
+
+
+class ProviderView(ResponseModel):
+    """A provider as the operator (or the provider itself) sees it: inventory, telemetry,
+    capacity, reputation counters and earnings."""
+
+    id: str
+    address: str
+    region: str | None
+    online: bool
+    accepting: bool
+    allows_network: bool
+    banned: bool
+    ban_reason: str | None
+    version: str | None
+    registered_at: datetime
+    last_heartbeat_at: datetime | None
+    gpus: list[dict[str, Any]]
+    telemetry: list[dict[str, Any]]
+    cpu_total: float
+    cpu_reserved: float
+    memory_total_mb: int
+    memory_reserved_mb: int
+    disk_total_mb: int
+    disk_reserved_mb: int
+    active_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    timed_out_jobs: int
+    disputes_lost: int
+    reputation: float
+    earned: Decimal
 
 
 class Assignment(ResponseModel):

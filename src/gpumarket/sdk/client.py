@@ -32,6 +32,7 @@ from gpumarket.protocol import (
     MatchExplanation,
     Offer,
     OutputUploadAck,
+    ProviderView,
     ResultReport,
     Role,
     StartedReport,
@@ -287,6 +288,10 @@ class ProviderClient(_BaseClient):
                 "POST", f"/v1/provider/jobs/{job_id}/failure", json=report.model_dump(mode="json")
             )
         )
+
+    def me(self) -> ProviderView:
+        """This provider's own record: reputation, counters, earnings."""
+        return ProviderView.model_validate(self._json("GET", "/v1/provider/me"))
 
     def job(self, job_id: str) -> JobView:
         """A job assigned to this provider."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import Field
@@ -18,47 +17,10 @@ from gpumarket.coordinator.deps import (
     SettlementDep,
 )
 from gpumarket.coordinator.services import jobs, lifecycle, providers, stats
-from gpumarket.protocol import JobPage, JobState, JobView, from_micros
-from gpumarket.protocol.base import ResponseModel, WireModel
+from gpumarket.protocol import JobPage, JobState, JobView, ProviderView
+from gpumarket.protocol.base import WireModel
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-
-class ProviderView(ResponseModel):
-    """A provider as the operator sees it: inventory, telemetry, capacity and reputation."""
-
-    id: str
-    address: str
-    region: str | None
-    online: bool
-    accepting: bool
-    allows_network: bool
-    banned: bool
-    ban_reason: str | None
-    version: str | None
-    registered_at: datetime
-    last_heartbeat_at: datetime | None
-    gpus: list[dict[str, Any]]
-    telemetry: list[dict[str, Any]]
-    cpu_total: float
-    cpu_reserved: float
-    memory_total_mb: int
-    memory_reserved_mb: int
-    disk_total_mb: int
-    disk_reserved_mb: int
-    active_jobs: int
-    completed_jobs: int
-    failed_jobs: int
-    timed_out_jobs: int
-    disputes_lost: int
-    reputation: float
-    earned: str
-
-    @classmethod
-    def of(cls, row: Provider) -> ProviderView:
-        """Build from the ORM row."""
-        data = {k: getattr(row, k) for k in cls.model_fields if k != "earned"}
-        return cls(**data, earned=str(from_micros(row.earned_micros)))
 
 
 class BanBody(WireModel):
@@ -94,25 +56,25 @@ def list_providers(
         .limit(limit)
         .offset(offset)
     )
-    return [ProviderView.of(r) for r in rows]
+    return [providers.provider_view(r) for r in rows]
 
 
 @router.get("/providers/{provider_id}", response_model=ProviderView)
 def show_provider(provider_id: str, _: AdminDep, session: ReadSessionDep) -> ProviderView:
     """One provider in full."""
-    return ProviderView.of(providers.get_provider(session, provider_id))
+    return providers.provider_view(providers.get_provider(session, provider_id))
 
 
 @router.post("/providers/{provider_id}/ban", response_model=ProviderView)
 def ban_provider(provider_id: str, body: BanBody, _: AdminDep, session: SessionDep) -> ProviderView:
     """Stop matching jobs to a provider (jobs it already runs may finish)."""
-    return ProviderView.of(providers.set_banned(session, provider_id, True, body.reason))
+    return providers.provider_view(providers.set_banned(session, provider_id, True, body.reason))
 
 
 @router.post("/providers/{provider_id}/unban", response_model=ProviderView)
 def unban_provider(provider_id: str, _: AdminDep, session: SessionDep) -> ProviderView:
     """Let a banned provider take jobs again."""
-    return ProviderView.of(providers.set_banned(session, provider_id, False, None))
+    return providers.provider_view(providers.set_banned(session, provider_id, False, None))
 
 
 @router.get("/jobs", response_model=JobPage)

@@ -33,6 +33,7 @@ from gpumarket.protocol import (
     LogAppend,
     LogAppendAck,
     OutputUploadAck,
+    ProviderView,
     ResultReport,
     StartedReport,
 )
@@ -85,6 +86,12 @@ async def poll_assignments(
         if batch.assignments or remaining <= 0 or await request.is_disconnected():
             return batch
         await notifier.wait(principal.account_id, min(DB_POLL_SECONDS, remaining))
+
+
+@router.get("/me", response_model=ProviderView)
+def show_me(principal: ProviderDep, session: ReadSessionDep) -> ProviderView:
+    """Your own record: what the coordinator knows of you, your reputation and earnings."""
+    return providers.provider_view(providers.get_provider(session, principal.account_id))
 
 
 @router.get("/jobs/{job_id}", response_model=JobView)

@@ -29,6 +29,7 @@ from gpumarket.protocol import (
     HeartbeatAck,
     JobSpec,
     JobState,
+    ProviderView,
     ResultReport,
     from_micros,
     to_micros,
@@ -307,6 +308,12 @@ def report_failure(
     else:
         lifecycle.fail(session, job, f"provider could not run it: {report.reason}", settlement)
     return job
+
+
+def provider_view(row: Provider) -> ProviderView:
+    """The wire view of a provider row (earnings as a token amount)."""
+    data = {k: getattr(row, k) for k in ProviderView.model_fields if k != "earned"}
+    return ProviderView(**data, earned=from_micros(row.earned_micros))
 
 
 def set_banned(session: Session, provider_id: str, banned: bool, reason: str | None) -> Provider:
