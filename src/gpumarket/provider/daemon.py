@@ -83,7 +83,6 @@ class ProviderDaemon:
         self.runners: dict[str, JobRunner] = {}
         self._lock = threading.Lock()
         self.stopping = threading.Event()
-        self.accepting = True
         self.cpu_tflops: float | None = None
 
     # ------------------------------------------------------------ registration
@@ -193,7 +192,7 @@ class ProviderDaemon:
             region=self.config.region,
             running_jobs=running,
             version=__version__,
-            accepting=self.accepting and not self.stopping.is_set(),
+            accepting=not self.stopping.is_set(),
             allows_network=self.config.allow_network,
         )
 

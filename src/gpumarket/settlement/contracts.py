@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_typing import HexStr
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
@@ -95,15 +94,6 @@ class Market:
         """Call a view; a revert is raised as :class:`ContractReverted` by name."""
         try:
             return getattr(self.contract.functions, function)(*args).call()
-        except (ContractCustomError, ContractLogicError) as exc:
-            raise self.errors.decode(getattr(exc, "data", None)) from exc
-
-    def simulate(self, sender: str, data: str) -> None:
-        """Dry-run a transaction; raises the named custom error if it would revert."""
-        try:
-            self.w3.eth.call(
-                {"from": Web3.to_checksum_address(sender), "to": self.address, "data": HexStr(data)}
-            )
         except (ContractCustomError, ContractLogicError) as exc:
             raise self.errors.decode(getattr(exc, "data", None)) from exc
 

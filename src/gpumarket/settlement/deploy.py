@@ -104,8 +104,3 @@ def write_deployment(deployment: Deployment, path: Path) -> None:
     """Save the deployment file the coordinator and CLI read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(deployment.as_dict(), indent=2) + "\n")
-
-
-def read_deployment(path: Path) -> Deployment:
-    """Load a deployment file."""
-    return Deployment.from_dict(json.loads(path.read_text()))

@@ -32,7 +32,7 @@ class _StatsCollector:
         self.snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        for name, _kind, doc, samples in stats.prometheus_families(self.snapshot):
+        for name, doc, samples in stats.prometheus_families(self.snapshot):
             labels = sorted(samples[0][0]) if samples and samples[0][0] else []
             family = GaugeMetricFamily(name, doc, labels=labels)
             for label_values, value in samples:

@@ -39,7 +39,14 @@ def match_queued(
     factory: sessionmaker[Session], settings: CoordinatorSettings, now: datetime | None = None
 ) -> list[str]:
     """Assign due QUEUED jobs to their best offer; returns the providers that got work."""
-    now = now or utcnow()
+    return _match_batch(factory, settings, now or utcnow())[0]
+
+
+def _match_batch(
+    factory: sessionmaker[Session], settings: CoordinatorSettings, now: datetime
+) -> tuple[list[str], int]:
+    """One batch of :func:`match_queued`; also says how many due jobs it took (a full batch
+    means more may be waiting)."""
     winners: list[str] = []
     with session_scope(factory) as session:
         jobs = session.scalars(
@@ -70,7 +77,7 @@ def match_queued(
                 job.match_failures += 1
                 backoff = min(MAX_MATCH_BACKOFF_SECONDS, 0.5 * 2 ** min(job.match_failures, 8))
                 job.next_match_at = now + timedelta(seconds=backoff)
-    return winners
+    return winners, len(jobs)
 
 
 def requeue_expired_leases(
@@ -225,22 +232,11 @@ class Pipelines:
         # Drain a backlog in consecutive short transactions (each a batch), so a burst of
         # submissions is matched at once instead of one batch per tick.
         for _ in range(MAX_BATCHES_PER_TICK):
-            due_before = utcnow()
-            for provider_id in match_queued(self.factory, self.settings, due_before):
+            winners, taken = _match_batch(self.factory, self.settings, utcnow())
+            for provider_id in winners:
                 self.notifier.notify(provider_id)
-            if not self._more_due(due_before):
+            if taken < self.settings.match_batch_size:
                 break
-
-    def _more_due(self, now: datetime) -> bool:
-        with session_scope(self.factory) as session:
-            return (
-                session.scalar(
-                    select(Job.id)
-                    .where(Job.state == JobState.QUEUED.value, Job.next_match_at <= now)
-                    .limit(1)
-                )
-                is not None
-            )
 
     def _leases(self) -> None:
         if requeue_expired_leases(self.factory, self.settings, self.settlement):

@@ -116,8 +116,8 @@ def market_stats(
 
 def prometheus_families(
     stats: MarketStats,
-) -> list[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
-    """(name, type, help, samples) for each metric, built from one stats snapshot."""
+) -> list[tuple[str, str, list[tuple[dict[str, str], float]]]]:
+    """(name, help, samples) for each gauge, built from one stats snapshot."""
     jobs: list[tuple[dict[str, str], float]] = [
         ({"state": s}, float(c)) for s, c in stats.jobs_by_state.items()
     ]
@@ -140,8 +140,8 @@ def prometheus_families(
             stats.pending_micros,
         ),
     ]
-    families: list[tuple[str, str, str, list[tuple[dict[str, str], float]]]] = [
-        ("gpumarket_jobs", "gauge", "Jobs by lifecycle state", jobs)
+    families: list[tuple[str, str, list[tuple[dict[str, str], float]]]] = [
+        ("gpumarket_jobs", "Jobs by lifecycle state", jobs)
     ]
-    families += [(name, "gauge", doc, [({}, float(value))]) for name, doc, value in single]
+    families += [(name, doc, [({}, float(value))]) for name, doc, value in single]
     return families
