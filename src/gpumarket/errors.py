@@ -84,6 +84,13 @@ class IntegrityError(GpumarketError):
     status_code = 422
 
 
+class PaymentRequired(GpumarketError):
+    """The money is not there: a deposit too small for the escrow, or a stake under the minimum."""
+
+    code = "payment_required"
+    status_code = 402
+
+
 class SettlementError(GpumarketError):
     """The settlement backend refused or failed an escrow operation."""
 
@@ -127,6 +134,7 @@ ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
         InvalidTransition,
         LimitExceeded,
         IntegrityError,
+        PaymentRequired,
         SettlementError,
         ContractReverted,
         TransportError,
@@ -136,6 +144,7 @@ ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
 ERRORS_BY_STATUS: dict[int, type[GpumarketError]] = {
     400: InvalidRequest,
     401: AuthenticationFailed,
+    402: PaymentRequired,
     403: PermissionDenied,
     404: NotFound,
     409: Conflict,

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gpumarket import __version__
-from gpumarket.coordinator.api import admin, auth, health, jobs, offers, provider
+from gpumarket.coordinator.api import admin, auth, chain, health, jobs, offers, provider
 from gpumarket.coordinator.background.notifier import Notifier
 from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db import migrate
@@ -23,6 +23,7 @@ from gpumarket.coordinator.db.engine import (
 )
 from gpumarket.coordinator.services.artifacts import ContentStore
 from gpumarket.coordinator.services.auth import CredentialCache
+from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.settlement import OffchainSettlement, SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import GpumarketError
@@ -57,7 +58,9 @@ def create_app(
     engine = make_engine(settings.db_url)
     notifier = Notifier()
     session_factory = make_session_factory(engine)
-    backend = settlement or OffchainSettlement()
+    backend = settlement or (
+        ChainSettlement(settings) if settings.on_chain else OffchainSettlement()
+    )
     pipelines = Pipelines(session_factory, settings, backend, notifier)
 
     @asynccontextmanager
@@ -117,6 +120,6 @@ def create_app(
             status_code=500,
         )
 
-    for module in (auth, jobs, offers, provider, admin, health):
+    for module in (auth, jobs, offers, provider, admin, chain, health):
         app.include_router(module.router)
     return app

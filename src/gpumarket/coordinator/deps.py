@@ -25,9 +25,10 @@ from gpumarket.coordinator.services.auth import (
     hash_api_key,
     is_admin_token,
 )
+from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import AuthenticationFailed, PermissionDenied
+from gpumarket.errors import AuthenticationFailed, NotFound, PermissionDenied
 from gpumarket.protocol import Role
 
 _bearer = HTTPBearer(
@@ -81,6 +82,20 @@ async def get_settlement(request: Request) -> SettlementBackend:
     return backend
 
 
+async def get_chain(request: Request) -> ChainSettlement:
+    """The on-chain backend; a 404 that says so when this coordinator settles off-chain."""
+    backend = request.app.state.settlement
+    if not isinstance(backend, ChainSettlement):
+        raise NotFound("this coordinator keeps accounts off-chain; there is no market contract")
+    return backend
+
+
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
+    """For endpoints that must not hold a transaction open while they wait on the chain."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
 async def get_store(request: Request) -> ContentStore:
     """The outputs store."""
     store: ContentStore = request.app.state.store
@@ -98,6 +113,8 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
 SettlementDep = Annotated[SettlementBackend, Depends(get_settlement)]
 StoreDep = Annotated[ContentStore, Depends(get_store)]
+ChainDep = Annotated[ChainSettlement, Depends(get_chain)]
+FactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 PipelinesDep = Annotated[Pipelines, Depends(get_pipelines)]
 
 

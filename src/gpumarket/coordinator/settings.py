@@ -62,6 +62,31 @@ class CoordinatorSettings(BaseSettings):
     )
     background: bool = Field(default=True, description="run the background loops in-process")
 
+    chain_rpc_url: str | None = Field(
+        default=None, description="EVM JSON-RPC URL; set it (and the two below) to settle on-chain"
+    )
+    chain_deployment: Path | None = Field(
+        default=None, description="deployment file written by `gpumarket chain deploy|devnet`"
+    )
+    chain_key: SecretStr | None = Field(
+        default=None,
+        description="hex private key holding the coordinator (and arbiter) role on the market",
+    )
+    chain_public_rpc_url: str | None = Field(
+        default=None, description="RPC URL told to wallets (defaults to chain_rpc_url)"
+    )
+    chain_receipt_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="wait for a transaction's receipt before retrying later"
+    )
+    finalize_batch_size: int = Field(
+        default=50, ge=1, le=200, description="jobs per finalizeMany transaction"
+    )
+
+    @property
+    def on_chain(self) -> bool:
+        """Whether jobs are paid through the market contract."""
+        return self.chain_rpc_url is not None
+
     @property
     def outputs_dir(self) -> Path:
         """Where content-addressed output archives live."""

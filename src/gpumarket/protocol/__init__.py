@@ -46,6 +46,14 @@ from gpumarket.protocol.providers import (
     ResultReport,
     StartedReport,
 )
+from gpumarket.protocol.settlement import (
+    ChainInfo,
+    ChainStep,
+    OrderSignature,
+    PaymentRequest,
+    Receipt,
+    ResultClaim,
+)
 from gpumarket.protocol.states import TERMINAL_STATES, JobState
 from gpumarket.protocol.units import SizeRange, parse_size_mb
 
@@ -54,6 +62,8 @@ __all__ = [
     "TERMINAL_STATES",
     "Assignment",
     "AssignmentBatch",
+    "ChainInfo",
+    "ChainStep",
     "Challenge",
     "ChallengeRequest",
     "ConstraintMiss",
@@ -80,11 +90,15 @@ __all__ = [
     "Money",
     "Offer",
     "OfferAsk",
+    "OrderSignature",
     "OutputUploadAck",
+    "PaymentRequest",
     "ProviderVerdict",
     "ProviderView",
+    "Receipt",
     "RegisterRequest",
     "Resources",
+    "ResultClaim",
     "ResultReport",
     "Role",
     "SizeRange",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +16,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
 from gpumarket.protocol.base import Money, ResponseModel, WireModel
 from gpumarket.protocol.gpu import normalize_gpu_model
+from gpumarket.protocol.settlement import ChainStep, PaymentRequest, Receipt
 from gpumarket.protocol.states import JobState
 from gpumarket.protocol.units import SizeRange, parse_size_mb
 
@@ -264,6 +267,14 @@ class JobView(ResponseModel):
     challenge_deadline: datetime | None = None
     failure_reason: str | None = None
     why_no_match: MatchExplanation | None = None
+    chain_job_id: str | None = Field(default=None, description="the job's id in the contract")
+    payment: PaymentRequest | None = Field(
+        default=None, description="the order to sign before a SUBMITTED job is queued"
+    )
+    chain: list[ChainStep] = Field(
+        default_factory=list, description="every on-chain transaction of the job, in order"
+    )
+    receipt: Receipt | None = None
 
 
 class JobPage(ResponseModel):
@@ -280,3 +291,11 @@ class LogLine(ResponseModel):
     stream: str
     data: str
     at: datetime
+
+
+def spec_hash(spec: JobSpec | dict[str, Any]) -> str:
+    """SHA-256 (hex) of a spec's canonical JSON: what a developer's on-chain order commits to,
+    computed the same way by the coordinator and the SDK."""
+    data = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else spec
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

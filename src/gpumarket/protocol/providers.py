@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from gpumarket.protocol.base import Money, ResponseModel, WireModel
 from gpumarket.protocol.gpu import GpuInfo, GpuTelemetry, normalize_gpu_model
 from gpumarket.protocol.jobs import JobSpec
+from gpumarket.protocol.settlement import ResultClaim
 
 CPU_OFFER = "CPU"
 """The offer key for CPU-only work (a provider with no GPU still serves CPU jobs)."""
@@ -121,6 +122,8 @@ class Assignment(ResponseModel):
     price_per_hour: Decimal
     attempt: int
     lease_expires_at: datetime
+    chain_job_id: str | None = Field(default=None, description="the job's id in the contract")
+    max_payment_micros: int = Field(default=0, description="the escrow: no claim may exceed it")
 
 
 class AssignmentBatch(ResponseModel):
@@ -173,6 +176,9 @@ class ResultReport(WireModel):
     usage_seconds: float = Field(ge=0)
     output_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     output_size: int | None = Field(default=None, ge=0)
+    claim: ResultClaim | None = Field(
+        default=None, description="the signed amount; required when the market settles on-chain"
+    )
 
 
 class FailureReport(WireModel):

@@ -40,6 +40,7 @@ from gpumarket.protocol import (
     OfferAsk,
     Role,
 )
+from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import LABEL_JOB, DockerExecutor
 from gpumarket.provider.gpu import Inventory, NvmlInventory
@@ -84,6 +85,7 @@ class ProviderDaemon:
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self.cpu_tflops: float | None = None
+        self.claims: ClaimSigner | None = None
 
     # ------------------------------------------------------------ registration
 
@@ -123,7 +125,21 @@ class ProviderDaemon:
         return self.config.work_dir / "credential.json"
 
     def connect(self) -> ProviderClient:
-        """Reuse the saved API key for this wallet and coordinator, or register anew."""
+        """Reuse the saved API key for this wallet and coordinator, or register anew; learn
+        whether the market settles on-chain (then every result carries a signed claim)."""
+        client = self._connect()
+        chain = with_retry(client.chain_info, "read the market's chain")
+        if chain is not None:
+            self.claims = ClaimSigner(self.account, chain)
+            log.info(
+                "market settles on chain %s (contract %s); results are signed by %s",
+                chain.chain_id,
+                chain.market,
+                self.account.address,
+            )
+        return client
+
+    def _connect(self) -> ProviderClient:
         path = self._credential_path()
         try:
             saved = json.loads(path.read_text())
@@ -310,6 +326,7 @@ class ProviderDaemon:
             self.check_gpus,
             self._finished,
             existing=existing,
+            claims=self.claims,
         )
         self.runners[assignment.job_id] = runner
         runner.start()

@@ -12,6 +12,7 @@ from docker.models.containers import Container
 
 from gpumarket.errors import Conflict, GpumarketError, NotFound
 from gpumarket.protocol import Assignment, FailureReport, ResultReport
+from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import DockerExecutor, JobRefused, Outcome
 from gpumarket.provider.logship import LogShipper
@@ -37,6 +38,7 @@ class JobRunner(threading.Thread):
         check_gpus: GpuCheck,
         on_finish: Callable[[str], None],
         existing: Container | None = None,
+        claims: ClaimSigner | None = None,
     ) -> None:
         super().__init__(name=f"job-{assignment.job_id}", daemon=True)
         self.assignment = assignment
@@ -46,6 +48,7 @@ class JobRunner(threading.Thread):
         self.check_gpus = check_gpus
         self.on_finish = on_finish
         self.existing = existing
+        self.claims = claims
         self._cancel = threading.Event()
         self.handed_back = threading.Event()
         self._reader: threading.Thread | None = None
@@ -168,18 +171,21 @@ class JobRunner(threading.Thread):
             output_hash, output_size = packed.digest, packed.size
         if not shipper.close():
             log.warning("some log lines of %s could not be delivered", self.job_id)
-        with_retry(
-            lambda: self.client.report_result(
-                self.job_id,
-                ResultReport(
-                    exit_code=outcome.exit_code,
-                    usage_seconds=outcome.usage_seconds,
-                    output_hash=output_hash,
-                    output_size=output_size,
-                ),
-            ),
-            "report result",
+        claim = None
+        if self.claims is not None:
+            claim = self.claims.claim(
+                self.assignment, outcome.exit_code, output_hash, outcome.usage_seconds
+            )
+            shipper_note = f"claiming {claim.amount_micros} micro-units for this run"
+            log.info("%s: %s", self.job_id, shipper_note)
+        report = ResultReport(
+            exit_code=outcome.exit_code,
+            usage_seconds=outcome.usage_seconds,
+            output_hash=output_hash,
+            output_size=output_size,
+            claim=claim,
         )
+        with_retry(lambda: self.client.report_result(self.job_id, report), "report result")
 
     def _report_failure(self, reason: str, retryable: bool) -> None:
         try:

@@ -12,10 +12,11 @@ import httpx
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from gpumarket.errors import TransportError, error_from_response
+from gpumarket.errors import InvalidRequest, NotFound, TransportError, error_from_response
 from gpumarket.protocol import (
     Assignment,
     AssignmentBatch,
+    ChainInfo,
     Challenge,
     Credential,
     FailureReport,
@@ -37,6 +38,9 @@ from gpumarket.protocol import (
     Role,
     StartedReport,
 )
+from gpumarket.protocol.jobs import spec_hash
+from gpumarket.protocol.pricing import max_payment_micros
+from gpumarket.settlement.signing import Order, job_id_bytes, sign_order
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -79,6 +83,13 @@ class _BaseClient:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
+    def chain_info(self) -> ChainInfo | None:
+        """The market contract the coordinator settles on; None when it settles off-chain."""
+        try:
+            return ChainInfo.model_validate(self._json("GET", "/v1/chain"))
+        except NotFound:
+            return None
+
 
 def _raise_for_status(response: httpx.Response) -> None:
     if response.is_success:
@@ -117,15 +128,59 @@ def register_wallet(
 class Client(_BaseClient):
     """The developer's client: submit jobs, follow them, fetch outputs, browse offers."""
 
-    def submit(self, spec: JobSpec, idempotency_key: str | None = None) -> JobView:
-        """Submit a job; pass ``idempotency_key`` to make a retry return the same job."""
+    def submit(
+        self,
+        spec: JobSpec,
+        idempotency_key: str | None = None,
+        wallet: LocalAccount | None = None,
+    ) -> JobView:
+        """Submit a job; pass ``idempotency_key`` to make a retry return the same job.
+
+        On a market that settles on-chain the job waits in SUBMITTED for its signed order:
+        with ``wallet`` it is signed and sent at once (see :meth:`pay`)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return JobView.model_validate(
+        view = JobView.model_validate(
             self._json(
                 "POST",
                 "/v1/jobs",
                 json=spec.model_dump(mode="json", exclude_none=True),
                 headers=headers,
+            )
+        )
+        if view.payment is not None and wallet is not None:
+            view = self.pay(view, wallet, spec)
+        return view
+
+    def pay(self, job: JobView, wallet: LocalAccount, spec: JobSpec | None = None) -> JobView:
+        """Sign the job's payment request with ``wallet`` and send it: the coordinator opens
+        the escrow from your deposit and queues the job. The request is checked against the
+        spec first, so a coordinator cannot make you sign for another job or a larger sum."""
+        request = job.payment
+        if request is None:
+            raise InvalidRequest(f"job {job.id} is {job.state.value} and asks for no payment")
+        spec = spec or job.spec
+        expected = {
+            "spec_hash": "0x" + spec_hash(spec),
+            "max_payment_micros": max_payment_micros(spec),
+            "chain_job_id": "0x" + job_id_bytes(job.id).hex(),
+        }
+        for field, value in expected.items():
+            if getattr(request, field) != value:
+                raise InvalidRequest(
+                    f"refusing to sign: the payment request's {field} is "
+                    f"{getattr(request, field)}, but this job's is {value}"
+                )
+        order = Order(
+            job_id_bytes(job.id),
+            bytes.fromhex(request.spec_hash[2:]),
+            request.max_payment_micros,
+            request.deadline,
+            request.nonce,
+        )
+        signature = sign_order(wallet, order, request.chain_id, request.market)
+        return JobView.model_validate(
+            self._json(
+                "POST", f"/v1/jobs/{job.id}/order", json={"signature": "0x" + signature.hex()}
             )
         )
 
@@ -152,11 +207,24 @@ class Client(_BaseClient):
         """Cancel a job that has not finished."""
         return JobView.model_validate(self._json("POST", f"/v1/jobs/{job_id}/cancel"))
 
-    def challenge(self, job_id: str, reason: str) -> JobView:
-        """Dispute a committed result inside its challenge window."""
-        return JobView.model_validate(
-            self._json("POST", f"/v1/jobs/{job_id}/challenge", json={"reason": reason})
-        )
+    def challenge(self, job_id: str, reason: str, wallet: LocalAccount | None = None) -> JobView:
+        """Dispute a committed result inside its challenge window. On an on-chain market the
+        challenge is ``wallet``'s own transaction to the contract (which takes the bond)."""
+        body: dict[str, Any] = {"reason": reason}
+        chain = self.chain_info()
+        if chain is not None:
+            if wallet is None:
+                raise InvalidRequest(
+                    "this market settles on-chain: a challenge is sent from your wallet "
+                    "(pass wallet=)"
+                )
+            job = self.get(job_id, explain=False)
+            if job.chain_job_id is None:
+                raise InvalidRequest(f"job {job_id} has no escrow on-chain to challenge")
+            from gpumarket.settlement.wallet import MarketWallet
+
+            body["tx_hash"] = MarketWallet(chain, wallet).challenge(job.chain_job_id)
+        return JobView.model_validate(self._json("POST", f"/v1/jobs/{job_id}/challenge", json=body))
 
     def logs(self, job_id: str, after: int = -1, limit: int = 1000) -> list[LogLine]:
         """Log chunks with seq > ``after``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -87,3 +88,31 @@ def sign_result(
 def job_id_bytes(job_id: str) -> bytes:
     """The on-chain id of a coordinator job id (keccak-256 of its text)."""
     return bytes(Web3.keccak(text=job_id))
+
+
+def result_hash(exit_code: int, output_hash: str | None) -> bytes:
+    """What a provider's result commits to: the exit code and the outputs' content hash. The
+    coordinator recomputes it from the report, so a claim cannot name other outputs."""
+    return bytes(Web3.keccak(text=f"gpumarket-result:{exit_code}:{output_hash or 'none'}"))
+
+
+def order_signer(signature: bytes, order: Order, chain_id: int, market: str) -> str:
+    """The address that signed ``order`` (checked before relaying it)."""
+    message = {
+        "jobId": order.job_id,
+        "specHash": order.spec_hash,
+        "maxPayment": order.max_payment,
+        "deadline": order.deadline,
+        "nonce": order.nonce,
+    }
+    signable = encode_typed_data(domain(chain_id, market), ORDER_TYPES, message)
+    return str(Account.recover_message(signable, signature=signature))
+
+
+def result_signer(
+    signature: bytes, job_id: bytes, result: bytes, amount: int, chain_id: int, market: str
+) -> str:
+    """The address that signed a result claim."""
+    message = {"jobId": job_id, "resultHash": result, "amount": amount}
+    signable = encode_typed_data(domain(chain_id, market), RESULT_TYPES, message)
+    return str(Account.recover_message(signable, signature=signature))

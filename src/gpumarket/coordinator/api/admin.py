@@ -11,12 +11,14 @@ from sqlalchemy import select
 from gpumarket.coordinator.db.models import Provider
 from gpumarket.coordinator.deps import (
     AdminDep,
+    FactoryDep,
     ReadSessionDep,
     SessionDep,
     SettingsDep,
     SettlementDep,
 )
-from gpumarket.coordinator.services import jobs, lifecycle, providers, stats
+from gpumarket.coordinator.services import jobs, lifecycle, onchain, providers, stats
+from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.protocol import JobPage, JobState, JobView, ProviderView
 from gpumarket.protocol.base import WireModel
 
@@ -108,9 +110,17 @@ def cancel_any_job(
 
 @router.post("/jobs/{job_id}/resolve", response_model=JobView)
 def resolve_dispute(
-    job_id: str, body: ResolveBody, _: AdminDep, session: SessionDep, settlement: SettlementDep
+    job_id: str,
+    body: ResolveBody,
+    _: AdminDep,
+    session: SessionDep,
+    settlement: SettlementDep,
+    factory: FactoryDep,
 ) -> JobView:
-    """Decide a dispute: provider at fault -> REFUNDED, else SETTLED."""
+    """Decide a dispute: provider at fault -> REFUNDED (stake slashed on-chain), else SETTLED."""
+    if isinstance(settlement, ChainSettlement):
+        chain_job = onchain.resolve(factory, settlement, job_id, body.provider_at_fault, body.note)
+        return jobs.to_view(chain_job)
     job = lifecycle.load_job_for_update(session, job_id)
     lifecycle.resolve(session, job, body.provider_at_fault, body.note, settlement)
     return jobs.to_view(job)

@@ -13,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
+    ChainDep,
     DeveloperDep,
+    FactoryDep,
     PipelinesDep,
     PrincipalDep,
     ReadSessionDep,
@@ -22,10 +24,19 @@ from gpumarket.coordinator.deps import (
     SettlementDep,
     StoreDep,
 )
-from gpumarket.coordinator.services import jobs, logs
+from gpumarket.coordinator.services import jobs, logs, onchain
 from gpumarket.coordinator.services.auth import Principal
+from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.errors import NotFound
-from gpumarket.protocol import JobEvent, JobPage, JobSpec, JobState, JobView, LogLine
+from gpumarket.protocol import (
+    JobEvent,
+    JobPage,
+    JobSpec,
+    JobState,
+    JobView,
+    LogLine,
+    OrderSignature,
+)
 from gpumarket.protocol.base import WireModel
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -37,6 +48,11 @@ class ChallengeBody(WireModel):
     """Why the developer disputes the result."""
 
     reason: str = Field(min_length=1, max_length=2000)
+    tx_hash: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="on-chain markets: the developer's challenge transaction",
+    )
 
 
 @router.post("", response_model=JobView, status_code=201)
@@ -103,6 +119,23 @@ def cancel_job(
     return jobs.to_view(jobs.cancel(session, principal, job_id, settlement, settings))
 
 
+@router.post("/{job_id}/order", response_model=JobView)
+def sign_order(
+    job_id: str,
+    body: OrderSignature,
+    principal: DeveloperDep,
+    chain: ChainDep,
+    factory: FactoryDep,
+    pipelines: PipelinesDep,
+    background: BackgroundTasks,
+) -> JSONResponse:
+    """On-chain markets: send the signature over the job's ``payment`` request. The escrow is
+    opened from your deposit and the job is QUEUED; a 402 says what is missing."""
+    job = onchain.open_job(factory, chain, principal, job_id, body.signature)
+    background.add_task(pipelines.wake_matcher)
+    return JSONResponse(jobs.to_view(job).model_dump(mode="json"), background=background)
+
+
 @router.post("/{job_id}/challenge", response_model=JobView)
 def challenge_job(
     job_id: str,
@@ -110,8 +143,13 @@ def challenge_job(
     principal: DeveloperDep,
     session: SessionDep,
     settlement: SettlementDep,
+    factory: FactoryDep,
 ) -> JobView:
-    """Dispute a COMMITTED result before its challenge window closes."""
+    """Dispute a COMMITTED result before its challenge window closes. On an on-chain market,
+    challenge the contract first (it takes the bond); this records it."""
+    if isinstance(settlement, ChainSettlement):
+        job = onchain.challenge(factory, settlement, principal, job_id, body.reason, body.tx_hash)
+        return jobs.to_view(job)
     return jobs.to_view(jobs.challenge(session, principal, job_id, body.reason, settlement))
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
+    FactoryDep,
     PipelinesDep,
     ProviderDep,
     ReadSessionDep,
@@ -19,8 +20,9 @@ from gpumarket.coordinator.deps import (
     SettlementDep,
     StoreDep,
 )
-from gpumarket.coordinator.services import jobs, logs, providers
+from gpumarket.coordinator.services import jobs, logs, onchain, providers
 from gpumarket.coordinator.services.artifacts import parse_hash
+from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.lifecycle import load_job_for_update
 from gpumarket.errors import Conflict, LimitExceeded, NotFound
 from gpumarket.protocol import (
@@ -175,8 +177,13 @@ def report_result(
     session: SessionDep,
     settings: SettingsDep,
     settlement: SettlementDep,
+    factory: FactoryDep,
 ) -> JobView:
-    """The job finished: commit the result (exit code, seconds used, outputs hash)."""
+    """The job finished: commit the result (exit code, seconds used, outputs hash; on an
+    on-chain market also the signed ``claim``, which is committed to the contract)."""
+    if isinstance(settlement, ChainSettlement):
+        job = onchain.commit_result(factory, settlement, principal, job_id, body, settings)
+        return jobs.to_view(job)
     return jobs.to_view(
         providers.report_result(session, principal, job_id, body, settlement, settings)
     )

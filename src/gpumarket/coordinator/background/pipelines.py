@@ -22,7 +22,8 @@ from gpumarket.coordinator.background.notifier import Notifier
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import rowcount, session_scope
 from gpumarket.coordinator.db.models import Job, Provider
-from gpumarket.coordinator.services import lifecycle, matching
+from gpumarket.coordinator.services import lifecycle, matching, onchain
+from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobSpec, JobState
@@ -196,8 +197,13 @@ class Pipelines:
             asyncio.create_task(self._loop("leases", self._leases, interval)),
             asyncio.create_task(self._loop("queue-deadline", self._expire, interval * 5)),
             asyncio.create_task(self._loop("liveness", self._offline, interval * 5)),
-            asyncio.create_task(self._loop("finalizer", self._finalize, interval)),
         ]
+        if isinstance(self.settlement, ChainSettlement):
+            self._tasks.append(asyncio.create_task(self._loop("chain", self._chain, interval)))
+        else:
+            self._tasks.append(
+                asyncio.create_task(self._loop("finalizer", self._finalize, interval))
+            )
 
     async def stop(self) -> None:
         """Cancel the loops and wait for them to end."""
@@ -250,3 +256,7 @@ class Pipelines:
 
     def _finalize(self) -> None:
         finalize_committed(self.factory, self.settings, self.settlement)
+
+    def _chain(self) -> None:
+        assert isinstance(self.settlement, ChainSettlement)
+        onchain.tick(self.factory, self.settlement, self.settings)

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gpumarket.coordinator.db.base import Base, JSONType, UTCDateTime, utcnow
 
@@ -184,6 +184,33 @@ class Job(Base):
 
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     log_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # On-chain settlement (all NULL when the coordinator keeps accounts off-chain).
+    chain_job_id: Mapped[str | None] = mapped_column(String(66), unique=True)
+    chain_txs: Mapped[list[ChainTx]] = relationship(order_by="ChainTx.id", lazy="select")
+    chain_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    payment_request: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    order_signature: Mapped[str | None] = mapped_column(String(132))
+    pending_result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    chain_window_end: Mapped[int | None] = mapped_column(BigInteger)
+    paid_micros: Mapped[int | None] = mapped_column(BigInteger)
+    burned_micros: Mapped[int | None] = mapped_column(BigInteger)
+    refund_micros: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ChainTx(Base):
+    """One on-chain transaction of a job, for the job view's receipt (a batch transaction has
+    one row per job it touched)."""
+
+    __tablename__ = "chain_txs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(16))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class JobEventRow(Base):

@@ -8,9 +8,8 @@ as not found, so ids cannot be probed.
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -20,18 +19,12 @@ from gpumarket.coordinator.db.base import new_id, utcnow
 from gpumarket.coordinator.db.models import Job, JobEventRow
 from gpumarket.coordinator.services import lifecycle, matching
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.pricing import max_payment_micros
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidRequest, NotFound
 from gpumarket.protocol import JobEvent, JobSpec, JobState, JobView, Role, from_micros
-
-
-def spec_hash(spec: JobSpec | dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a spec (what the on-chain order commits to)."""
-    data = spec.model_dump(mode="json") if isinstance(spec, JobSpec) else spec
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+from gpumarket.protocol.jobs import spec_hash
+from gpumarket.protocol.pricing import max_payment_micros
 
 
 def submit(
@@ -81,7 +74,10 @@ def submit(
     )
     session.add(job)
     lifecycle.record_submission(session, job, now)
-    lifecycle.queue(session, job, spec, settlement)
+    if settlement.on_chain:
+        settlement.prepare_order(job, spec)
+    else:
+        lifecycle.queue(session, job, spec, settlement)
     return job
 
 
@@ -193,8 +189,38 @@ def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = 
             "challenge_deadline": job.challenge_deadline,
             "failure_reason": job.failure_reason,
             "why_no_match": explanation,
+            **(_chain_fields(job) if job.chain_state is not None else {}),
         }
     )
+
+
+def _chain_fields(job: Job) -> dict[str, Any]:
+    def amount(micros: int | None) -> Decimal | None:
+        return from_micros(micros) if micros is not None else None
+
+    settled = job.paid_micros is not None or job.refund_micros is not None
+    return {
+        "chain_job_id": job.chain_job_id,
+        "payment": job.payment_request if job.chain_state == "awaiting_order" else None,
+        "chain": [
+            {
+                "step": tx.step,
+                "tx_hash": tx.tx_hash,
+                "block": tx.block,
+                "gas_used": tx.gas_used,
+                "at": tx.at,
+            }
+            for tx in job.chain_txs
+        ],
+        "receipt": {
+            "paid": amount(job.paid_micros),
+            "fee": amount(job.fee_micros) if job.paid_micros is not None else None,
+            "burned": amount(job.burned_micros),
+            "refund": amount(job.refund_micros),
+        }
+        if settled
+        else None,
+    }
 
 
 def view_with_explanation(

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, JobEventRow, OfferRow, Provider
 from gpumarket.coordinator.services import matching
-from gpumarket.coordinator.services.pricing import cost_micros, fee_micros
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidTransition, NotFound
 from gpumarket.protocol import JobSpec, JobState
+from gpumarket.protocol.pricing import cost_micros, fee_micros
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,21 @@ def _bill(job: Job, usage_seconds: float, settings: CoordinatorSettings) -> None
     job.fee_micros = fee_micros(job.amount_micros, settings.fee_bps)
 
 
+def billed_usage(job: Job, usage_seconds: float, now: datetime) -> float:
+    """The seconds a result may bill: what the provider reports, never more than wall-clock
+    since the assignment (plus a second of slack) nor the job's own limit."""
+    spec = JobSpec.model_validate(job.spec)
+    elapsed = (now - (job.assigned_at or now)).total_seconds()
+    return max(0.0, min(usage_seconds, elapsed + 1.0, float(spec.max_duration_seconds)))
+
+
+def billable_micros(job: Job, usage_seconds: float, now: datetime) -> int:
+    """The most a result may claim: ask x GPUs x billed seconds, capped by the escrow."""
+    assert job.price_micros is not None
+    usage = billed_usage(job, usage_seconds, now)
+    return min(cost_micros(job.price_micros, job.gpu_count, usage), job.escrow_micros)
+
+
 def commit(
     session: Session,
     job: Job,
@@ -145,22 +160,30 @@ def commit(
     usage_seconds: float,
     settlement: SettlementBackend,
     settings: CoordinatorSettings,
+    *,
+    claimed_micros: int | None = None,
+    window_end: datetime | None = None,
 ) -> None:
-    """RUNNING -> COMMITTED: bill the seconds used (never more than wall-clock since the
-    assignment, nor the job's limit) and start the challenge window."""
+    """RUNNING -> COMMITTED: bill the seconds used and start the challenge window.
+
+    With on-chain settlement the provider's signed ``claimed_micros`` (already checked against
+    :func:`billable_micros`) is the amount, and ``window_end`` is the contract's window."""
     if job.state == S.COMMITTED:
         return
     if job.state != S.RUNNING:
         raise InvalidTransition(f"job {job.id} is {job.state}; only a RUNNING job takes a result")
     now = utcnow()
-    spec = JobSpec.model_validate(job.spec)
-    elapsed = (now - (job.assigned_at or now)).total_seconds()
-    usage = max(0.0, min(usage_seconds, elapsed + 1.0, float(spec.max_duration_seconds)))
+    usage = billed_usage(job, usage_seconds, now)
     job.exit_code = exit_code
     job.finished_at = now
     _bill(job, usage, settings)
+    if claimed_micros is not None:
+        job.amount_micros = claimed_micros
+        job.fee_micros = fee_micros(claimed_micros, settings.fee_bps)
     job.committed_at = now
-    job.challenge_deadline = now + timedelta(seconds=settings.challenge_window_seconds)
+    job.challenge_deadline = window_end or now + timedelta(
+        seconds=settings.challenge_window_seconds
+    )
     matching.release(session, job)
     settlement.commit_result(job)
     _reward(session, job.provider_id, completed=1)
@@ -268,14 +291,22 @@ def expire(session: Session, job: Job, settlement: SettlementBackend) -> None:
     transition(session, job, S.EXPIRED, "no provider matched before the queue deadline")
 
 
-def dispute(session: Session, job: Job, reason: str, settlement: SettlementBackend) -> None:
-    """COMMITTED -> DISPUTED, strictly inside the challenge window."""
+def dispute(
+    session: Session,
+    job: Job,
+    reason: str,
+    settlement: SettlementBackend,
+    *,
+    accepted_on_chain: bool = False,
+) -> None:
+    """COMMITTED -> DISPUTED, strictly inside the challenge window (the contract's own check
+    when ``accepted_on_chain``: its clock is the chain's, not ours)."""
     if job.state == S.DISPUTED:
         return
     if job.state != S.COMMITTED:
         raise InvalidTransition(f"job {job.id} is {job.state}; only a COMMITTED job is challenged")
     now = utcnow()
-    if job.challenge_deadline is None or now >= job.challenge_deadline:
+    if not accepted_on_chain and (job.challenge_deadline is None or now >= job.challenge_deadline):
         raise InvalidTransition(f"the challenge window of job {job.id} has closed")
     settlement.open_dispute(job)
     transition(session, job, S.DISPUTED, f"challenged: {reason}", now)

@@ -238,6 +238,8 @@ def pending_assignments(session: Session, provider_id: str) -> list[Assignment]:
             price_per_hour=from_micros(job.price_micros or 0),
             attempt=job.attempts,
             lease_expires_at=job.lease_expires_at or utcnow(),
+            chain_job_id=job.chain_job_id,
+            max_payment_micros=job.escrow_micros,
         )
         for job in jobs
     ]

@@ -1,9 +1,9 @@
 """The seam between the job lifecycle and money.
 
 The lifecycle calls a :class:`SettlementBackend` at each money-moving transition. The
-on-chain backend (escrow contracts through the settlement package's outbox) plugs in here; until
-it is configured, :class:`OffchainSettlement` keeps the accounting in the coordinator's own
-database only, which is what a single-machine trial needs. A backend raising
+on-chain backend (:mod:`gpumarket.coordinator.services.chain`) plugs in when the coordinator
+is given a chain; without one, :class:`OffchainSettlement` keeps the accounting in the
+coordinator's own database only, which is what a single-machine trial needs. A backend raising
 :class:`~gpumarket.errors.SettlementError` stops the transition, so the job never claims a
 payment state the ledger does not have.
 """
@@ -14,6 +14,7 @@ import logging
 from typing import Protocol
 
 from gpumarket.coordinator.db.models import Job
+from gpumarket.protocol import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,10 @@ class SettlementBackend(Protocol):
     """What the lifecycle needs from a payment ledger; every call is idempotent by job id."""
 
     name: str
+    on_chain: bool
+
+    def prepare_order(self, job: Job, spec: JobSpec) -> None:
+        """On-chain only: ask the developer to sign the order that funds ``job``."""
 
     def open_escrow(self, job: Job) -> None:
         """Lock the job's maximum payment before it is queued (SUBMITTED -> QUEUED)."""
@@ -47,6 +52,10 @@ class OffchainSettlement:
     """
 
     name = "offchain"
+    on_chain = False
+
+    def prepare_order(self, job: Job, spec: JobSpec) -> None:
+        """Never called: off-chain jobs are queued at once, with no order to sign."""
 
     def open_escrow(self, job: Job) -> None:
         log.debug("offchain escrow opened for %s (max %s micros)", job.id, job.max_price_micros)

@@ -13,10 +13,10 @@ from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
 from gpumarket.coordinator.services import jobs, lifecycle, providers
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.pricing import cost_micros, fee_micros, max_payment_micros
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidRequest, InvalidTransition
 from gpumarket.protocol import FailureReport, JobSpec, JobState, ResultReport, Role
+from gpumarket.protocol.pricing import cost_micros, fee_micros, max_payment_micros
 from tests.helpers import RTX4090, gpu_spec, gpus, heartbeat
 from tests.unit.coordinator.conftest import (
     RecordingSettlement,

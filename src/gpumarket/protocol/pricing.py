@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gpumarket.protocol import JobSpec, to_micros
+from gpumarket.protocol.base import to_micros
+from gpumarket.protocol.jobs import JobSpec
 
 
 def billable_units(gpu_count: int) -> int:

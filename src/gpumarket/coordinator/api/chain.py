@@ -1,0 +1,18 @@
+"""The market contract this coordinator settles on (public: wallets need it to deposit)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from gpumarket.coordinator.deps import ChainDep
+from gpumarket.protocol import ChainInfo
+
+router = APIRouter(prefix="/v1/chain", tags=["chain"])
+
+
+@router.get("", response_model=ChainInfo)
+async def chain_info(chain: ChainDep) -> ChainInfo:
+    """Chain id, RPC URL, market and token addresses, and the terms new jobs get; 404 when
+    this coordinator keeps accounts off-chain."""
+    return await run_in_threadpool(chain.info)

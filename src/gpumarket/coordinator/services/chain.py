@@ -1,0 +1,293 @@
+"""The on-chain settlement backend: the coordinator's side of the market contract.
+
+Two kinds of calls live here. The :class:`SettlementBackend` hooks run inside the lifecycle's
+database transactions and never touch the network: they only mark what the chain still owes a
+job (a refund to send). The network operations (open, commit, finalize, cancel, resolve) run
+outside any database transaction and send through the settlement outbox under a key per job and
+step, so a coordinator killed at any moment and restarted repeats a call's *outcome*, never the
+payment. :mod:`gpumarket.coordinator.services.onchain` strings the two together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import HTTPProvider, Web3
+from web3.logs import DISCARD
+
+from gpumarket.coordinator.db.models import Job
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import (
+    Conflict,
+    ContractReverted,
+    InvalidRequest,
+    PaymentRequired,
+    SettlementError,
+)
+from gpumarket.protocol import ChainInfo, JobSpec, PaymentRequest, from_micros
+from gpumarket.settlement.contracts import Deployment, Market
+from gpumarket.settlement.outbox import Sent, TransactionSender
+from gpumarket.settlement.signing import Order, job_id_bytes
+
+log = logging.getLogger(__name__)
+
+# GpuMarket.State
+CHAIN_NONE, CHAIN_OPEN, CHAIN_COMMITTED, CHAIN_DISPUTED = 0, 1, 2, 3
+CHAIN_SETTLED, CHAIN_REFUNDED, CHAIN_CANCELLED = 4, 5, 6
+
+ORDER_SLACK_SECONDS = 24 * 3600
+"""How long an order stays valid beyond the job's own queue and run limits."""
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """A confirmed transaction and the market events it emitted, by event name."""
+
+    sent: Sent
+    events: dict[str, list[dict[str, Any]]]
+
+
+class ChainSettlement:
+    """Escrow in the GpuMarket contract, through the coordinator's key and outbox."""
+
+    name = "chain"
+    on_chain = True
+
+    def __init__(self, settings: CoordinatorSettings) -> None:
+        if not (settings.chain_rpc_url and settings.chain_deployment and settings.chain_key):
+            raise SettlementError(
+                "on-chain settlement needs GPUMARKET_CHAIN_RPC_URL, GPUMARKET_CHAIN_DEPLOYMENT "
+                "and GPUMARKET_CHAIN_KEY together"
+            )
+        try:
+            deployment = Deployment.from_dict(json.loads(settings.chain_deployment.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise SettlementError(
+                f"cannot read the deployment file {settings.chain_deployment}: {exc}"
+            ) from exc
+        self.rpc_url = settings.chain_rpc_url
+        self.public_rpc_url = settings.chain_public_rpc_url or settings.chain_rpc_url
+        self.w3 = Web3(HTTPProvider(settings.chain_rpc_url, request_kwargs={"timeout": 30}))
+        self.deployment = deployment
+        self.market = Market(self.w3, deployment.market)
+        self.account: LocalAccount = Account.from_key(settings.chain_key.get_secret_value())
+        self.sender = TransactionSender(
+            self.w3,
+            self.account,
+            settings.data_dir / "outbox.sqlite",
+            self.market.errors,
+            receipt_timeout=settings.chain_receipt_timeout_seconds,
+        )
+        if self.sender.chain_id != deployment.chain_id:
+            raise SettlementError(
+                f"the RPC endpoint serves chain {self.sender.chain_id}, but the deployment file "
+                f"is for chain {deployment.chain_id}"
+            )
+
+    # ------------------------------------------------------------ lifecycle hooks (no I/O)
+
+    def open_escrow(self, job: Job) -> None:
+        """Nothing to do: the escrow opens when the developer's signed order arrives."""
+
+    def commit_result(self, job: Job) -> None:
+        """Nothing to do: the provider's signed claim was committed before the transition."""
+
+    def finalize(self, job: Job) -> None:
+        """Nothing to do: the finalizer pipeline pays out with ``finalizeMany``."""
+
+    def open_dispute(self, job: Job) -> None:
+        """Nothing to do: the developer's own challenge transaction froze the payment."""
+
+    def refund(self, job: Job, reason: str) -> None:
+        """An open escrow is marked for cancellation; the chain pipeline sends it. A job that
+        never got its order just forgets it (no money was ever locked)."""
+        if job.chain_state == "open":
+            job.chain_state = "cancelling"
+        elif job.chain_state == "awaiting_order":
+            job.chain_state = "void"
+
+    # ------------------------------------------------------------ reads
+
+    def info(self) -> ChainInfo:
+        """The market and its current terms, for wallets and the SDK."""
+        fee, burn, _share, window, min_stake, bond = self.market.view("currentTerms")
+        return ChainInfo(
+            chain_id=self.deployment.chain_id,
+            rpc_url=self.public_rpc_url,
+            market=self.deployment.market,
+            token=self.deployment.token,
+            fee_bps=fee,
+            burn_bps=burn,
+            window_seconds=window,
+            min_stake_micros=min_stake,
+            challenge_bond_micros=bond,
+        )
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock the challenge window runs on."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def job_state(self, chain_job_id: str) -> int:
+        """The job's state in the contract (0 when it was never opened)."""
+        return int(self.market.view("jobs", bytes.fromhex(chain_job_id[2:]))[6])
+
+    # ------------------------------------------------------------ orders
+
+    def payment_request(self, job: Job, spec: JobSpec) -> PaymentRequest:
+        """The order the developer is asked to sign for ``job``."""
+        deadline = (
+            int(time.time())
+            + spec.queue_timeout_seconds
+            + spec.max_duration_seconds
+            + ORDER_SLACK_SECONDS
+        )
+        return PaymentRequest(
+            chain_id=self.deployment.chain_id,
+            market=self.deployment.market,
+            chain_job_id="0x" + job_id_bytes(job.id).hex(),
+            spec_hash="0x" + job.spec_hash,
+            max_payment_micros=job.escrow_micros,
+            deadline=deadline,
+            nonce=secrets.randbelow(2**63),
+        )
+
+    def prepare_order(self, job: Job, spec: JobSpec) -> None:
+        """A new job waits in SUBMITTED for its developer to sign this order."""
+        request = self.payment_request(job, spec)
+        job.chain_job_id = request.chain_job_id
+        job.payment_request = request.model_dump(mode="json")
+        job.chain_state = "awaiting_order"
+
+    # ------------------------------------------------------------ sends
+
+    def open(self, request: PaymentRequest, signature: str) -> TxOutcome:
+        """Relay the developer's order: its escrow moves from the deposit into the job. A
+        refusal says what the developer must fix."""
+        order = Order(
+            bytes.fromhex(request.chain_job_id[2:]),
+            bytes.fromhex(request.spec_hash[2:]),
+            request.max_payment_micros,
+            request.deadline,
+            request.nonce,
+        )
+        data = self.market.calldata("openJob", order.as_tuple(), bytes.fromhex(signature[2:]))
+        try:
+            return self._send(f"open:{request.chain_job_id}", data)
+        except ContractReverted as exc:
+            raise _order_refusal(exc) from exc
+
+    def commit(
+        self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
+    ) -> TxOutcome:
+        """Commit the provider's signed claim; the challenge window starts at its block."""
+        data = self.market.calldata(
+            "commitResult",
+            bytes.fromhex(chain_job_id[2:]),
+            result,
+            amount_micros,
+            bytes.fromhex(signature[2:]),
+        )
+        try:
+            return self._send(f"commit:{chain_job_id}", data)
+        except ContractReverted as exc:
+            if exc.error == "StakeTooLow":
+                free, needed = exc.args_
+                raise PaymentRequired(
+                    f"your free stake is {from_micros(int(str(free)))}, under the "
+                    f"{from_micros(int(str(needed)))} a result must lock: run "
+                    "`gpumarket provider stake AMOUNT`, then report the result again"
+                ) from exc
+            if exc.error == "BadSignature":
+                raise InvalidRequest(
+                    "the result claim is not signed by a wallet the market knows; stake from "
+                    "the wallet the provider daemon signs with"
+                ) from exc
+            raise
+
+    def finalize_many(self, chain_job_ids: list[str]) -> TxOutcome:
+        """Pay out every job in the list whose window has passed (others are skipped)."""
+        ids = [bytes.fromhex(i[2:]) for i in chain_job_ids]
+        key = "finalize:" + Web3.keccak(b"".join(ids)).hex()
+        return self._send(key, self.market.calldata("finalizeMany", ids))
+
+    def cancel(self, chain_job_id: str) -> TxOutcome:
+        """Return an open job's whole escrow to the developer's deposit."""
+        return self._send(
+            f"cancel:{chain_job_id}",
+            self.market.calldata("cancel", bytes.fromhex(chain_job_id[2:])),
+        )
+
+    def resolve(self, chain_job_id: str, provider_at_fault: bool) -> TxOutcome:
+        """The arbiter's ruling on a disputed job."""
+        data = self.market.calldata("resolve", bytes.fromhex(chain_job_id[2:]), provider_at_fault)
+        return self._send(f"resolve:{chain_job_id}", data)
+
+    def settled_event(self, chain_job_id: str) -> tuple[dict[str, Any], str, int] | None:
+        """The ``Settled`` event of a job someone else finalized: (args, tx hash, block)."""
+        topic = Web3.keccak(text="Settled(bytes32,uint256,uint256,uint256,uint256)")
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.market.address,
+                "fromBlock": self.deployment.block,
+                "toBlock": "latest",
+                "topics": [topic, chain_job_id],
+            }
+        )
+        for entry in logs:
+            decoded = self.market.contract.events.Settled().process_log(entry)
+            return (
+                dict(decoded["args"]),
+                "0x" + bytes(entry["transactionHash"]).hex(),
+                int(entry["blockNumber"]),
+            )
+        return None
+
+    def resume(self) -> None:
+        """Confirm whatever a crash or an RPC outage left in the outbox."""
+        self.sender.resume()
+
+    def _send(self, key: str, data: str) -> TxOutcome:
+        sent = self.sender.submit(key, self.market.address, data)
+        receipt = self.w3.eth.get_transaction_receipt(sent.hash)  # type: ignore[arg-type]
+        events: dict[str, list[dict[str, Any]]] = {}
+        for item in self.market.abi:
+            if item["type"] != "event":
+                continue
+            found = getattr(self.market.contract.events, item["name"])().process_receipt(
+                receipt, errors=DISCARD
+            )
+            if found:
+                events[item["name"]] = [dict(e["args"]) for e in found]
+        return TxOutcome(sent, events)
+
+
+def _order_refusal(exc: ContractReverted) -> Exception:
+    args: list[Any] = [int(str(a)) if str(a).isdigit() else a for a in exc.args_]
+    if exc.error == "InsufficientBalance":
+        available, needed = args
+        return PaymentRequired(
+            f"your deposit in the market is {from_micros(available)}, but this job's escrow "
+            f"needs {from_micros(needed)}: deposit more with `gpumarket wallet deposit AMOUNT` "
+            "and sign again"
+        )
+    if exc.error == "BadSignature":
+        return PaymentRequired(
+            f"the order is signed by {args[0]}, which has never deposited in the market: "
+            "deposit with `gpumarket wallet deposit AMOUNT` from the wallet that signs"
+        )
+    if exc.error == "OrderExpired":
+        return InvalidRequest(
+            f"the order expired at {args[0]} (chain time {args[1]}); submit the job again"
+        )
+    if exc.error == "WrongState":
+        return Conflict("this job's escrow was already opened")
+    if exc.error == "EnforcedPause":
+        return Conflict("the market is paused: no new jobs are opened until the operator resumes")
+    return exc

@@ -1,0 +1,457 @@
+"""Lifecycle steps that move money on-chain.
+
+Each step is three parts: a short transaction that checks the request and records the intent
+(the developer's order signature, the provider's signed claim), the chain call through the
+outbox with no database transaction open, and a short transaction that applies the
+transition. A crash between the parts leaves the intent recorded; :func:`tick` finds it and
+runs the step again, and the outbox's per-job keys turn the repeated call into the first one's
+outcome. Nothing here holds a database lock while it waits for the chain.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.engine import session_scope
+from gpumarket.coordinator.db.models import ChainTx, Developer, Job, Provider
+from gpumarket.coordinator.services import jobs, lifecycle
+from gpumarket.coordinator.services.auth import Principal
+from gpumarket.coordinator.services.chain import (
+    CHAIN_CANCELLED,
+    CHAIN_DISPUTED,
+    CHAIN_SETTLED,
+    ChainSettlement,
+    TxOutcome,
+)
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import Conflict, ContractReverted, GpumarketError, InvalidRequest
+from gpumarket.protocol import JobSpec, JobState, PaymentRequest, ResultReport
+from gpumarket.settlement.signing import Order, order_signer, result_hash, result_signer
+
+log = logging.getLogger(__name__)
+
+STALE_INTENT_SECONDS = 30.0
+"""An intent this old with no outcome is a crash's leftover, not a request still in flight."""
+
+
+def _record(session: Session, job: Job, step: str, outcome: TxOutcome | None, tx: str) -> None:
+    session.add(
+        ChainTx(
+            job_id=job.id,
+            step=step,
+            tx_hash=tx,
+            block=outcome.sent.block if outcome else None,
+            gas_used=outcome.sent.gas_used if outcome else None,
+            at=utcnow(),
+        )
+    )
+
+
+# ------------------------------------------------------------------ open
+
+
+def open_job(
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    principal: Principal,
+    job_id: str,
+    signature: str,
+) -> Job:
+    """Relay the developer's signed order and queue the job once its escrow is open."""
+    with session_scope(factory) as session:
+        job = jobs.get_visible(session, principal, job_id)
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.chain_state == "open":
+            return job
+        if job.state != JobState.SUBMITTED.value or job.chain_state != "awaiting_order":
+            raise Conflict(f"job {job_id} is {job.state}; it takes no order now")
+        assert job.payment_request is not None
+        request = PaymentRequest.model_validate(job.payment_request)
+        owner = session.get(Developer, job.owner_id)
+        assert owner is not None
+        signer = order_signer(
+            bytes.fromhex(signature[2:]), _order(request), request.chain_id, request.market
+        )
+        if signer.lower() != owner.address.lower():
+            raise InvalidRequest(
+                f"the order is signed by {signer}, but the job belongs to {owner.address}: "
+                "sign the payment request with the wallet you logged in with"
+            )
+        job.order_signature = signature
+    try:
+        outcome = backend.open(request, signature)
+    except GpumarketError:
+        with session_scope(factory) as session:
+            lifecycle.load_job_for_update(session, job_id).order_signature = None
+        raise
+    return _opened(factory, backend, job_id, outcome)
+
+
+def _order(request: PaymentRequest) -> Order:
+    return Order(
+        bytes.fromhex(request.chain_job_id[2:]),
+        bytes.fromhex(request.spec_hash[2:]),
+        request.max_payment_micros,
+        request.deadline,
+        request.nonce,
+    )
+
+
+def _opened(
+    factory: sessionmaker[Session], backend: ChainSettlement, job_id: str, outcome: TxOutcome
+) -> Job:
+    with session_scope(factory) as session:
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.chain_state == "awaiting_order":
+            job.chain_state = "open"
+            _record(session, job, "open", outcome, outcome.sent.hash)
+            lifecycle.queue(session, job, JobSpec.model_validate(job.spec), backend)
+        session.flush()
+        session.refresh(job, ["chain_txs"])
+        return job
+
+
+# ------------------------------------------------------------------ commit
+
+
+def commit_result(
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    principal: Principal,
+    job_id: str,
+    report: ResultReport,
+    settings: CoordinatorSettings,
+) -> Job:
+    """Check the provider's signed claim, commit it on-chain, then mark the job COMMITTED."""
+    with session_scope(factory) as session:
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.provider_id != principal.account_id:
+            raise InvalidRequest(f"job {job_id} is not assigned to you")
+        if job.state == JobState.COMMITTED.value:
+            return job
+        if job.state == JobState.ASSIGNED.value:
+            lifecycle.start(session, job, settings)
+        if job.state != JobState.RUNNING.value:
+            raise Conflict(f"job {job_id} is {job.state}; it takes no result now")
+        _check_outputs(job, report)
+        claim = report.claim
+        if claim is None:
+            raise InvalidRequest(
+                "this market settles on-chain: the result needs a signed claim (amount, "
+                "result_hash, signature); upgrade the provider daemon"
+            )
+        expected = "0x" + result_hash(report.exit_code, report.output_hash).hex()
+        if claim.result_hash.lower() != expected:
+            raise InvalidRequest(
+                f"result_hash {claim.result_hash} does not match exit code {report.exit_code} "
+                f"and outputs {report.output_hash}; expected {expected}"
+            )
+        bound = lifecycle.billable_micros(job, report.usage_seconds, utcnow())
+        if claim.amount_micros > bound:
+            raise InvalidRequest(
+                f"the claim of {claim.amount_micros} micros is over the {bound} micros that "
+                f"{report.usage_seconds:.1f}s at the agreed price allow"
+            )
+        provider = session.get(Provider, job.provider_id)
+        assert provider is not None and job.chain_job_id is not None
+        signer = result_signer(
+            bytes.fromhex(claim.signature[2:]),
+            bytes.fromhex(job.chain_job_id[2:]),
+            bytes.fromhex(claim.result_hash[2:]),
+            claim.amount_micros,
+            backend.deployment.chain_id,
+            backend.deployment.market,
+        )
+        if signer.lower() != provider.address.lower():
+            raise InvalidRequest(
+                f"the claim is signed by {signer}, not by your registered wallet {provider.address}"
+            )
+        job.pending_result = report.model_dump(mode="json")
+        chain_job_id = job.chain_job_id
+    outcome = backend.commit(
+        chain_job_id,
+        bytes.fromhex(claim.result_hash[2:]),
+        claim.amount_micros,
+        claim.signature,
+    )
+    return _committed(factory, backend, job_id, outcome, settings)
+
+
+def _check_outputs(job: Job, report: ResultReport) -> None:
+    if report.output_hash is None:
+        return
+    if job.outputs_stored and job.output_hash != report.output_hash:
+        raise InvalidRequest(
+            f"output_hash {report.output_hash} differs from the uploaded outputs "
+            f"({job.output_hash})"
+        )
+    if not job.outputs_stored:
+        raise InvalidRequest("upload the outputs before reporting a result that names them")
+
+
+def _committed(
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    job_id: str,
+    outcome: TxOutcome,
+    settings: CoordinatorSettings,
+) -> Job:
+    with session_scope(factory) as session:
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.state == JobState.RUNNING.value and job.pending_result is not None:
+            report = ResultReport.model_validate(job.pending_result)
+            assert report.claim is not None
+            event = outcome.events["ResultCommitted"][0]
+            window_end = int(event["windowEnd"])
+            job.chain_window_end = window_end
+            job.chain_state = "committed"
+            job.pending_result = None
+            _record(session, job, "commit", outcome, outcome.sent.hash)
+            lifecycle.commit(
+                session,
+                job,
+                report.exit_code,
+                report.usage_seconds,
+                backend,
+                settings,
+                claimed_micros=report.claim.amount_micros,
+                window_end=datetime.fromtimestamp(window_end, UTC),
+            )
+        session.flush()
+        session.refresh(job, ["chain_txs"])
+        return job
+
+
+# ------------------------------------------------------------------ challenge and resolve
+
+
+def challenge(
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    principal: Principal,
+    job_id: str,
+    reason: str,
+    tx_hash: str | None,
+) -> Job:
+    """Record a challenge the developer already made on-chain (the contract takes its bond
+    and enforces the window)."""
+    with session_scope(factory) as session:
+        job = jobs.get_visible(session, principal, job_id)
+        if job.state == JobState.DISPUTED.value:
+            return job
+        if job.state != JobState.COMMITTED.value or job.chain_job_id is None:
+            raise Conflict(f"job {job_id} is {job.state}; only a COMMITTED job is challenged")
+        chain_job_id = job.chain_job_id
+    if backend.job_state(chain_job_id) != CHAIN_DISPUTED:
+        raise Conflict(
+            "the contract has no challenge for this job: call challenge() on the market with "
+            "your wallet inside the window (`gpumarket job challenge` does it, bond included)"
+        )
+    with session_scope(factory) as session:
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.state == JobState.COMMITTED.value:
+            job.chain_state = "disputed"
+            if tx_hash:
+                _record(session, job, "challenge", None, tx_hash)
+            lifecycle.dispute(session, job, reason, backend, accepted_on_chain=True)
+        session.flush()
+        session.refresh(job, ["chain_txs"])
+        return job
+
+
+def resolve(
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    job_id: str,
+    provider_at_fault: bool,
+    note: str,
+) -> Job:
+    """The arbiter's ruling, on-chain first, then in the job's record."""
+    with session_scope(factory) as session:
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.state in (JobState.SETTLED.value, JobState.REFUNDED.value):
+            return job
+        if job.state != JobState.DISPUTED.value or job.chain_job_id is None:
+            raise Conflict(f"job {job_id} is {job.state}; only a DISPUTED job is resolved")
+        chain_job_id = job.chain_job_id
+    outcome = backend.resolve(chain_job_id, provider_at_fault)
+    with session_scope(factory) as session:
+        job = lifecycle.load_job_for_update(session, job_id)
+        if job.state == JobState.DISPUTED.value:
+            _record(session, job, "resolve", outcome, outcome.sent.hash)
+            if provider_at_fault:
+                job.chain_state = "refunded"
+                job.paid_micros = 0
+                job.refund_micros = int(outcome.events["Refunded"][0]["amount"])
+            else:
+                job.chain_state = "settled"
+                _apply_settled(job, outcome.events["Settled"][0])
+            lifecycle.resolve(session, job, provider_at_fault, note, backend)
+        session.flush()
+        session.refresh(job, ["chain_txs"])
+        return job
+
+
+def _apply_settled(job: Job, args: dict[str, Any]) -> None:
+    job.paid_micros = int(args["providerPaid"])
+    job.fee_micros = int(args["fee"])
+    job.burned_micros = int(args["burned"])
+    job.refund_micros = int(args["refund"])
+
+
+# ------------------------------------------------------------------ background
+
+
+def finalize_ready(
+    factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
+) -> int:
+    """Pay out committed jobs whose window has passed on the chain's clock, in one
+    ``finalizeMany``; jobs someone else finalized, or challenged directly on-chain, are
+    reconciled from the contract."""
+    chain_now = backend.chain_time()
+    with session_scope(factory) as session:
+        rows = session.execute(
+            select(Job.id, Job.chain_job_id)
+            .where(
+                Job.state == JobState.COMMITTED.value,
+                Job.chain_state == "committed",
+                Job.chain_window_end <= chain_now,
+            )
+            .order_by(Job.chain_window_end)
+            .limit(settings.finalize_batch_size)
+        ).all()
+    ready = [(job_id, str(chain_id)) for job_id, chain_id in rows]
+    if not ready:
+        return 0
+    outcome = backend.finalize_many([chain_id for _, chain_id in ready])
+    settled = {"0x" + bytes(e["jobId"]).hex(): e for e in outcome.events.get("Settled", [])}
+    others: dict[str, tuple[dict[str, Any], str, int] | None] = {}
+    for _, chain_id in ready:
+        if chain_id not in settled:
+            state = backend.job_state(chain_id)
+            others[chain_id] = backend.settled_event(chain_id) if state == CHAIN_SETTLED else None
+            if state == CHAIN_DISPUTED:
+                others[chain_id] = ({"disputed": True}, "", 0)
+    done = 0
+    with session_scope(factory) as session:
+        for job_id, chain_id in ready:
+            job = lifecycle.load_job_for_update(session, job_id)
+            if job.state != JobState.COMMITTED.value:
+                continue
+            if chain_id in settled:
+                _apply_settled(job, settled[chain_id])
+                _record(session, job, "finalize", outcome, outcome.sent.hash)
+            elif (found := others.get(chain_id)) is not None and "disputed" in found[0]:
+                job.chain_state = "disputed"
+                lifecycle.dispute(
+                    session, job, "challenged on-chain", backend, accepted_on_chain=True
+                )
+                continue
+            elif found is not None:
+                args, tx_hash, block = found
+                _apply_settled(job, args)
+                session.add(
+                    ChainTx(
+                        job_id=job.id, step="finalize", tx_hash=tx_hash, block=block, at=utcnow()
+                    )
+                )
+            else:
+                continue  # not ready on-chain yet (a commit racing the clock): next tick
+            job.chain_state = "settled"
+            lifecycle.finalize(session, job, backend)
+            done += 1
+    return done
+
+
+def send_refunds(factory: sessionmaker[Session], backend: ChainSettlement, limit: int = 50) -> int:
+    """Cancel on-chain the open escrows of jobs that ended without a result."""
+    with session_scope(factory) as session:
+        pending = session.execute(
+            select(Job.id, Job.chain_job_id, Job.escrow_micros)
+            .where(Job.chain_state == "cancelling")
+            .limit(limit)
+        ).all()
+    done = 0
+    for job_id, chain_job_id, escrow in pending:
+        chain_id = str(chain_job_id)
+        outcome: TxOutcome | None
+        try:
+            outcome = backend.cancel(chain_id)
+            refund = int(outcome.events["Cancelled"][0]["refund"])
+            tx_hash = outcome.sent.hash
+        except ContractReverted as exc:
+            if exc.error != "WrongState" or backend.job_state(chain_id) != CHAIN_CANCELLED:
+                log.warning("cannot cancel job %s on-chain: %s", job_id, exc)
+                continue
+            outcome, refund, tx_hash = None, escrow, ""  # someone expired it already
+        with session_scope(factory) as session:
+            job = lifecycle.load_job_for_update(session, job_id)
+            if job.chain_state == "cancelling":
+                job.chain_state = "cancelled"
+                job.refund_micros = refund
+                if tx_hash:
+                    _record(session, job, "cancel", outcome, tx_hash)
+                done += 1
+    return done
+
+
+def resume_intents(
+    factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
+) -> int:
+    """Finish the open and commit steps a crash interrupted after recording their intent."""
+    backend.resume()
+    stale = utcnow() - timedelta(seconds=STALE_INTENT_SECONDS)
+    with session_scope(factory) as session:
+        orders = session.execute(
+            select(Job.id, Job.payment_request, Job.order_signature).where(
+                Job.chain_state == "awaiting_order",
+                Job.order_signature.is_not(None),
+                Job.updated_at < stale,
+            )
+        ).all()
+        results = session.execute(
+            select(Job.id, Job.chain_job_id, Job.pending_result).where(
+                Job.state == JobState.RUNNING.value,
+                Job.pending_result.is_not(None),
+                Job.updated_at < stale,
+            )
+        ).all()
+    for job_id, request, signature in orders:
+        try:
+            outcome = backend.open(PaymentRequest.model_validate(request), signature)
+        except GpumarketError as exc:
+            log.warning("the order of job %s can no longer be opened: %s", job_id, exc)
+            with session_scope(factory) as session:
+                lifecycle.load_job_for_update(session, job_id).order_signature = None
+            continue
+        _opened(factory, backend, job_id, outcome)
+    for job_id, chain_id, pending in results:
+        report = ResultReport.model_validate(pending)
+        assert report.claim is not None
+        try:
+            outcome = backend.commit(
+                chain_id,
+                bytes.fromhex(report.claim.result_hash[2:]),
+                report.claim.amount_micros,
+                report.claim.signature,
+            )
+        except GpumarketError as exc:
+            log.warning("the result of job %s cannot be committed: %s", job_id, exc)
+            continue
+        _committed(factory, backend, job_id, outcome, settings)
+    return len(orders) + len(results)
+
+
+def tick(
+    factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
+) -> None:
+    """One round of the chain pipeline."""
+    resume_intents(factory, backend, settings)
+    send_refunds(factory, backend)
+    finalize_ready(factory, backend, settings)

@@ -1,0 +1,81 @@
+"""Wire models of on-chain settlement: where the market lives, what a developer signs, and the
+on-chain steps a job view lists.
+
+Amounts are integer micro-units, exactly what the contract stores, so no side converts a figure
+that ends up in a signature.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import Field
+
+from gpumarket.protocol.base import ResponseModel, WireModel
+
+HEX32 = r"^0x[0-9a-fA-F]{64}$"
+SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
+
+
+class ChainInfo(ResponseModel):
+    """The market contract a coordinator settles on, and the terms new jobs get."""
+
+    chain_id: int
+    rpc_url: str = Field(description="JSON-RPC endpoint wallets can use for deposits and stakes")
+    market: str
+    token: str
+    token_decimals: int = 6
+    fee_bps: int
+    burn_bps: int
+    window_seconds: int
+    min_stake_micros: int
+    challenge_bond_micros: int
+
+
+class PaymentRequest(ResponseModel):
+    """The order a developer signs (EIP-712 ``Order``) so the coordinator can open the job's
+    escrow. The SDK checks ``spec_hash`` and ``max_payment_micros`` against the spec it sent
+    before signing, so a coordinator cannot make it sign for more."""
+
+    chain_id: int
+    market: str
+    chain_job_id: str = Field(pattern=HEX32)
+    spec_hash: str = Field(pattern=HEX32)
+    max_payment_micros: int = Field(ge=0)
+    deadline: int = Field(description="unix time after which the unopened order is void")
+    nonce: int = Field(ge=0)
+
+
+class OrderSignature(WireModel):
+    """The developer's signature over the job's :class:`PaymentRequest`."""
+
+    signature: str = Field(pattern=SIGNATURE)
+
+
+class ResultClaim(WireModel):
+    """What a provider signs (EIP-712 ``Result``) when chain settlement is on: the result it
+    stands behind and the amount it claims for it."""
+
+    amount_micros: int = Field(ge=0)
+    result_hash: str = Field(pattern=HEX32)
+    signature: str = Field(pattern=SIGNATURE)
+
+
+class ChainStep(ResponseModel):
+    """One on-chain transaction of a job (open, commit, challenge, resolve, finalize, cancel)."""
+
+    step: str
+    tx_hash: str
+    block: int | None = None
+    gas_used: int | None = None
+    at: datetime
+
+
+class Receipt(ResponseModel):
+    """Where a settled or refunded job's money went, from the contract's events."""
+
+    paid: Decimal | None = Field(default=None, description="credited to the provider")
+    fee: Decimal | None = Field(default=None, description="protocol fee (treasury + burn)")
+    burned: Decimal | None = None
+    refund: Decimal | None = Field(default=None, description="returned to the deposit")

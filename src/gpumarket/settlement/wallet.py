@@ -1,0 +1,166 @@
+"""A person's own transactions with the market: deposits and withdrawals (developers), stakes
+and earnings (providers), challenges. Each is signed by the user's wallet and sent straight to
+the chain; the coordinator never holds a user's key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from gpumarket.errors import InvalidRequest, PaymentRequired, TransportError
+from gpumarket.protocol import ChainInfo, from_micros
+from gpumarket.settlement.contracts import Market, token_contract
+from gpumarket.settlement.deploy import send_signed
+
+
+@dataclass(frozen=True)
+class Balances:
+    """Where a wallet's money is, in micro-units."""
+
+    address: str
+    wallet: int
+    deposit: int
+    earnings: int
+    stake: int
+    locked_stake: int
+    unstaking: int
+    unstake_ready_at: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Token amounts as decimal strings, for ``--json``."""
+        return {
+            "address": self.address,
+            **{
+                name: str(from_micros(getattr(self, name)))
+                for name in ("wallet", "deposit", "earnings", "stake", "locked_stake", "unstaking")
+            },
+            "unstake_ready_at": self.unstake_ready_at,
+        }
+
+
+class MarketWallet:
+    """One wallet's view of, and transactions with, one market."""
+
+    def __init__(self, chain: ChainInfo, account: LocalAccount, rpc_url: str | None = None) -> None:
+        self.chain = chain
+        self.account = account
+        self.w3 = Web3(HTTPProvider(rpc_url or chain.rpc_url, request_kwargs={"timeout": 30}))
+        self.market = Market(self.w3, chain.market)
+        self.token: Contract = token_contract(self.w3, chain.token)
+
+    def balances(self) -> Balances:
+        """The wallet's token balance and its accounts in the market."""
+        try:
+            held = int(self.token.functions.balanceOf(self.account.address).call())
+            account_id = int(self.market.view("accountId", self.account.address))
+            deposit = earnings = stake = locked = unstaking = ready = 0
+            if account_id:
+                deposit, earnings, stake, locked = self.market.view("balances", account_id)
+                unstaking, ready = self.market.view("unstaking", account_id)
+        except (OSError, ConnectionError) as exc:
+            raise TransportError(f"cannot reach the chain at {self.chain.rpc_url}: {exc}") from exc
+        return Balances(
+            self.account.address, held, deposit, earnings, stake, locked, unstaking, ready
+        )
+
+    def deposit(self, micros: int) -> str:
+        """Move tokens from the wallet into the market deposit that funds jobs."""
+        self._approve(micros)
+        return self._call("deposit", micros)
+
+    def withdraw(self, micros: int) -> str:
+        """Take free deposit back to the wallet."""
+        return self._call("withdraw", micros)
+
+    def stake(self, micros: int) -> str:
+        """Stake as a provider (each committed result locks the market's minimum)."""
+        self._approve(micros)
+        return self._call("stake", micros)
+
+    def request_unstake(self, micros: int) -> str:
+        """Start the unstake delay for unlocked stake."""
+        return self._call("requestUnstake", micros)
+
+    def withdraw_stake(self) -> str:
+        """Take stake whose delay has passed back to the wallet."""
+        return self._call("withdrawStake")
+
+    def withdraw_earnings(self) -> str:
+        """Take a provider's (or challenger's) earnings to the wallet."""
+        return self._call("withdrawEarnings")
+
+    def challenge(self, chain_job_id: str) -> str:
+        """Dispute a committed result inside its window; the market takes the bond."""
+        if self.chain.challenge_bond_micros:
+            self._approve(self.chain.challenge_bond_micros)
+        return self._call("challenge", bytes.fromhex(chain_job_id[2:]))
+
+    def mint_test_tokens(self, micros: int) -> str:
+        """Dev chains only: mint the test stablecoin to this wallet."""
+        tx = self.token.functions.mint(self.account.address, micros).build_transaction(
+            {"from": self.account.address}
+        )
+        return self._send(dict(tx))
+
+    def _approve(self, micros: int) -> None:
+        allowance = int(
+            self.token.functions.allowance(self.account.address, self.market.address).call()
+        )
+        if allowance >= micros:
+            return
+        held = int(self.token.functions.balanceOf(self.account.address).call())
+        if held < micros:
+            raise PaymentRequired(
+                f"the wallet {self.account.address} holds {from_micros(held)}, "
+                f"less than {from_micros(micros)}"
+            )
+        tx = self.token.functions.approve(self.market.address, 2**256 - 1).build_transaction(
+            {"from": self.account.address}
+        )
+        self._send(dict(tx))
+
+    def _call(self, function: str, *args: Any) -> str:
+        data = self.market.calldata(function, *args)
+        try:
+            self.w3.eth.call(
+                {"from": self.account.address, "to": self.market.address, "data": HexStr(data)}
+            )
+        except (ContractCustomError, ContractLogicError) as exc:
+            raised = self.market.errors.decode(getattr(exc, "data", None))
+            raise _explain(function, raised.error, raised.args_) from exc
+        return self._send({"to": self.market.address, "data": data})
+
+    def _send(self, tx: dict[str, Any]) -> str:
+        probe: Any = {**tx, "from": self.account.address}
+        tx.setdefault("gas", int(self.w3.eth.estimate_gas(probe) * 1.3))
+        receipt = send_signed(self.w3, self.account, tx)
+        return "0x" + bytes(receipt["transactionHash"]).hex()
+
+
+def _explain(function: str, error: str, args: tuple[object, ...]) -> Exception:
+    values: list[Any] = [int(str(a)) if str(a).isdigit() else a for a in args]
+    if error == "InsufficientBalance":
+        return PaymentRequired(
+            f"{function}: only {from_micros(int(values[0]))} is available, "
+            f"{from_micros(int(values[1]))} asked"
+        )
+    if error == "UnknownAccount":
+        return InvalidRequest(f"{function}: this wallet has no account in the market yet")
+    if error == "ZeroAmount":
+        return InvalidRequest(f"{function}: nothing to withdraw (or an amount of zero)")
+    if error == "UnstakeNotReady":
+        return InvalidRequest(f"{function}: the unstake delay ends at unix time {values[0]}")
+    if error == "WindowClosed":
+        return InvalidRequest("the challenge window of this job has closed")
+    if error == "WrongState":
+        return InvalidRequest(f"{function}: the job is not in a state that allows it")
+    if error == "NotDeveloperOrVerifier":
+        return InvalidRequest("only the job's developer (or a verifier) may challenge it")
+    return InvalidRequest(f"{function} would revert: {error or 'unknown error'}{tuple(values)}")

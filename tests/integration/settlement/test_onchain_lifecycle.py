@@ -1,0 +1,270 @@
+"""Money in the job lifecycle, for real: a coordinator process settling on an anvil devnet,
+driven over HTTP by the SDK (developer) and a hand-driven provider that signs its claims.
+
+Every figure is checked on the contract: deposits, earnings, stake, treasury and burn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from gpumarket.errors import InvalidRequest, PaymentRequired
+from gpumarket.protocol import (
+    Assignment,
+    Heartbeat,
+    HostResources,
+    JobSpec,
+    JobState,
+    JobView,
+    OfferAsk,
+    ResultReport,
+    Role,
+)
+from gpumarket.provider.claims import ClaimSigner
+from gpumarket.sdk import AdminClient, Client, ProviderClient, register_wallet
+from gpumarket.settlement.contracts import Market
+from gpumarket.settlement.deploy import write_deployment
+from gpumarket.settlement.devnet import Devnet
+from gpumarket.settlement.wallet import MarketWallet
+from tests.conftest import ADMIN_TOKEN, sqlite_url
+from tests.integration.processes import CoordinatorProcess
+
+pytestmark = pytest.mark.integration
+USD = 10**6
+PRICE = Decimal("36")  # per hour: 10,000 micro-units a second
+WINDOW = 3600
+
+
+@dataclass
+class World:
+    """The devnet, a coordinator settling on it, and the three parties' clients."""
+
+    net: Devnet
+    coordinator: CoordinatorProcess
+    dev: Client
+    dev_wallet: MarketWallet
+    provider: ProviderClient
+    provider_wallet: MarketWallet
+    admin: AdminClient
+    market: Market
+
+    @property
+    def dev_account(self) -> LocalAccount:
+        return self.net.accounts[1]
+
+    def restart(self, tmp_path: Path) -> None:
+        self.coordinator.stop()
+        port = int(self.coordinator.url.rsplit(":", 1)[1])
+        self.coordinator = start_coordinator(self.net, tmp_path, port)
+
+    def treasury_and_burn(self) -> tuple[int, int]:
+        return int(self.market.view("treasuryBalance")), int(self.market.view("burnBalance"))
+
+
+def start_coordinator(net: Devnet, tmp_path: Path, port: int | None = None) -> CoordinatorProcess:
+    deployment = tmp_path / "deployment.json"
+    write_deployment(net.deployment, deployment)
+    env = {
+        "GPUMARKET_CHAIN_RPC_URL": net.rpc_url,
+        "GPUMARKET_CHAIN_DEPLOYMENT": str(deployment),
+        "GPUMARKET_CHAIN_KEY": "0x" + bytes(net.accounts[0].key).hex(),
+    }
+    return CoordinatorProcess.start(
+        sqlite_url(tmp_path), tmp_path / "data", admin_token=ADMIN_TOKEN, port=port, extra_env=env
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with Devnet.start() as net:
+        proc = start_coordinator(net, tmp_path)
+        try:
+            url = proc.url
+            dev_key = register_wallet(url, net.accounts[1], Role.DEVELOPER).api_key
+            prov_key = register_wallet(url, net.accounts[2], Role.PROVIDER).api_key
+            chain = Client(url).chain_info()
+            assert chain is not None
+            world = World(
+                net,
+                proc,
+                Client(url, dev_key),
+                MarketWallet(chain, net.accounts[1]),
+                ProviderClient(url, prov_key),
+                MarketWallet(chain, net.accounts[2]),
+                AdminClient(url, ADMIN_TOKEN),
+                Market(net.w3, net.deployment.market),
+            )
+            world.provider_wallet.stake(200 * USD)
+            world.provider.heartbeat(
+                Heartbeat(
+                    resources=HostResources(cpu_count=4, memory_mb=8192, disk_mb=100_000),
+                    offers=[OfferAsk(gpu_model="CPU", price_per_hour=PRICE)],
+                )
+            )
+            yield world
+        finally:
+            proc.stop()
+
+
+def spec(**overrides: object) -> JobSpec:
+    data: dict[str, object] = {
+        "image": "busybox:latest",
+        "command": ["true"],
+        "max_price_per_hour": str(PRICE),
+        "max_duration_seconds": 600,
+    }
+    data.update(overrides)
+    return JobSpec.model_validate(data)
+
+
+def wait_for(world: World, job_id: str, state: JobState, timeout: float = 20) -> JobView:
+    deadline = time.monotonic() + timeout
+    while True:
+        view = world.dev.get(job_id, explain=False)
+        if view.state is state:
+            return view
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} stayed {view.state} (wanted {state})")
+        time.sleep(0.2)
+
+
+def take(world: World) -> Assignment:
+    for _ in range(20):
+        got = world.provider.poll(wait=1)
+        if got:
+            return got[0]
+    raise AssertionError("no assignment arrived")
+
+
+def run_and_claim(world: World, assignment: Assignment, usage: float) -> JobView:
+    world.provider.started(assignment.job_id)
+    time.sleep(usage + 0.2)  # the coordinator bills at most the wall-clock since assignment
+    chain = world.provider.chain_info()
+    assert chain is not None
+    claim = ClaimSigner(world.net.accounts[2], chain).claim(assignment, 0, None, usage)
+    return world.provider.report_result(
+        assignment.job_id, ResultReport(exit_code=0, usage_seconds=usage, claim=claim)
+    )
+
+
+def test_job_settles_on_chain_with_exact_balances(world: World) -> None:
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    assert job.state is JobState.QUEUED
+    assert [s.step for s in job.chain] == ["open"]
+    escrow = 6 * USD  # 36/h for 600 s
+    assert world.dev_wallet.balances().deposit == 100 * USD - escrow
+
+    committed = run_and_claim(world, take(world), usage=1.5)
+    assert committed.state is JobState.COMMITTED
+    amount = 15_000  # 1.5 s x 10,000 micro-units
+    assert committed.cost == Decimal("0.015")
+    time.sleep(1.0)
+    assert world.dev.get(job.id).state is JobState.COMMITTED  # the window is still open
+
+    world.net.time_travel(WINDOW + 1)
+    settled = wait_for(world, job.id, JobState.SETTLED)
+    fee = amount * 250 // 10_000
+    burned = fee * 2000 // 10_000
+    assert settled.receipt is not None
+    assert settled.receipt.paid == Decimal(amount - fee) / USD
+    assert settled.receipt.fee == Decimal(fee) / USD
+    assert settled.receipt.burned == Decimal(burned) / USD
+    assert settled.receipt.refund == Decimal(escrow - amount) / USD
+    assert [s.step for s in settled.chain] == ["open", "commit", "finalize"]
+    assert all(s.tx_hash.startswith("0x") and len(s.tx_hash) == 66 for s in settled.chain)
+
+    assert world.dev_wallet.balances().deposit == 100 * USD - amount
+    provider = world.provider_wallet.balances()
+    assert provider.earnings == amount - fee
+    assert provider.locked_stake == 0
+    assert world.treasury_and_burn() == (fee - burned, burned)
+    assert world.provider.me().earned == Decimal(amount - fee) / USD
+
+    before = provider.wallet
+    world.provider_wallet.withdraw_earnings()
+    assert world.provider_wallet.balances().wallet == before + amount - fee
+
+
+def test_an_unfunded_order_is_refused_and_can_be_paid_after_a_deposit(world: World) -> None:
+    with pytest.raises(PaymentRequired, match="never deposited"):
+        world.dev.submit(spec(), wallet=world.dev_account)
+    waiting = world.dev.jobs().items[0]
+    assert waiting.state is JobState.SUBMITTED and waiting.payment is not None
+
+    world.dev_wallet.deposit(1 * USD)
+    with pytest.raises(PaymentRequired, match=r"deposit in the market is 1\.000000.*needs 6"):
+        world.dev.pay(waiting, world.dev_account)
+    world.dev_wallet.deposit(10 * USD)
+    queued = world.dev.pay(waiting, world.dev_account)
+    assert queued.state is JobState.QUEUED
+    assert world.dev_wallet.balances().deposit == 5 * USD
+
+
+def test_cancel_refunds_the_escrow_on_chain(world: World) -> None:
+    world.dev_wallet.deposit(10 * USD)
+    job = world.dev.submit(spec(resources={"cpu": 64}), wallet=world.dev_account)  # never fits
+    assert world.dev_wallet.balances().deposit == 4 * USD
+    world.dev.cancel(job.id)
+    deadline = time.monotonic() + 20
+    while world.dev_wallet.balances().deposit != 10 * USD:
+        assert time.monotonic() < deadline, "the escrow was not refunded"
+        time.sleep(0.2)
+    view = world.dev.get(job.id)
+    assert view.state is JobState.CANCELLED
+    assert [s.step for s in view.chain] == ["open", "cancel"]
+    assert view.receipt is not None and view.receipt.refund == Decimal(6)
+
+
+@pytest.mark.parametrize("at_fault", [True, False])
+def test_a_challenge_is_resolved_on_chain(world: World, at_fault: bool) -> None:
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    run_and_claim(world, take(world), usage=1.0)
+    with pytest.raises(Exception, match="wallet"):
+        world.dev.challenge(job.id, "wrong output")  # on-chain needs the developer's wallet
+    disputed = world.dev.challenge(job.id, "wrong output", wallet=world.dev_account)
+    assert disputed.state is JobState.DISPUTED
+    assert [s.step for s in disputed.chain] == ["open", "commit", "challenge"]
+    bond = 10 * USD
+    wallet_before = world.dev_wallet.balances().wallet
+
+    resolved = world.admin.resolve(job.id, provider_at_fault=at_fault, note="checked")
+    provider = world.provider_wallet.balances()
+    developer = world.dev_wallet.balances()
+    if at_fault:
+        assert resolved.state is JobState.REFUNDED
+        assert developer.deposit == 100 * USD  # the whole escrow back
+        assert provider.stake == 100 * USD and provider.locked_stake == 0  # 100 slashed
+        assert developer.earnings == 50 * USD + bond  # half the slash, and the bond back
+    else:
+        assert resolved.state is JobState.SETTLED
+        assert provider.earnings == 10_000 - 250 + bond  # paid, and the bond
+        assert developer.deposit == 100 * USD - 10_000
+    assert developer.wallet == wallet_before
+    assert [s.step for s in resolved.chain][-1] == "resolve"
+    with pytest.raises(InvalidRequest, match="not in a state"):
+        world.dev.challenge(job.id, "again", wallet=world.dev_account)
+
+
+def test_a_coordinator_killed_after_commit_settles_the_job_once(
+    world: World, tmp_path: Path
+) -> None:
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    run_and_claim(world, take(world), usage=1.0)
+    world.coordinator.process.kill()
+    world.coordinator.process.wait()
+    world.net.time_travel(WINDOW + 1)
+    world.restart(tmp_path)
+    settled = wait_for(world, job.id, JobState.SETTLED)
+    assert [s.step for s in settled.chain] == ["open", "commit", "finalize"]
+    fee = 10_000 * 250 // 10_000
+    assert world.treasury_and_burn() == (fee - fee // 5, fee // 5)
+    assert world.provider_wallet.balances().earnings == 10_000 - fee
