@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-demo: $(STAMP) docker
+demo: $(STAMP) docker contracts
 	$(BIN)/python scripts/demo.py
 
 postgres:

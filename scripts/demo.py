@@ -1,12 +1,13 @@
-"""`make demo`: one real job through the marketplace on this machine.
+"""`make demo`: one real job through the marketplace on this machine, paid on a local chain.
 
-A coordinator starts on SQLite; a developer signs in with a new wallet and submits a NumPy
-matrix-multiply job; with no provider online the job waits in the queue and says why; the
-provider daemon starts (`gpumarket provider run`: NVML inventory, GPUs when there are any, else
-CPU), takes the job and runs it in a locked-down Docker container; the developer follows the
-log live, downloads the outputs and sees the job settle when the challenge window closes.
-Exits 0 and leaves nothing running. Settlement is still off-chain accounting (the escrow
-contracts are a later issue).
+An anvil devnet starts with the escrow contracts deployed; a coordinator starts on SQLite and
+settles on it. A developer signs in with a new wallet, deposits test dollars and submits a NumPy
+matrix-multiply job, signing its order (the escrow opens on-chain). The provider daemon starts
+(`gpumarket provider run`: NVML inventory, GPUs when there are any, else CPU) with a staked
+wallet, takes the job and runs it in a locked-down Docker container; the developer follows the
+log live and downloads the outputs; the daemon's signed claim is committed on-chain; the devnet
+jumps past the challenge window; the coordinator finalizes; the receipt lists every transfer
+with its transaction. Exits 0 and leaves nothing running.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 
 from gpumarket.protocol import JobSpec, JobState, Role  # noqa: E402
+from gpumarket.provider.wallet import create_wallet  # noqa: E402
 from gpumarket.sdk import AdminClient, Client, register_wallet  # noqa: E402
+from gpumarket.settlement.deploy import write_deployment  # noqa: E402
+from gpumarket.settlement.devnet import Devnet  # noqa: E402
+from gpumarket.settlement.wallet import MarketWallet  # noqa: E402
 
 WORK = ROOT / ".demo"
 IMAGE = "gpumarket-test/python:1"  # built locally by scripts/build-test-images.sh
@@ -54,7 +59,7 @@ json.dump(result, open("/outputs/result.json", "w"), indent=2)
 print("wrote /outputs/result.json")
 """
 ADMIN_TOKEN = "demo-admin-token"
-CHALLENGE_WINDOW = 3
+USD = 10**6
 
 
 def step(text: str) -> None:
@@ -67,11 +72,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_coordinator(port: int) -> subprocess.Popen[bytes]:
+def start_coordinator(port: int, net: Devnet) -> subprocess.Popen[bytes]:
+    deployment = WORK / "devnet.json"
+    write_deployment(net.deployment, deployment)
     env = {
         **os.environ,
         "GPUMARKET_ADMIN_TOKEN": ADMIN_TOKEN,
         "GPUMARKET_LOOP_INTERVAL_SECONDS": "0.5",
+        "GPUMARKET_CHAIN_RPC_URL": net.rpc_url,
+        "GPUMARKET_CHAIN_DEPLOYMENT": str(deployment),
+        "GPUMARKET_CHAIN_KEY": "0x" + bytes(net.accounts[0].key).hex(),
     }
     log = (WORK / "coordinator.log").open("wb")
     process = subprocess.Popen(
@@ -87,8 +97,6 @@ def start_coordinator(port: int) -> subprocess.Popen[bytes]:
             f"sqlite:///{WORK / 'coordinator.db'}",
             "--data-dir",
             str(WORK / "data"),
-            "--challenge-window",
-            str(CHALLENGE_WINDOW),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -109,19 +117,24 @@ def start_coordinator(port: int) -> subprocess.Popen[bytes]:
 def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    step(f"starting the coordinator on SQLite at {url} (API docs at {url}/docs)")
-    coordinator = start_coordinator(port)
-    try:
-        run(url)
-    finally:
-        coordinator.send_signal(signal.SIGTERM)
-        coordinator.wait(10)
-    step("done: the coordinator is stopped; its database and outputs are under .demo/")
+    step("starting a local anvil devnet and deploying the market and a test stablecoin")
+    with Devnet.start() as net:
+        print(f"chain {net.deployment.chain_id} at {net.rpc_url}")
+        print(f"market {net.deployment.market}, token {net.deployment.token}")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        step(f"starting the coordinator on SQLite at {url}, settling on the devnet")
+        coordinator = start_coordinator(port, net)
+        try:
+            run(url, net)
+        finally:
+            coordinator.send_signal(signal.SIGTERM)
+            coordinator.wait(10)
+    step("done: the devnet and the coordinator are stopped; the records are under .demo/")
 
 
 def start_provider(url: str) -> subprocess.Popen[bytes]:
+    """The daemon, with the wallet the demo staked from."""
     env = {**os.environ, "GPUMARKET_WALLET_PASSWORD": "demo"}
     log = (WORK / "provider.log").open("wb")
     return subprocess.Popen(
@@ -138,7 +151,7 @@ def start_provider(url: str) -> subprocess.Popen[bytes]:
             "--work-dir",
             str(WORK / "provider"),
             "--cpu-price",
-            "0.40",
+            "3.60",
             "--price",
             "RTX4090=0.45",
             "--price",
@@ -154,37 +167,52 @@ def start_provider(url: str) -> subprocess.Popen[bytes]:
     )
 
 
-def run(url: str) -> None:
-    step("developer: sign the coordinator's challenge with a new wallet to get an API key")
+def run(url: str, net: Devnet) -> None:
+    chain = Client(url).chain_info()
+    assert chain is not None
+    step("developer: a new wallet, funded with test dollars, signs in and deposits 20")
     wallet = Account.create()
+    net.fund(wallet.address, 100 * USD)
     credential = register_wallet(url, wallet, Role.DEVELOPER)
     print(f"wallet {wallet.address} -> account {credential.account_id}")
+    dev_market = MarketWallet(chain, wallet)
+    print(f"deposit tx {dev_market.deposit(20 * USD)}")
     dev = Client(url, credential.api_key)
 
-    step(f"developer: submit a NumPy matrix-multiply job ({IMAGE}, CPU, at most 0.50/hour)")
+    step("provider: a wallet of its own, staked with 150 (each result locks 100 until paid)")
+    provider_account = create_wallet(WORK / "provider-wallet.json", "demo")
+    net.fund(provider_account.address, 200 * USD)
+    prov_market = MarketWallet(chain, provider_account)
+    print(f"wallet {provider_account.address}, stake tx {prov_market.stake(150 * USD)}")
+
+    step(f"developer: submit a NumPy matrix-multiply job ({IMAGE}, CPU, at most 4.00/hour)")
     spec = JobSpec.model_validate(
         {
             "name": "matmul-demo",
             "image": IMAGE,
             "command": ["python3", "-c", MATMUL],
             "resources": {"cpu": 1, "memory": "1GB"},
-            "max_price_per_hour": "0.50",
+            "max_price_per_hour": "4.00",
             "max_duration_seconds": 300,
         }
     )
-    job = dev.submit(spec)
-    print(f"job {job.id}: {job.state.value}")
+    job = dev.submit(spec, wallet=wallet)
+    assert job.state is JobState.QUEUED, job.state
+    print(
+        f"job {job.id}: signed an order for at most {job.spec.max_price_per_hour}/h x 300 s; "
+        f"escrow opened in tx {job.chain[0].tx_hash}"
+    )
     shown = dev.get(job.id)
     assert shown.why_no_match is not None
     print(
-        f"why no match: {shown.why_no_match.providers_considered} providers registered, "
-        "so nothing can take it yet"
+        f"job {job.id}: {shown.state.value}; why no match: "
+        f"{shown.why_no_match.providers_considered} providers registered"
     )
 
     step("provider: `gpumarket provider run` inventories this host and offers it")
     provider = start_provider(url)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while (current := dev.get(job.id, explain=False)).state is JobState.QUEUED:
             if provider.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the provider did not take the job; see {WORK}/provider.log")
@@ -205,22 +233,47 @@ def run(url: str) -> None:
             assert member is not None
             print(member.read().decode())
 
-        step(f"waiting out the {CHALLENGE_WINDOW}s challenge window")
+        deadline = time.monotonic() + 30
+        while (current := dev.get(job.id, explain=False)).state is not JobState.COMMITTED:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"job was not committed: {current.state.value}")
+            time.sleep(0.2)
+        step(
+            f"the provider's signed claim of {current.cost} is committed on-chain; the "
+            f"challenge window runs until {current.challenge_deadline:%Y-%m-%d %H:%M:%S} UTC "
+            "(chain time)"
+        )
+        print(f"jumping the devnet {chain.window_seconds + 1} s ahead; the coordinator finalizes")
+        net.time_travel(chain.window_seconds + 1)
         deadline = time.monotonic() + 30
         while (current := dev.get(job.id)).state is not JobState.SETTLED:
             if time.monotonic() > deadline:
                 raise SystemExit(f"job did not settle: {current.state.value}")
-            time.sleep(0.5)
+            time.sleep(0.3)
         for event in dev.events(job.id):
             print(f"  {event.at:%H:%M:%S.%f} {event.to_state.value:<10} {event.reason}")
 
-        step("receipt (off-chain accounting; the on-chain escrow plugs into the same seam)")
+        step("receipt")
+        receipt = current.receipt
+        assert receipt is not None
+        print(f"  used            {current.usage_seconds:.3f} s at {current.price_per_hour}/h")
+        print(f"  charged         {current.cost}")
+        print(f"  provider paid   {receipt.paid}")
+        fee, burned = receipt.fee or 0, receipt.burned or 0
+        print(f"  fee             {fee} (treasury {fee - burned}, burned {burned})")
+        print(f"  refunded        {receipt.refund} to the developer's deposit")
+        for tx in current.chain:
+            print(f"  {tx.step:<9} tx {tx.tx_hash} block {tx.block} gas {tx.gas_used}")
+        withdrawn = prov_market.withdraw_earnings()
+        print(f"  provider withdrew its earnings to its wallet in tx {withdrawn}")
+        market = MarketWallet(chain, net.accounts[0]).market
+        print(
+            f"  on-chain: developer deposit {dev_market.balances().deposit / USD:.6f}, "
+            f"provider wallet {prov_market.balances().wallet / USD:.6f}, "
+            f"treasury {market.view('treasuryBalance') / USD:.6f}, "
+            f"to burn {market.view('burnBalance') / USD:.6f}"
+        )
         admin = AdminClient(url, ADMIN_TOKEN)
-        provider_view = admin.providers()[0]
-        print(f"  used       {current.usage_seconds:.3f} s at {current.price_per_hour}/h")
-        print(f"  paid       {current.cost}")
-        print(f"  fee        {current.fee}")
-        print(f"  provider   earned {provider_view['earned']}")
         stats = admin.stats()
         print(
             f"  marketplace: {stats['jobs_by_state']['SETTLED']} settled, "

@@ -4,9 +4,6 @@ logs, outputs, events, cancel; against a real coordinator and provider daemon wi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,30 +11,11 @@ from pathlib import Path
 import pytest
 
 from gpumarket.provider.daemon import ProviderDaemon
+from tests.e2e.helpers import cli
 from tests.integration.processes import CoordinatorProcess
 from tests.integration.provider.conftest import BUSYBOX
 
 pytestmark = pytest.mark.integration
-
-
-def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "GPUMARKET_HOME": str(home),
-        "GPUMARKET_WALLET_PASSWORD": "pw",
-        "COLUMNS": "200",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "gpumarket.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def test_developer_session(

@@ -167,3 +167,35 @@ def stats(
         f"revenue {data['revenue_micros'] / 1e6:.6f}, fees "
         f"{data['fees_micros'] / 1e6:.6f}, pending {data['pending_micros'] / 1e6:.6f}"
     )
+
+
+@app.command()
+def fee(
+    fee_bps: Annotated[int, typer.Argument(help="Basis points of each payment (at most 1000).")],
+    burn_bps: Annotated[
+        int | None, typer.Option(help="Share of the fee burned, in basis points.")
+    ] = None,
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the protocol fee for jobs opened from now on (running jobs keep their terms)."""
+    data = admin(coordinator, admin_token).set_fee(fee_bps, burn_bps)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    chain = data["chain"]
+    console.print(
+        f"fee {chain['fee_bps']} bps, burn {chain['burn_bps']} bps of it (tx {data['tx_hash']})"
+    )
+
+
+@app.command()
+def pause(
+    resume: Annotated[bool, typer.Option("--resume", help="Resume instead.")] = False,
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+) -> None:
+    """Pause the market (no new jobs are opened; withdrawals keep working), or --resume it."""
+    data = admin(coordinator, admin_token).set_paused(not resume)
+    console.print(f"market {'paused' if data['paused'] else 'running'} (tx {data['tx_hash']})")

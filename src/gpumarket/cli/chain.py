@@ -89,3 +89,35 @@ def deploy(
     deployment = deploy_contracts(w3, account, token=token, treasury=treasury)
     write_deployment(deployment, out)
     typer.echo(json.dumps(deployment.as_dict(), indent=2))
+
+
+@app.command()
+def fund(
+    address: Annotated[str, typer.Argument(help="Wallet address to fund.")],
+    rpc_url: Annotated[
+        str, typer.Option(help="The dev chain's RPC URL.")
+    ] = "http://127.0.0.1:8545",
+    deployment_file: Annotated[
+        Path, typer.Option("--deployment", help="Deployment file of the dev chain.")
+    ] = Path(".gpumarket/devnet.json"),
+    amount: Annotated[int, typer.Option(help="Test dollars to mint.")] = 1000,
+) -> None:
+    """Dev chains only (anvil): give a wallet 10 ETH for gas and mint it test dollars, so a
+    fresh `gpumarket wallet new` can deposit or stake."""
+    from web3 import Web3
+
+    from gpumarket.errors import InvalidRequest, TransportError
+    from gpumarket.settlement.devnet import DEV_KEYS, fund_wallet
+
+    if not Web3.is_address(address):
+        raise InvalidRequest(f"{address!r} is not an address (0x + 40 hex digits)")
+    if not deployment_file.exists():
+        raise InvalidRequest(
+            f"no deployment file at {deployment_file}; run `gpumarket chain devnet`"
+        )
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        raise TransportError(f"cannot reach the chain at {rpc_url}")
+    token = json.loads(deployment_file.read_text())["token"]
+    fund_wallet(w3, token, Web3.to_checksum_address(address), amount * 10**6, DEV_KEYS[0])
+    typer.echo(f"funded {address} with 10 ETH and {amount} test dollars")

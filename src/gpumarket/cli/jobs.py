@@ -55,7 +55,7 @@ def login(
 
     account, created = load_or_create_wallet(wallet.expanduser(), os.environ.get(password_env, ""))
     credential = register_wallet(coordinator, account, Role.DEVELOPER)
-    path = Profile(coordinator, credential.api_key, credential.address).save()
+    path = Profile(coordinator, credential.api_key, credential.address, str(wallet)).save()
     note = " (new wallet)" if created else ""
     typer.echo(f"logged in as {credential.address}{note}; profile saved to {path}")
 
@@ -160,12 +160,45 @@ def submit(
     )
     sdk = client(coordinator)
     job = sdk.submit(spec)
+    if job.payment is not None:
+        job = _pay(sdk, job, spec)
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
     else:
         console.print(f"submitted [bold]{job.id}[/bold] ({job.state.value})")
     if follow:
         _follow(sdk, job.id)
+
+
+def _developer_wallet() -> Any:
+    from gpumarket.cli.chainops import open_wallet
+
+    profile = load_profile()
+    return open_wallet(Path(profile.wallet or "~/.gpumarket/wallet.json"), PASSWORD_ENV)
+
+
+def _pay(sdk: Any, job: JobView, spec: JobSpec | None = None) -> JobView:
+    """Sign the job's order with the developer's wallet: the escrow opens and it is queued."""
+    from gpumarket.protocol import from_micros
+
+    assert job.payment is not None
+    err.print(
+        f"{job.id}: signing an order for at most {from_micros(job.payment.max_payment_micros)} "
+        f"(escrowed from your deposit; the unused part comes back)"
+    )
+    paid: JobView = sdk.pay(job, _developer_wallet(), spec)
+    return paid
+
+
+@app.command()
+def pay(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption = False) -> None:
+    """Sign a SUBMITTED job's order again (after a deposit, when the first was refused)."""
+    sdk = client(coordinator)
+    job = _pay(sdk, sdk.get(job_id, explain=False))
+    if as_json:
+        typer.echo(job.model_dump_json(indent=2))
+    else:
+        console.print(f"{job.id}: {job.state.value}")
 
 
 def _follow(sdk: Any, job_id: str) -> None:
@@ -224,6 +257,14 @@ def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption
     console.print(_table([job]))
     if job.failure_reason:
         console.print(f"failure: {job.failure_reason}")
+    for step in job.chain:
+        console.print(f"on-chain {step.step:<9} {step.tx_hash} (block {step.block or '?'})")
+    if job.receipt is not None:
+        r = job.receipt
+        console.print(
+            f"paid to provider {r.paid or 0}, fee {r.fee or 0} (burned {r.burned or 0}), "
+            f"refunded {r.refund or 0}"
+        )
     if job.why_no_match is not None:
         console.print(
             f"why no match ({job.why_no_match.providers_considered} providers): "
@@ -283,6 +324,9 @@ def challenge(
     reason: Annotated[str, typer.Option(help="What is wrong with the result.")],
     coordinator: CoordinatorOption = None,
 ) -> None:
-    """Dispute a committed result before its challenge window closes."""
-    job = client(coordinator).challenge(job_id, reason)
+    """Dispute a committed result before its challenge window closes (on an on-chain market
+    your wallet sends the challenge and its bond to the contract)."""
+    sdk = client(coordinator)
+    wallet = _developer_wallet() if sdk.chain_info() is not None else None
+    job = sdk.challenge(job_id, reason, wallet=wallet)
     console.print(f"{job.id}: {job.state.value}; the operator will resolve it")

@@ -23,6 +23,7 @@ class Profile:
     coordinator: str
     api_key: str | None = None
     address: str | None = None
+    wallet: str | None = None
 
     def save(self) -> Path:
         """Write the profile readable only by its owner."""
@@ -47,6 +48,7 @@ def load_profile(coordinator: str | None = None, api_key: str | None = None) -> 
         or "http://127.0.0.1:8000",
         api_key=api_key or os.environ.get("GPUMARKET_API_KEY") or saved.get("api_key"),
         address=saved.get("address"),
+        wallet=os.environ.get("GPUMARKET_WALLET") or saved.get("wallet"),
     )
 
 

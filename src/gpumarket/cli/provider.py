@@ -208,3 +208,57 @@ def earnings(
         f"{me.disputes_lost}; reputation {me.reputation:.2f}"
         + ("; BANNED: " + (me.ban_reason or "") if me.banned else "")
     )
+
+
+def _provider_market(config: Path | None) -> Any:
+    from gpumarket.cli.chainops import market_wallet, open_wallet
+    from gpumarket.provider.config import load_config
+
+    settings = load_config(config)
+    account = open_wallet(settings.wallet, settings.wallet_password_env)
+    return market_wallet(settings.coordinator_url, account)
+
+
+@app.command()
+def stake(
+    amount: Annotated[str, typer.Argument(help="Tokens to stake, e.g. 150.")],
+    config: ConfigOption = None,
+) -> None:
+    """Stake from the provider wallet: every committed result locks the market's minimum
+    stake until it settles, and a lost dispute slashes it."""
+    from gpumarket.cli.chainops import parse_amount
+
+    market = _provider_market(config)
+    tx = market.stake(parse_amount(amount))
+    per_job = market.chain.min_stake_micros / 1e6
+    console.print(f"staked {amount} (tx {tx}); each committed result locks {per_job:g}")
+
+
+@app.command()
+def unstake(
+    amount: Annotated[str, typer.Argument(help="Unlocked stake to take out.")],
+    config: ConfigOption = None,
+) -> None:
+    """Start taking unlocked stake out; `provider withdraw --stake` collects it after the delay."""
+    from gpumarket.cli.chainops import parse_amount
+
+    tx = _provider_market(config).request_unstake(parse_amount(amount))
+    console.print(f"unstake of {amount} requested (tx {tx})")
+
+
+@app.command()
+def withdraw(
+    config: ConfigOption = None,
+    stake_too: Annotated[
+        bool, typer.Option("--stake", help="Collect unstaked tokens whose delay has passed.")
+    ] = False,
+) -> None:
+    """Send your on-chain earnings (and, with --stake, released stake) to the provider wallet."""
+    market = _provider_market(config)
+    if stake_too:
+        console.print(f"stake withdrawn (tx {market.withdraw_stake()})")
+    earned = market.balances().earnings
+    if earned == 0 and stake_too:
+        return
+    tx = market.withdraw_earnings()
+    console.print(f"withdrew {earned / 1e6:.6f} in earnings (tx {tx})")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from gpumarket.provider.config import DEFAULT_HOME
 
 app = typer.Typer(
-    help="Create and inspect wallets (encrypted eth-account keystores).", no_args_is_help=True
+    help="Create wallets (encrypted eth-account keystores) and move money in and out of the "
+    "market.",
+    no_args_is_help=True,
 )
 
 PathOption = Annotated[Path, typer.Option("--path", help="Keystore file.")]
@@ -50,3 +53,72 @@ def show(
 
     account = load_wallet(path.expanduser(), password_from(password_env, confirm=False))
     typer.echo(account.address)
+
+
+CoordinatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--coordinator",
+        envvar="GPUMARKET_COORDINATOR",
+        help="Coordinator whose market to use (default: your login profile).",
+    ),
+]
+
+
+def _wallet_for(path: Path | None, password_env: str, coordinator: str | None) -> Any:
+    from gpumarket.cli.chainops import market_wallet, open_wallet
+    from gpumarket.cli.profile import load_profile
+
+    profile = load_profile(coordinator)
+    account = open_wallet(
+        path or Path(profile.wallet or DEFAULT_HOME / "wallet.json"), password_env
+    )
+    return market_wallet(profile.coordinator, account)
+
+
+@app.command()
+def balance(
+    path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
+    password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
+    coordinator: CoordinatorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Tokens in the wallet, and its deposit, earnings and stake in the market."""
+    balances = _wallet_for(path, password_env, coordinator).balances()
+    if as_json:
+        typer.echo(json.dumps(balances.as_dict(), indent=2))
+        return
+    shown = balances.as_dict()
+    typer.echo(f"wallet {shown['address']}")
+    for name in ("wallet", "deposit", "earnings", "stake", "locked_stake", "unstaking"):
+        typer.echo(f"  {name.replace('_', ' '):<13}{shown[name]:>18}")
+
+
+@app.command()
+def deposit(
+    amount: Annotated[str, typer.Argument(help="Tokens to deposit, e.g. 25 or 2.5.")],
+    path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
+    password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
+    coordinator: CoordinatorOption = None,
+) -> None:
+    """Move tokens from the wallet into your market deposit, which funds your jobs' escrow."""
+    from gpumarket.cli.chainops import parse_amount
+
+    micros = parse_amount(amount)
+    tx = _wallet_for(path, password_env, coordinator).deposit(micros)
+    typer.echo(f"deposited {amount} (tx {tx})")
+
+
+@app.command()
+def withdraw(
+    amount: Annotated[str, typer.Argument(help="Tokens to take back to the wallet.")],
+    path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
+    password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
+    coordinator: CoordinatorOption = None,
+) -> None:
+    """Take free deposit (not held in a job's escrow) back to the wallet; works while paused."""
+    from gpumarket.cli.chainops import parse_amount
+
+    micros = parse_amount(amount)
+    tx = _wallet_for(path, password_env, coordinator).withdraw(micros)
+    typer.echo(f"withdrew {amount} (tx {tx})")

@@ -413,3 +413,16 @@ class AdminClient(_BaseClient):
         """Marketplace statistics."""
         result: dict[str, Any] = self._json("GET", "/v1/admin/stats")
         return result
+
+    def set_fee(self, fee_bps: int, burn_bps: int | None = None) -> dict[str, Any]:
+        """New fee terms on the market contract for jobs opened from now on."""
+        body: dict[str, Any] = {"fee_bps": fee_bps}
+        if burn_bps is not None:
+            body["burn_bps"] = burn_bps
+        result: dict[str, Any] = self._json("POST", "/v1/admin/fee", json=body)
+        return result
+
+    def set_paused(self, paused: bool) -> dict[str, Any]:
+        """Pause or resume opening jobs on the market contract."""
+        result: dict[str, Any] = self._json("POST", "/v1/admin/pause", json={"paused": paused})
+        return result

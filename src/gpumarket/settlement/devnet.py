@@ -103,6 +103,10 @@ class Devnet:
             )
         return cls(process, rpc_url, w3, deployment, accounts)
 
+    def fund(self, address: str, micros: int) -> None:
+        """Give ``address`` gas money and test dollars."""
+        fund_wallet(self.w3, self.deployment.token, address, micros, DEV_KEYS[0])
+
     def time_travel(self, seconds: int) -> None:
         """Move the chain's clock forward and mine a block (to pass a challenge window)."""
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
@@ -127,3 +131,16 @@ class Devnet:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def fund_wallet(w3: Web3, token: str, address: str, micros: int, minter_key: str) -> None:
+    """Dev chains only: set ``address``'s ETH balance to 10 (anvil's ``anvil_setBalance``) and
+    mint it ``micros`` of the test stablecoin."""
+    w3.provider.make_request("anvil_setBalance", [address, hex(10 * 10**18)])  # type: ignore[arg-type]
+    minter: LocalAccount = Account.from_key(minter_key)
+    contract = token_contract(w3, token)
+    send_signed(
+        w3,
+        minter,
+        dict(contract.functions.mint(address, micros).build_transaction({"from": minter.address})),
+    )

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from gpumarket.coordinator.db.models import Provider
 from gpumarket.coordinator.deps import (
     AdminDep,
+    ChainDep,
     FactoryDep,
     ReadSessionDep,
     SessionDep,
@@ -19,8 +20,8 @@ from gpumarket.coordinator.deps import (
 )
 from gpumarket.coordinator.services import jobs, lifecycle, onchain, providers, stats
 from gpumarket.coordinator.services.chain import ChainSettlement
-from gpumarket.protocol import JobPage, JobState, JobView, ProviderView
-from gpumarket.protocol.base import WireModel
+from gpumarket.protocol import ChainInfo, JobPage, JobState, JobView, ProviderView
+from gpumarket.protocol.base import ResponseModel, WireModel
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -130,3 +131,40 @@ def resolve_dispute(
 def market_stats(_: AdminDep, session: ReadSessionDep, settings: SettingsDep) -> stats.MarketStats:
     """Jobs by state, GPUs online and busy, utilization over the window, revenue and fees."""
     return stats.market_stats(session, settings)
+
+
+class FeeBody(WireModel):
+    """The protocol fee for jobs opened from now on (running jobs keep their terms)."""
+
+    fee_bps: int = Field(ge=0, le=1000, description="basis points of each payment, at most 10%")
+    burn_bps: int | None = Field(
+        default=None, ge=0, le=10_000, description="share of the fee burned (unchanged if absent)"
+    )
+
+
+class PauseBody(WireModel):
+    """Pause (no new jobs open; withdrawals still work) or resume the market."""
+
+    paused: bool
+
+
+class ChainChange(ResponseModel):
+    """An operator's change to the market contract."""
+
+    tx_hash: str
+    chain: ChainInfo
+    paused: bool
+
+
+@router.post("/fee", response_model=ChainChange)
+def set_fee(body: FeeBody, _: AdminDep, chain: ChainDep) -> ChainChange:
+    """Change the fee (and burn share) the contract snapshots into each new job."""
+    tx = chain.set_fee(body.fee_bps, body.burn_bps)
+    return ChainChange(tx_hash=tx, chain=chain.info(), paused=chain.is_paused())
+
+
+@router.post("/pause", response_model=ChainChange)
+def set_paused(body: PauseBody, _: AdminDep, chain: ChainDep) -> ChainChange:
+    """Pause or resume opening jobs on the market contract."""
+    tx = chain.set_paused(body.paused)
+    return ChainChange(tx_hash=tx, chain=chain.info(), paused=body.paused)

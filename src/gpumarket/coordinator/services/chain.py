@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,6 +229,24 @@ class ChainSettlement:
         """The arbiter's ruling on a disputed job."""
         data = self.market.calldata("resolve", bytes.fromhex(chain_job_id[2:]), provider_at_fault)
         return self._send(f"resolve:{chain_job_id}", data)
+
+    def set_fee(self, fee_bps: int, burn_bps: int | None = None) -> str:
+        """New terms for jobs opened from now on (running jobs keep theirs); the tx hash."""
+        _fee, burn, share, window, min_stake, bond = self.market.view("currentTerms")
+        terms = (fee_bps, burn if burn_bps is None else burn_bps, share, window, min_stake, bond)
+        data = self.market.calldata("setTerms", terms)
+        return self._send(f"terms:{uuid.uuid4().hex}", data).sent.hash
+
+    def is_paused(self) -> bool:
+        """Whether the market refuses new jobs."""
+        return bool(self.market.view("paused"))
+
+    def set_paused(self, paused: bool) -> str:
+        """Stop (or resume) opening new jobs; withdrawals always work. The tx hash."""
+        if self.is_paused() == paused:
+            raise Conflict(f"the market is already {'paused' if paused else 'running'}")
+        data = self.market.calldata("pause" if paused else "unpause")
+        return self._send(f"pause:{uuid.uuid4().hex}", data).sent.hash
 
     def settled_event(self, chain_job_id: str) -> tuple[dict[str, Any], str, int] | None:
         """The ``Settled`` event of a job someone else finalized: (args, tx hash, block)."""

@@ -1,0 +1,56 @@
+"""What the wallet, provider and job commands share to act on the market contract: opening a
+keystore, finding the coordinator's market, and reading token amounts typed by a person."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from gpumarket.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from gpumarket.settlement.wallet import MarketWallet
+
+
+def open_wallet(path: Path, password_env: str) -> LocalAccount:
+    """Decrypt the keystore at ``path``; the password comes from ``password_env`` or a prompt."""
+    from gpumarket.provider.wallet import load_wallet
+
+    password = os.environ.get(password_env)
+    if password is None:
+        password = str(typer.prompt(f"Password for {path}", hide_input=True))
+    return load_wallet(path.expanduser(), password)
+
+
+def market_wallet(
+    coordinator: str, account: LocalAccount, rpc_url: str | None = None
+) -> MarketWallet:
+    """``account``'s handle on the market the coordinator at ``coordinator`` settles on."""
+    from gpumarket.sdk.client import Client
+    from gpumarket.settlement.wallet import MarketWallet
+
+    with Client(coordinator) as anon:
+        chain = anon.chain_info()
+    if chain is None:
+        raise InvalidRequest(
+            f"the coordinator at {coordinator} keeps accounts off-chain: there is no market "
+            "contract to pay into"
+        )
+    return MarketWallet(chain, account, rpc_url)
+
+
+def parse_amount(text: str) -> int:
+    """A token amount typed as a decimal ("12.5") in micro-units."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidRequest(f"{text!r} is not an amount; write it like 12.5") from None
+    if value <= 0 or value != value.quantize(Decimal("0.000001")):
+        raise InvalidRequest(f"{text!r}: amounts are positive with at most 6 decimals")
+    return int(value * 1_000_000)

@@ -1,0 +1,231 @@
+"""Money through the CLI, as docs/quickstart.md tells it: an anvil devnet, a coordinator
+settling on it, the provider daemon running Docker with a staked wallet, and a developer and
+an operator typing commands. Balances are checked on the contract to the micro-unit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from gpumarket.provider.config import load_config
+from gpumarket.provider.daemon import ProviderDaemon
+from gpumarket.provider.wallet import create_wallet
+from gpumarket.settlement.contracts import Market
+from gpumarket.settlement.deploy import write_deployment
+from gpumarket.settlement.devnet import Devnet
+from tests.conftest import ADMIN_TOKEN, sqlite_url
+from tests.e2e.helpers import cli
+from tests.integration.processes import CoordinatorProcess
+from tests.integration.provider.conftest import BUSYBOX, FAST
+
+pytestmark = pytest.mark.integration
+USD = 10**6
+
+
+class Session:
+    """A devnet, a coordinator on it, a staked provider daemon, and a CLI home per person."""
+
+    def __init__(self, net: Devnet, coordinator: CoordinatorProcess, tmp: Path) -> None:
+        self.net = net
+        self.coordinator = coordinator
+        self.tmp = tmp
+        self.deployment = tmp / "devnet.json"
+        self.market = Market(net.w3, net.deployment.market)
+
+    def cli(self, home: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {"GPUMARKET_ADMIN_TOKEN": ADMIN_TOKEN, "GPUMARKET_COORDINATOR": self.coordinator.url}
+        return cli(self.tmp / home, *args, check=check, env=env)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        shown: dict[str, Any] = json.loads(self.cli("dev", "job", "show", job_id, "--json").stdout)
+        return shown
+
+    def wait(self, job_id: str, state: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (job := self.job(job_id))["state"] != state:
+            assert time.monotonic() < deadline, f"{job_id} stayed {job['state']}"
+            time.sleep(0.3)
+        return job
+
+    def balance(self, home: str, *extra: str) -> dict[str, str]:
+        shown: dict[str, str] = json.loads(
+            self.cli(home, "wallet", "balance", "--json", *extra).stdout
+        )
+        return shown
+
+
+@pytest.fixture
+def session(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Session]:
+    with Devnet.start() as net:
+        deployment = tmp_path / "devnet.json"
+        write_deployment(net.deployment, deployment)
+        env = {
+            **FAST,
+            "GPUMARKET_CHAIN_RPC_URL": net.rpc_url,
+            "GPUMARKET_CHAIN_DEPLOYMENT": str(deployment),
+            "GPUMARKET_CHAIN_KEY": "0x" + bytes(net.accounts[0].key).hex(),
+        }
+        with CoordinatorProcess.start(
+            sqlite_url(tmp_path), tmp_path / "coord", ADMIN_TOKEN, extra_env=env
+        ) as proc:
+            yield Session(net, proc, tmp_path)
+    for container in docker_client.containers.list(all=True, filters={"label": "gpumarket.job"}):
+        container.remove(force=True)
+
+
+def start_provider(s: Session) -> tuple[ProviderDaemon, threading.Thread, Path]:
+    """Provider guide: a wallet, dev-chain funds, a stake, then `provider run`."""
+    wallet = s.tmp / "provider-wallet.json"
+    account = create_wallet(wallet, "pw")
+    config = s.tmp / "provider.toml"
+    config.write_text(
+        f'coordinator_url = "{s.coordinator.url}"\nwallet = "{wallet}"\n'
+        f'work_dir = "{s.tmp / "work"}"\ncpu_price_per_hour = "36"\n'
+        "stop_grace_seconds = 1\npoll_wait_seconds = 2\n"
+    )
+    s.cli(
+        "prov",
+        "chain",
+        "fund",
+        account.address,
+        "--rpc-url",
+        s.net.rpc_url,
+        "--deployment",
+        str(s.deployment),
+        "--amount",
+        "500",
+    )
+    low = s.cli("prov", "provider", "stake", "0.0000001", "--config", str(config), check=False)
+    assert low.returncode == 1 and "at most 6 decimals" in low.stderr
+    assert "staked 150" in s.cli("prov", "provider", "stake", "150", "--config", str(config)).stdout
+    daemon = ProviderDaemon(load_config(config), account)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    return daemon, thread, config
+
+
+def test_money_through_the_cli(session: Session) -> None:
+    s = session
+    daemon, thread, config = start_provider(s)
+    try:
+        # developer quickstart
+        home = s.tmp / "dev"
+        created = s.cli("dev", "wallet", "new", "--path", str(home / "wallet.json")).stdout
+        address = created.split()[2]
+        s.cli(
+            "dev",
+            "chain",
+            "fund",
+            address,
+            "--rpc-url",
+            s.net.rpc_url,
+            "--deployment",
+            str(s.deployment),
+            "--amount",
+            "100",
+        )
+        s.cli(
+            "dev",
+            "login",
+            "--coordinator",
+            s.coordinator.url,
+            "--wallet",
+            str(home / "wallet.json"),
+        )
+        spec = s.tmp / "job.yaml"
+        spec.write_text(
+            f"image: {BUSYBOX}\nmax_price_per_hour: '36'\nmax_duration_seconds: 100\n"
+            "resources: {cpu: 1, memory: 128MB}\n"
+        )
+
+        refused = s.cli(  # a job no provider here can take (64 CPUs): it stays queued
+            "dev", "job", "submit", str(spec), "--command", "true", "--cpu", "64", check=False
+        )
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "never deposited" in refused.stderr
+        waiting = json.loads(s.cli("dev", "job", "list", "--json").stdout)["items"][0]
+        assert waiting["state"] == "SUBMITTED"
+
+        s.cli("dev", "wallet", "deposit", "20")
+        assert s.balance("dev")["deposit"] == "20.000000"
+        assert "QUEUED" in s.cli("dev", "job", "pay", waiting["id"]).stdout
+        assert s.balance("dev")["deposit"] == "19.000000"  # 36/h x 100 s in escrow
+
+        run = s.cli(
+            "dev",
+            "job",
+            "submit",
+            str(spec),
+            "--command",
+            "sh -c 'echo paid work; sleep 1'",
+            "--follow",
+        )
+        assert "paid work" in run.stdout and "signing an order for at most 1.000000" in run.stderr
+        job_id = run.stdout.split()[1]
+        committed = s.wait(job_id, "COMMITTED")
+        assert [c["step"] for c in committed["chain"]] == ["open", "commit"]
+        cost = Decimal(committed["cost"])
+        assert 0 < cost <= 1
+
+        s.net.time_travel(3601)
+        settled = s.wait(job_id, "SETTLED")
+        receipt = {k: Decimal(v) for k, v in settled["receipt"].items()}
+        micros = int(cost * USD)
+        fee = micros * 250 // 10_000
+        assert receipt["paid"] == Decimal(micros - fee) / USD
+        assert receipt["fee"] == Decimal(fee) / USD
+        assert receipt["burned"] == Decimal(fee * 2000 // 10_000) / USD
+        assert receipt["refund"] == 1 - cost
+        shown = s.cli("dev", "job", "show", job_id).stdout
+        assert "on-chain finalize" in shown and "paid to provider" in shown
+        # the first job (paid, waiting for a provider) still holds 1.0 in escrow
+        assert Decimal(s.balance("dev")["deposit"]) == 19 - cost
+
+        prov = ["--path", str(s.tmp / "provider-wallet.json")]
+        assert Decimal(s.balance("prov", *prov)["earnings"]) == Decimal(micros - fee) / USD
+        withdrawn = s.cli("prov", "provider", "withdraw", "--config", str(config)).stdout
+        assert f"withdrew {Decimal(micros - fee) / USD}" in withdrawn
+        assert Decimal(s.balance("prov", *prov)["wallet"]) == 350 + Decimal(micros - fee) / USD
+
+        # a challenge the operator upholds: the provider's locked stake is slashed
+        challenged = s.cli(
+            "dev", "job", "submit", str(spec), "--command", "true", "--follow"
+        ).stdout.split()[1]
+        s.wait(challenged, "COMMITTED")
+        out = s.cli("dev", "job", "challenge", challenged, "--reason", "wrong numbers").stdout
+        assert "DISPUTED" in out
+        assert challenged in s.cli("ops", "admin", "disputes").stdout
+        ruling = s.cli("ops", "admin", "resolve", challenged, "--provider-at-fault").stdout
+        assert "REFUNDED" in ruling
+        assert s.balance("prov", *prov)["stake"] == "50.000000"
+
+        # the operator: fee for new jobs, pause and resume
+        assert "fee 300 bps" in s.cli("ops", "admin", "fee", "300").stdout
+        too_high = s.cli("ops", "admin", "fee", "5000", check=False)
+        assert too_high.returncode == 1 and "fee_bps" in too_high.stderr
+        assert "market paused" in s.cli("ops", "admin", "pause").stdout
+        paused = s.cli("dev", "job", "submit", str(spec), "--command", "true", check=False)
+        assert paused.returncode == 1 and "paused" in paused.stderr
+        assert "Traceback" not in paused.stderr
+        assert "market running" in s.cli("ops", "admin", "pause", "--resume").stdout
+
+        # cancelling the paid job that never ran refunds its whole escrow on-chain
+        before = Decimal(s.balance("dev")["deposit"])
+        s.cli("dev", "job", "cancel", waiting["id"])
+        deadline = time.monotonic() + 30
+        while Decimal(s.balance("dev")["deposit"]) != before + 1:
+            assert time.monotonic() < deadline, "the cancelled job's escrow was not refunded"
+            time.sleep(0.3)
+        assert [c["step"] for c in s.job(waiting["id"])["chain"]] == ["open", "cancel"]
+    finally:
+        daemon.stop()
+        thread.join(30)
