@@ -229,3 +229,65 @@ def test_money_through_the_cli(session: Session) -> None:
     finally:
         daemon.stop()
         thread.join(30)
+
+
+def test_cancelling_a_running_job_pays_its_seconds_and_refunds_the_rest(
+    session: Session,
+) -> None:
+    s = session
+    daemon, thread, _config = start_provider(s)
+    try:
+        home = s.tmp / "dev"
+        address = s.cli("dev", "wallet", "new", "--path", str(home / "wallet.json")).stdout.split()[
+            2
+        ]
+        s.cli(
+            "dev",
+            "chain",
+            "fund",
+            address,
+            "--rpc-url",
+            s.net.rpc_url,
+            "--deployment",
+            str(s.deployment),
+            "--amount",
+            "100",
+        )
+        keystore = str(home / "wallet.json")
+        s.cli("dev", "login", "--coordinator", s.coordinator.url, "--wallet", keystore)
+        s.cli("dev", "wallet", "deposit", "20")
+        job_id = s.cli(
+            "dev",
+            "job",
+            "submit",
+            "--image",
+            BUSYBOX,
+            "--command",
+            "sleep 60",
+            "--max-price",
+            "36",
+            "--max-duration",
+            "100",
+            "--cpu",
+            "1",
+            "--memory",
+            "128MB",
+        ).stdout.split()[1]
+        s.wait(job_id, "RUNNING")
+        time.sleep(2)
+        assert "CANCELLED" in s.cli("dev", "job", "cancel", job_id).stdout
+        deadline = time.monotonic() + 60
+        while [c["step"] for c in s.job(job_id)["chain"]] != ["open", "commit"]:
+            assert time.monotonic() < deadline, "the cancelled run's claim was not committed"
+            time.sleep(0.3)
+        s.net.time_travel(3601)
+        while (job := s.job(job_id))["receipt"] is None:
+            assert time.monotonic() < deadline + 30, "the cancelled run did not settle"
+            time.sleep(0.3)
+        paid, fee, refund = (Decimal(job["receipt"][k]) for k in ("paid", "fee", "refund"))
+        assert job["state"] == "CANCELLED" and paid > 0
+        assert paid + fee + refund == 1  # the whole escrow: seconds run, fee, and the rest back
+        assert Decimal(s.balance("dev")["deposit"]) == 20 - paid - fee
+    finally:
+        daemon.stop()
+        thread.join(30)

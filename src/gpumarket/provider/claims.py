@@ -22,15 +22,22 @@ class ClaimSigner:
         self.chain = chain
 
     def claim(
-        self, assignment: Assignment, exit_code: int, output_hash: str | None, usage: float
+        self,
+        assignment: Assignment,
+        exit_code: int,
+        output_hash: str | None,
+        usage: float,
+        cap_micros: int | None = None,
     ) -> ResultClaim:
-        """The claim for a run that used ``usage`` seconds."""
+        """The claim for a run that used ``usage`` seconds (never above ``cap_micros``: what
+        the coordinator billed a run it cancelled, up to the moment of the cancel)."""
         if assignment.chain_job_id is None:
             raise ValueError(f"job {assignment.job_id} has no on-chain id to claim against")
         price = to_micros(assignment.price_per_hour)
         amount = min(
             cost_micros(price, assignment.spec.resources.gpu_count, usage),
             assignment.max_payment_micros,
+            assignment.max_payment_micros if cap_micros is None else cap_micros,
         )
         digest = result_hash(exit_code, output_hash)
         signature = sign_result(

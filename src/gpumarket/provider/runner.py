@@ -11,7 +11,7 @@ import docker.utils.socket
 from docker.models.containers import Container
 
 from gpumarket.errors import Conflict, GpumarketError, NotFound
-from gpumarket.protocol import Assignment, FailureReport, ResultReport
+from gpumarket.protocol import Assignment, FailureReport, ResultReport, to_micros
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import DockerExecutor, JobRefused, Outcome
@@ -90,6 +90,8 @@ class JobRunner(threading.Thread):
                     self._report_failure(
                         "provider shut down before the job finished", retryable=True
                     )
+                elif self.claims is not None:
+                    self._claim_cancelled_run(outcome)
                 return
             self._report(outcome, shipper)
         except JobRefused as exc:
@@ -186,6 +188,30 @@ class JobRunner(threading.Thread):
             claim=claim,
         )
         with_retry(lambda: self.client.report_result(self.job_id, report), "report result")
+
+    def _claim_cancelled_run(self, outcome: Outcome) -> None:
+        """On-chain markets pay a cancelled run for the seconds it ran: send the signed claim
+        (the developer gets the rest of the escrow back when it settles)."""
+        assert self.claims is not None
+        try:  # billing stopped at the cancel; the container ran until we saw it
+            billed = with_retry(lambda: self.client.job(self.job_id), "read the billed amount").cost
+        except GpumarketError as exc:
+            log.warning("cannot claim cancelled %s: %s", self.job_id, exc.message)
+            return
+        if not billed:
+            return
+        claim = self.claims.claim(
+            self.assignment, outcome.exit_code, None, outcome.usage_seconds, to_micros(billed)
+        )
+        report = ResultReport(
+            exit_code=outcome.exit_code, usage_seconds=outcome.usage_seconds, claim=claim
+        )
+        try:
+            with_retry(
+                lambda: self.client.report_result(self.job_id, report), "claim a cancelled run"
+            )
+        except GpumarketError as exc:
+            log.warning("the claim for cancelled %s was refused: %s", self.job_id, exc.message)
 
     def _report_failure(self, reason: str, retryable: bool) -> None:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from gpumarket.errors import InvalidRequest, PaymentRequired
+from gpumarket.errors import GpumarketError, InvalidRequest, PaymentRequired
 from gpumarket.protocol import (
     Assignment,
     Heartbeat,
@@ -74,6 +74,7 @@ def start_coordinator(net: Devnet, tmp_path: Path, port: int | None = None) -> C
         "GPUMARKET_CHAIN_RPC_URL": net.rpc_url,
         "GPUMARKET_CHAIN_DEPLOYMENT": str(deployment),
         "GPUMARKET_CHAIN_KEY": "0x" + bytes(net.accounts[0].key).hex(),
+        "GPUMARKET_LEASE_SECONDS": "4",
     }
     return CoordinatorProcess.start(
         sqlite_url(tmp_path), tmp_path / "data", admin_token=ADMIN_TOKEN, port=port, extra_env=env
@@ -268,3 +269,47 @@ def test_a_coordinator_killed_after_commit_settles_the_job_once(
     fee = 10_000 * 250 // 10_000
     assert world.treasury_and_burn() == (fee - fee // 5, fee // 5)
     assert world.provider_wallet.balances().earnings == 10_000 - fee
+
+
+def test_a_provider_that_goes_silent_is_replaced_and_only_the_replacement_is_paid(
+    world: World,
+) -> None:
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    first = take(world)
+    world.provider.started(first.job_id)  # ... and then nothing: the lease runs out
+
+    second_account = world.net.accounts[3]
+    second = ProviderClient(
+        world.coordinator.url,
+        register_wallet(world.coordinator.url, second_account, Role.PROVIDER).api_key,
+    )
+    chain = second.chain_info()
+    assert chain is not None
+    MarketWallet(chain, second_account).stake(200 * USD)
+    second.heartbeat(
+        Heartbeat(
+            resources=HostResources(cpu_count=4, memory_mb=8192, disk_mb=100_000),
+            offers=[OfferAsk(gpu_model="CPU", price_per_hour=PRICE)],
+        )
+    )
+    deadline = time.monotonic() + 30
+    while not (got := second.poll(wait=1)):
+        assert time.monotonic() < deadline, "the job was not handed to the second provider"
+    assert got[0].job_id == job.id and got[0].attempt == 2
+    second.started(job.id)
+    time.sleep(1.2)
+    claim = ClaimSigner(second_account, chain).claim(got[0], 0, None, 1.0)
+    second.report_result(job.id, ResultReport(exit_code=0, usage_seconds=1.0, claim=claim))
+
+    late = ClaimSigner(world.net.accounts[2], chain).claim(first, 0, None, 1.0)
+    with pytest.raises(GpumarketError):  # the first provider's result is no longer wanted
+        world.provider.report_result(
+            job.id, ResultReport(exit_code=0, usage_seconds=1.0, claim=late)
+        )
+    world.net.time_travel(WINDOW + 1)
+    wait_for(world, job.id, JobState.SETTLED)
+    fee = 10_000 * 250 // 10_000
+    assert MarketWallet(chain, second_account).balances().earnings == 10_000 - fee
+    assert world.provider_wallet.balances().earnings == 0
+    assert world.dev_wallet.balances().deposit == 100 * USD - 10_000

@@ -107,9 +107,13 @@ class ChainSettlement:
         """Nothing to do: the developer's own challenge transaction froze the payment."""
 
     def refund(self, job: Job, reason: str) -> None:
-        """An open escrow is marked for cancellation; the chain pipeline sends it. A job that
-        never got its order just forgets it (no money was ever locked)."""
-        if job.chain_state == "open":
+        """An open escrow is marked for cancellation; the chain pipeline sends it. A job
+        cancelled while running first waits for its provider's signed claim for the seconds
+        it ran (the rest is refunded when that settles). A job that never got its order just
+        forgets it (no money was ever locked)."""
+        if job.chain_state == "open" and job.state == "RUNNING" and job.amount_micros:
+            job.chain_state = "claim_due"
+        elif job.chain_state == "open":
             job.chain_state = "cancelling"
         elif job.chain_state == "awaiting_order":
             job.chain_state = "void"

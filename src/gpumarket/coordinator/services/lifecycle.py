@@ -201,13 +201,18 @@ def finalize(session: Session, job: Job, settlement: SettlementBackend) -> None:
     if job.state == S.SETTLED:
         return
     settlement.finalize(job)
+    credit_provider(session, job)
+    transition(session, job, S.SETTLED, "challenge window passed without a challenge")
+
+
+def credit_provider(session: Session, job: Job) -> None:
+    """Add the job's pay (amount less fee) to its provider's recorded earnings."""
     if job.provider_id and job.amount_micros and job.fee_micros is not None:
         session.execute(
             update(Provider)
             .where(Provider.id == job.provider_id)
             .values(earned_micros=Provider.earned_micros + (job.amount_micros - job.fee_micros))
         )
-    transition(session, job, S.SETTLED, "challenge window passed without a challenge")
 
 
 def requeue_or_fail(

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import utcnow
@@ -133,11 +133,12 @@ def commit_result(
         job = lifecycle.load_job_for_update(session, job_id)
         if job.provider_id != principal.account_id:
             raise InvalidRequest(f"job {job_id} is not assigned to you")
-        if job.state == JobState.COMMITTED.value:
+        if job.state == JobState.COMMITTED.value or job.chain_state in ("committed", "settled"):
             return job
+        cancelled_run = job.state == JobState.CANCELLED.value and job.chain_state == "claim_due"
         if job.state == JobState.ASSIGNED.value:
             lifecycle.start(session, job, settings)
-        if job.state != JobState.RUNNING.value:
+        if job.state != JobState.RUNNING.value and not cancelled_run:
             raise Conflict(f"job {job_id} is {job.state}; it takes no result now")
         _check_outputs(job, report)
         claim = report.claim
@@ -152,7 +153,8 @@ def commit_result(
                 f"result_hash {claim.result_hash} does not match exit code {report.exit_code} "
                 f"and outputs {report.output_hash}; expected {expected}"
             )
-        bound = lifecycle.billable_micros(job, report.usage_seconds, utcnow())
+        until = job.finished_at if cancelled_run and job.finished_at else utcnow()
+        bound = lifecycle.billable_micros(job, report.usage_seconds, until)
         if claim.amount_micros > bound:
             raise InvalidRequest(
                 f"the claim of {claim.amount_micros} micros is over the {bound} micros that "
@@ -204,7 +206,16 @@ def _committed(
 ) -> Job:
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
-        if job.state == JobState.RUNNING.value and job.pending_result is not None:
+        if job.chain_state == "claim_due" and job.pending_result is not None:
+            # a run cancelled midway: the claim pays its seconds; the job stays CANCELLED
+            report = ResultReport.model_validate(job.pending_result)
+            assert report.claim is not None
+            job.chain_window_end = int(outcome.events["ResultCommitted"][0]["windowEnd"])
+            job.chain_state = "committed"
+            job.pending_result = None
+            job.amount_micros = report.claim.amount_micros
+            _record(session, job, "commit", outcome, outcome.sent.hash)
+        elif job.state == JobState.RUNNING.value and job.pending_result is not None:
             report = ResultReport.model_validate(job.pending_result)
             assert report.claim is not None
             event = outcome.events["ResultCommitted"][0]
@@ -319,7 +330,7 @@ def finalize_ready(
         rows = session.execute(
             select(Job.id, Job.chain_job_id)
             .where(
-                Job.state == JobState.COMMITTED.value,
+                Job.state.in_([JobState.COMMITTED.value, JobState.CANCELLED.value]),
                 Job.chain_state == "committed",
                 Job.chain_window_end <= chain_now,
             )
@@ -342,12 +353,14 @@ def finalize_ready(
     with session_scope(factory) as session:
         for job_id, chain_id in ready:
             job = lifecycle.load_job_for_update(session, job_id)
-            if job.state != JobState.COMMITTED.value:
+            if job.chain_state != "committed":
                 continue
             if chain_id in settled:
                 _apply_settled(job, settled[chain_id])
                 _record(session, job, "finalize", outcome, outcome.sent.hash)
             elif (found := others.get(chain_id)) is not None and "disputed" in found[0]:
+                if job.state != JobState.COMMITTED.value:
+                    continue  # a cancelled run's claim challenged on-chain: the arbiter's call
                 job.chain_state = "disputed"
                 lifecycle.dispute(
                     session, job, "challenged on-chain", backend, accepted_on_chain=True
@@ -364,13 +377,30 @@ def finalize_ready(
             else:
                 continue  # not ready on-chain yet (a commit racing the clock): next tick
             job.chain_state = "settled"
-            lifecycle.finalize(session, job, backend)
+            if job.state == JobState.COMMITTED.value:
+                lifecycle.finalize(session, job, backend)
+            else:  # a cancelled run's seconds
+                lifecycle.credit_provider(session, job)
             done += 1
     return done
 
 
-def send_refunds(factory: sessionmaker[Session], backend: ChainSettlement, limit: int = 50) -> int:
-    """Cancel on-chain the open escrows of jobs that ended without a result."""
+def send_refunds(
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    settings: CoordinatorSettings,
+    limit: int = 50,
+) -> int:
+    """Cancel on-chain the open escrows of jobs that ended without a result, and of cancelled
+    runs whose provider sent no claim for their seconds within a lease."""
+    silent = utcnow() - timedelta(seconds=settings.lease_seconds)
+    with session_scope(factory) as session:
+        session.execute(
+            update(Job)
+            .where(Job.chain_state == "claim_due", Job.finished_at < silent)
+            .values(chain_state="cancelling")
+            .execution_options(synchronize_session=False)
+        )
     with session_scope(factory) as session:
         pending = session.execute(
             select(Job.id, Job.chain_job_id, Job.escrow_micros)
@@ -453,5 +483,5 @@ def tick(
 ) -> None:
     """One round of the chain pipeline."""
     resume_intents(factory, backend, settings)
-    send_refunds(factory, backend)
+    send_refunds(factory, backend, settings)
     finalize_ready(factory, backend, settings)
