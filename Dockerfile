@@ -1,4 +1,4 @@
-# The gpumarket image (coordinator today; the provider daemon joins it later).
+# The gpumarket image: the coordinator (default command), the provider daemon and the CLI.
 # BASE_IMAGE lets a machine without registry access build from a locally imported Python base.
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
@@ -6,6 +6,7 @@ FROM ${BASE_IMAGE}
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY scripts/compose-provider.sh ./scripts/
 RUN python -m pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 gpumarket \
     && mkdir -p /data && chown gpumarket /data

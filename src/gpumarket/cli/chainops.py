@@ -31,7 +31,8 @@ def open_wallet(path: Path, password_env: str) -> LocalAccount:
 def market_wallet(
     coordinator: str, account: LocalAccount, rpc_url: str | None = None
 ) -> MarketWallet:
-    """``account``'s handle on the market the coordinator at ``coordinator`` settles on."""
+    """``account``'s handle on the market the coordinator at ``coordinator`` settles on, over
+    ``rpc_url`` (or ``GPUMARKET_CHAIN_RPC_URL``, or the URL the coordinator advertises)."""
     from gpumarket.sdk.client import Client
     from gpumarket.settlement.wallet import MarketWallet
 
@@ -42,7 +43,7 @@ def market_wallet(
             f"the coordinator at {coordinator} keeps accounts off-chain: there is no market "
             "contract to pay into"
         )
-    return MarketWallet(chain, account, rpc_url)
+    return MarketWallet(chain, account, rpc_url or os.environ.get("GPUMARKET_CHAIN_RPC_URL"))
 
 
 def parse_amount(text: str) -> int:
