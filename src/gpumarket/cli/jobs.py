@@ -313,8 +313,21 @@ def outputs(
     coordinator: CoordinatorOption = None,
 ) -> None:
     """Download the job's outputs (a tar.gz)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     target = dest or Path(f"{job_id}-outputs.tar.gz")
-    client(coordinator).download_outputs(job_id, target)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"downloading {target.name}", total=None)
+        client(coordinator).download_outputs(
+            job_id, target, lambda done, total: bar.update(task, completed=done, total=total)
+        )
     console.print(f"saved {target} ({target.stat().st_size} bytes)")
 
 

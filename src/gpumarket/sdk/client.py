@@ -4,7 +4,7 @@ failure is raised as the project's exception tree (:mod:`gpumarket.errors`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -249,16 +249,28 @@ class Client(_BaseClient):
         except httpx.TransportError as exc:
             raise TransportError(f"log stream interrupted: {exc}") from exc
 
-    def download_outputs(self, job_id: str, dest: Path) -> Path:
-        """Save the job's output archive to ``dest`` (a file path) and return it."""
+    def download_outputs(
+        self,
+        job_id: str,
+        dest: Path,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> Path:
+        """Save the job's output archive to ``dest`` (a file path) and return it;
+        ``on_progress(bytes_so_far, total_or_None)`` is called as chunks arrive."""
         try:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/outputs") as response:
                 if not response.is_success:
                     response.read()
                     _raise_for_status(response)
+                declared = response.headers.get("content-length")
+                total = int(declared) if declared and declared.isdigit() else None
+                done = 0
                 with dest.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
+                        done += len(chunk)
+                        if on_progress is not None:
+                            on_progress(done, total)
         except httpx.TransportError as exc:
             raise TransportError(f"download interrupted: {exc}") from exc
         return dest
