@@ -22,6 +22,7 @@ TABLES = {
     "job_events",
     "job_logs",
     "chain_txs",
+    "chain_cursors",
 }
 
 
@@ -31,7 +32,7 @@ def test_upgrade_check_downgrade(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         assert set(inspect(engine).get_table_names()) >= TABLES
-        assert migrate.current_revision(engine) == "0002"
+        assert migrate.current_revision(engine) == "0003"
         with engine.connect() as connection:
             diff = compare_metadata(
                 MigrationContext.configure(connection, opts={"compare_type": True}),

@@ -29,7 +29,7 @@ from gpumarket.protocol import (
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.sdk import AdminClient, Client, ProviderClient, register_wallet
 from gpumarket.settlement.contracts import Market
-from gpumarket.settlement.deploy import write_deployment
+from gpumarket.settlement.deploy import send_signed, write_deployment
 from gpumarket.settlement.devnet import Devnet
 from gpumarket.settlement.wallet import MarketWallet
 from tests.conftest import ADMIN_TOKEN, sqlite_url
@@ -313,3 +313,51 @@ def test_a_provider_that_goes_silent_is_replaced_and_only_the_replacement_is_pai
     assert MarketWallet(chain, second_account).balances().earnings == 10_000 - fee
     assert world.provider_wallet.balances().earnings == 0
     assert world.dev_wallet.balances().deposit == 100 * USD - 10_000
+
+
+def send_as(world: World, who: LocalAccount, function: str, *args: object) -> None:
+    send_signed(
+        world.net.w3,
+        who,
+        {
+            "to": world.market.address,
+            "gas": 400_000,
+            "data": world.market.calldata(function, *args),
+        },
+    )
+
+
+def test_what_others_do_on_the_contract_is_reconciled_from_its_events(
+    world: World, tmp_path: Path
+) -> None:
+    world.dev_wallet.deposit(100 * USD)
+    challenged = world.dev.submit(spec(), wallet=world.dev_account)
+    run_and_claim(world, take(world), usage=1.0)
+    finalized = world.dev.submit(spec(), wallet=world.dev_account)
+    run_and_claim(world, take(world), usage=1.0)
+    expiring = world.dev.submit(spec(resources={"cpu": 64}), wallet=world.dev_account)
+
+    # the developer challenges straight on the contract, without telling the coordinator
+    assert challenged.chain_job_id is not None
+    world.dev_wallet.challenge(challenged.chain_job_id)
+    disputed = wait_for(world, challenged.id, JobState.DISPUTED)
+    assert [s.step for s in disputed.chain] == ["open", "commit", "challenge"]
+
+    # with the coordinator down, a stranger finalizes one job and expires another
+    world.coordinator.stop()
+    world.net.time_travel(3 * 24 * 3600)
+    stranger = world.net.accounts[4]
+    assert finalized.chain_job_id is not None and expiring.chain_job_id is not None
+    send_as(world, stranger, "finalize", bytes.fromhex(finalized.chain_job_id[2:]))
+    send_as(world, stranger, "expire", bytes.fromhex(expiring.chain_job_id[2:]))
+    world.restart(tmp_path)
+
+    settled = wait_for(world, finalized.id, JobState.SETTLED)
+    assert [s.step for s in settled.chain] == ["open", "commit", "finalize"]
+    assert settled.receipt is not None and settled.receipt.paid == Decimal("0.00975")
+    failed = wait_for(world, expiring.id, JobState.EXPIRED)
+    assert "deadline passed" in (failed.failure_reason or "")
+    assert failed.receipt is not None and failed.receipt.refund == Decimal(6)
+    assert world.provider_wallet.balances().earnings == 10_000 - 250  # paid once
+    # 100 - paid job (0.01) - the disputed escrow (6) still held
+    assert world.dev_wallet.balances().deposit == 100 * USD - 10_000 - 6 * USD

@@ -213,6 +213,15 @@ class ChainTx(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ChainCursor(Base):
+    """How far the coordinator has read the market's events (the next block to read)."""
+
+    __tablename__ = "chain_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_block: Mapped[int] = mapped_column(BigInteger)
+
+
 class JobEventRow(Base):
     """One transition of a job, with when and why (the job's audit trail)."""
 

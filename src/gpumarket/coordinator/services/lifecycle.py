@@ -287,13 +287,20 @@ def cancel(
     transition(session, job, S.CANCELLED, reason, now)
 
 
-def expire(session: Session, job: Job, settlement: SettlementBackend) -> None:
-    """QUEUED -> EXPIRED when no provider matched before the job's queue deadline."""
+def expire(
+    session: Session,
+    job: Job,
+    settlement: SettlementBackend,
+    reason: str = "no provider matched before the queue deadline",
+) -> None:
+    """QUEUED -> EXPIRED when no provider matched before the job's queue deadline (or its
+    escrow expired on-chain)."""
     if job.state != S.QUEUED:
         return
     job.finished_at = utcnow()
-    settlement.refund(job, "no provider matched before the queue deadline")
-    transition(session, job, S.EXPIRED, "no provider matched before the queue deadline")
+    job.failure_reason = reason
+    settlement.refund(job, reason)
+    transition(session, job, S.EXPIRED, reason)
 
 
 def dispute(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
-from gpumarket.coordinator.db.models import ChainTx, Developer, Job, Provider
+from gpumarket.coordinator.db.models import ChainCursor, ChainTx, Developer, Job, Provider
 from gpumarket.coordinator.services import jobs, lifecycle
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.chain import (
@@ -32,6 +32,7 @@ from gpumarket.coordinator.services.chain import (
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import Conflict, ContractReverted, GpumarketError, InvalidRequest
 from gpumarket.protocol import JobSpec, JobState, PaymentRequest, ResultReport
+from gpumarket.settlement.events import ChainEvent, EventReader
 from gpumarket.settlement.signing import Order, order_signer, result_hash, result_signer
 
 log = logging.getLogger(__name__)
@@ -478,10 +479,99 @@ def resume_intents(
     return len(orders) + len(results)
 
 
+EVENTS_CURSOR = "market-events"
+
+
+def follow_events(
+    factory: sessionmaker[Session], backend: ChainSettlement, max_blocks: int = 2000
+) -> int:
+    """Reconcile jobs with what others did on the contract: a developer's challenge sent
+    straight to it, a job someone else finalized, an escrow expired after its order's deadline.
+    The next block to read is kept in the database, so a restart resumes where it stopped."""
+    with session_scope(factory) as session:
+        cursor = session.get(ChainCursor, EVENTS_CURSOR)
+        start = cursor.next_block if cursor else backend.deployment.block
+    reader = EventReader(backend.market, start)
+    events = [e for e in reader.poll(max_blocks) if e.name in _EVENT_HANDLERS]
+    applied = 0
+    with session_scope(factory) as session:
+        for event in events:
+            job = session.scalar(
+                select(Job)
+                .where(Job.chain_job_id == "0x" + bytes(event.args["jobId"]).hex())
+                .with_for_update()
+            )
+            if job is None:
+                continue
+            try:
+                with session.begin_nested():
+                    applied += _EVENT_HANDLERS[event.name](session, backend, job, event)
+            except GpumarketError as exc:  # one odd job never stalls the others
+                log.warning("event %s of job %s left as is: %s", event.name, job.id, exc)
+        cursor = session.get(ChainCursor, EVENTS_CURSOR)
+        if cursor is None:
+            cursor = ChainCursor(name=EVENTS_CURSOR, next_block=start)
+            session.add(cursor)
+        cursor.next_block = reader.cursor
+    return applied
+
+
+def _record_event(session: Session, job: Job, step: str, event: ChainEvent) -> None:
+    if not any(tx.tx_hash == event.tx_hash for tx in job.chain_txs):
+        session.add(
+            ChainTx(job_id=job.id, step=step, tx_hash=event.tx_hash, block=event.block, at=utcnow())
+        )
+
+
+def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    if job.state != JobState.COMMITTED.value:
+        return False
+    job.chain_state = "disputed"
+    _record_event(session, job, "challenge", event)
+    reason = f"challenged on-chain by {event.args['challenger']}"
+    lifecycle.dispute(session, job, reason, backend, accepted_on_chain=True)
+    return True
+
+
+def _on_settled(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    if job.chain_state != "committed":
+        return False
+    _apply_settled(job, event.args)
+    _record_event(session, job, "finalize", event)
+    job.chain_state = "settled"
+    if job.state == JobState.COMMITTED.value:
+        lifecycle.finalize(session, job, backend)
+    else:
+        lifecycle.credit_provider(session, job)
+    return True
+
+
+def _on_cancelled(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    if job.chain_state not in ("open", "cancelling", "claim_due"):
+        return False
+    job.chain_state = "cancelled"
+    job.refund_micros = int(event.args["refund"])
+    _record_event(session, job, "cancel", event)
+    reason = "the order's deadline passed and its escrow was returned on-chain"
+    if job.state == JobState.QUEUED.value:
+        lifecycle.expire(session, job, backend, reason)
+    elif not JobState(job.state).is_terminal:
+        lifecycle.fail(session, job, reason, backend)
+    return True
+
+
+_EVENT_HANDLERS = {
+    "Challenged": _on_challenged,
+    "Settled": _on_settled,
+    "Cancelled": _on_cancelled,
+}
+
+
 def tick(
     factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
 ) -> None:
     """One round of the chain pipeline."""
+    follow_events(factory, backend)
     resume_intents(factory, backend, settings)
     send_refunds(factory, backend, settings)
     finalize_ready(factory, backend, settings)
