@@ -41,6 +41,12 @@ STALE_INTENT_SECONDS = 30.0
 """An intent this old with no outcome is a crash's leftover, not a request still in flight."""
 
 
+def _with_chain_steps(job: Job) -> Job:
+    """Load the job's on-chain steps while its session is open (the view lists them)."""
+    job.chain_txs  # noqa: B018 - the lazy load is the point
+    return job
+
+
 def _record(session: Session, job: Job, step: str, outcome: TxOutcome | None, tx: str) -> None:
     session.add(
         ChainTx(
@@ -69,7 +75,7 @@ def open_job(
         job = jobs.get_visible(session, principal, job_id)
         job = lifecycle.load_job_for_update(session, job_id)
         if job.chain_state == "open":
-            return job
+            return _with_chain_steps(job)
         if job.state != JobState.SUBMITTED.value or job.chain_state != "awaiting_order":
             raise Conflict(f"job {job_id} is {job.state}; it takes no order now")
         assert job.payment_request is not None
@@ -135,7 +141,7 @@ def commit_result(
         if job.provider_id != principal.account_id:
             raise InvalidRequest(f"job {job_id} is not assigned to you")
         if job.state == JobState.COMMITTED.value or job.chain_state in ("committed", "settled"):
-            return job
+            return _with_chain_steps(job)
         cancelled_run = job.state == JobState.CANCELLED.value and job.chain_state == "claim_due"
         if job.state == JobState.ASSIGNED.value:
             lifecycle.start(session, job, settings)
@@ -256,7 +262,7 @@ def challenge(
     with session_scope(factory) as session:
         job = jobs.get_visible(session, principal, job_id)
         if job.state == JobState.DISPUTED.value:
-            return job
+            return _with_chain_steps(job)
         if job.state != JobState.COMMITTED.value or job.chain_job_id is None:
             raise Conflict(f"job {job_id} is {job.state}; only a COMMITTED job is challenged")
         chain_job_id = job.chain_job_id
@@ -288,7 +294,7 @@ def resolve(
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
         if job.state in (JobState.SETTLED.value, JobState.REFUNDED.value):
-            return job
+            return _with_chain_steps(job)
         if job.state != JobState.DISPUTED.value or job.chain_job_id is None:
             raise Conflict(f"job {job_id} is {job.state}; only a DISPUTED job is resolved")
         chain_job_id = job.chain_job_id
