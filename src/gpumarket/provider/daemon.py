@@ -32,6 +32,7 @@ from gpumarket.errors import (
 from gpumarket.protocol import (
     CPU_OFFER,
     Assignment,
+    ChainInfo,
     FailureReport,
     GpuInfo,
     Heartbeat,
@@ -137,7 +138,26 @@ class ProviderDaemon:
                 chain.market,
                 self.account.address,
             )
+            self._check_stake(chain)
         return client
+
+    def _check_stake(self, chain: ChainInfo) -> None:
+        """Say so at start when results could not be committed for lack of stake."""
+        from gpumarket.settlement.wallet import MarketWallet
+
+        try:
+            balances = MarketWallet(chain, self.account).balances()
+        except Exception as exc:  # the chain is only advisory here: the coordinator decides
+            log.warning("cannot read this wallet's stake from %s: %s", chain.rpc_url, exc)
+            return
+        free = balances.stake - balances.locked_stake
+        if free < chain.min_stake_micros:
+            log.warning(
+                "free stake %.6f is under the %.6f each result locks: results will be refused "
+                "until you run `gpumarket provider stake AMOUNT`",
+                free / 1e6,
+                chain.min_stake_micros / 1e6,
+            )
 
     def _connect(self) -> ProviderClient:
         path = self._credential_path()
