@@ -5,7 +5,10 @@ an operator typing commands. Balances are checked on the contract to the micro-u
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from typing import Any
 
 import docker
 import pytest
+from eth_account.signers.local import LocalAccount
 
 from gpumarket.provider.config import load_config
 from gpumarket.provider.daemon import ProviderDaemon
@@ -70,6 +74,7 @@ def session(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Sess
         write_deployment(net.deployment, deployment)
         env = {
             **FAST,
+            "GPUMARKET_LEASE_SECONDS": "5",
             "GPUMARKET_CHAIN_RPC_URL": net.rpc_url,
             "GPUMARKET_CHAIN_DEPLOYMENT": str(deployment),
             "GPUMARKET_CHAIN_KEY": "0x" + bytes(net.accounts[0].key).hex(),
@@ -82,14 +87,14 @@ def session(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Sess
         container.remove(force=True)
 
 
-def start_provider(s: Session) -> tuple[ProviderDaemon, threading.Thread, Path]:
-    """Provider guide: a wallet, dev-chain funds, a stake, then `provider run`."""
-    wallet = s.tmp / "provider-wallet.json"
+def staked_provider(s: Session, name: str = "provider") -> tuple[LocalAccount, Path]:
+    """Provider guide: a wallet, dev-chain funds and a stake; returns the wallet and config."""
+    wallet = s.tmp / f"{name}-wallet.json"
     account = create_wallet(wallet, "pw")
-    config = s.tmp / "provider.toml"
+    config = s.tmp / f"{name}.toml"
     config.write_text(
         f'coordinator_url = "{s.coordinator.url}"\nwallet = "{wallet}"\n'
-        f'work_dir = "{s.tmp / "work"}"\ncpu_price_per_hour = "36"\n'
+        f'work_dir = "{s.tmp / name / "work"}"\ncpu_price_per_hour = "36"\n'
         "stop_grace_seconds = 1\npoll_wait_seconds = 2\n"
     )
     s.cli(
@@ -107,6 +112,14 @@ def start_provider(s: Session) -> tuple[ProviderDaemon, threading.Thread, Path]:
     low = s.cli("prov", "provider", "stake", "0.0000001", "--config", str(config), check=False)
     assert low.returncode == 1 and "at most 6 decimals" in low.stderr
     assert "staked 150" in s.cli("prov", "provider", "stake", "150", "--config", str(config)).stdout
+    return account, config
+
+
+def start_provider(
+    s: Session, name: str = "provider"
+) -> tuple[ProviderDaemon, threading.Thread, Path]:
+    """A staked provider's daemon, running in a thread."""
+    account, config = staked_provider(s, name)
     daemon = ProviderDaemon(load_config(config), account)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
@@ -291,3 +304,79 @@ def test_cancelling_a_running_job_pays_its_seconds_and_refunds_the_rest(
     finally:
         daemon.stop()
         thread.join(30)
+
+
+def test_a_killed_provider_is_replaced_and_only_the_replacement_is_paid(session: Session) -> None:
+    s = session
+    _, config = staked_provider(s, "first")
+    log = (s.tmp / "first.log").open("wb")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "gpumarket.cli", "provider", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "GPUMARKET_WALLET_PASSWORD": "pw"},
+    )
+    second: tuple[ProviderDaemon, threading.Thread, Path] | None = None
+    try:
+        home = s.tmp / "dev"
+        created = s.cli("dev", "wallet", "new", "--path", str(home / "wallet.json"))
+        s.cli(
+            "dev",
+            "chain",
+            "fund",
+            created.stdout.split()[2],
+            "--rpc-url",
+            s.net.rpc_url,
+            "--deployment",
+            str(s.deployment),
+            "--amount",
+            "100",
+        )
+        s.cli(
+            "dev",
+            "login",
+            "--coordinator",
+            s.coordinator.url,
+            "--wallet",
+            str(home / "wallet.json"),
+        )
+        s.cli("dev", "wallet", "deposit", "20")
+        job_id = s.cli(
+            "dev",
+            "job",
+            "submit",
+            "--image",
+            BUSYBOX,
+            "--command",
+            "sleep 3",
+            "--max-price",
+            "36",
+            "--max-duration",
+            "100",
+            "--cpu",
+            "1",
+            "--memory",
+            "128MB",
+        ).stdout.split()[1]
+        first_id = s.wait(job_id, "RUNNING")["provider_id"]
+        first.send_signal(signal.SIGKILL)  # mid-job, and it never comes back
+        first.wait(10)
+
+        second = start_provider(s, "second")
+        committed = s.wait(job_id, "COMMITTED", timeout=90)
+        assert committed["provider_id"] != first_id and committed["attempts"] == 2
+        s.net.time_travel(3601)
+        settled = s.wait(job_id, "SETTLED")
+        paid = Decimal(settled["receipt"]["paid"])
+        first_wallet = ["--path", str(s.tmp / "first-wallet.json")]
+        second_wallet = ["--path", str(s.tmp / "second-wallet.json")]
+        assert Decimal(s.balance("prov", *second_wallet)["earnings"]) == paid > 0
+        assert s.balance("prov", *first_wallet)["earnings"] == "0.000000"
+        fee = Decimal(settled["receipt"]["fee"])
+        assert Decimal(s.balance("dev")["deposit"]) == 20 - paid - fee
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if second is not None:
+            second[0].stop()
+            second[1].join(30)
