@@ -361,3 +361,26 @@ def test_what_others_do_on_the_contract_is_reconciled_from_its_events(
     assert world.provider_wallet.balances().earnings == 10_000 - 250  # paid once
     # 100 - paid job (0.01) - the disputed escrow (6) still held
     assert world.dev_wallet.balances().deposit == 100 * USD - 10_000 - 6 * USD
+
+
+@pytest.mark.parametrize("at_fault", [True, False])
+def test_a_ruling_made_straight_on_the_contract_is_reconciled(world: World, at_fault: bool) -> None:
+    arbiter = world.net.accounts[4]
+    role = world.market.view("ARBITER_ROLE")
+    send_as(world, world.net.accounts[0], "grantRole", role, arbiter.address)
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    run_and_claim(world, take(world), usage=1.0)
+    world.dev.challenge(job.id, "wrong output", wallet=world.dev_account)
+    assert job.chain_job_id is not None
+    send_as(world, arbiter, "resolve", bytes.fromhex(job.chain_job_id[2:]), at_fault)
+
+    ruled = wait_for(world, job.id, JobState.REFUNDED if at_fault else JobState.SETTLED)
+    assert [s.step for s in ruled.chain] == ["open", "commit", "challenge", "resolve"]
+    assert ruled.receipt is not None
+    if at_fault:
+        assert ruled.receipt.refund == Decimal(6) and ruled.receipt.paid == 0
+        assert world.dev_wallet.balances().deposit == 100 * USD
+    else:
+        assert ruled.receipt.paid == Decimal("0.00975")
+        assert world.provider.me().earned == Decimal("0.00975")

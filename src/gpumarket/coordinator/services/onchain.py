@@ -540,6 +540,11 @@ def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: 
 
 
 def _on_settled(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    if job.chain_state == "disputed":  # the arbiter ruled for the provider, not through us
+        _apply_settled(job, event.args)
+        job.chain_state = "settled"
+        lifecycle.resolve(session, job, False, "resolved on-chain by the arbiter", backend)
+        return True
     if job.chain_state != "committed":
         return False
     _apply_settled(job, event.args)
@@ -566,10 +571,29 @@ def _on_cancelled(session: Session, backend: ChainSettlement, job: Job, event: C
     return True
 
 
+def _on_resolved(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    if job.chain_state != "disputed":
+        return False
+    _record_event(session, job, "resolve", event)  # the money follows in Refunded or Settled
+    return True
+
+
+def _on_refunded(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    if job.chain_state != "disputed":
+        return False
+    job.chain_state = "refunded"
+    job.paid_micros = 0
+    job.refund_micros = int(event.args["amount"])
+    lifecycle.resolve(session, job, True, "resolved on-chain by the arbiter", backend)
+    return True
+
+
 _EVENT_HANDLERS = {
     "Challenged": _on_challenged,
     "Settled": _on_settled,
     "Cancelled": _on_cancelled,
+    "Resolved": _on_resolved,
+    "Refunded": _on_refunded,
 }
 
 
