@@ -384,3 +384,36 @@ def test_a_ruling_made_straight_on_the_contract_is_reconciled(world: World, at_f
     else:
         assert ruled.receipt.paid == Decimal("0.00975")
         assert world.provider.me().earned == Decimal("0.00975")
+
+
+def test_a_cancelled_runs_claim_can_be_challenged_and_ruled_on(world: World) -> None:
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    assignment = take(world)
+    world.provider.started(job.id)
+    time.sleep(1.5)
+    world.dev.cancel(job.id)
+    billed = world.provider.job(job.id).cost
+    assert billed is not None and billed > 0
+    chain = world.provider.chain_info()
+    assert chain is not None
+    claim = ClaimSigner(world.net.accounts[2], chain).claim(
+        assignment, 137, None, 1.5, cap_micros=int(billed * USD)
+    )
+    claimed = world.provider.report_result(
+        job.id, ResultReport(exit_code=137, usage_seconds=1.5, claim=claim)
+    )
+    assert claimed.state is JobState.CANCELLED
+    assert [s.step for s in claimed.chain] == ["open", "commit"]
+
+    assert job.chain_job_id is not None
+    world.dev_wallet.challenge(job.chain_job_id)  # straight on the contract
+    deadline = time.monotonic() + 20
+    while [s.step for s in world.dev.get(job.id).chain][-1] != "challenge":
+        assert time.monotonic() < deadline, "the on-chain challenge was not picked up"
+        time.sleep(0.2)
+    ruled = world.admin.resolve(job.id, provider_at_fault=True, note="it never ran")
+    assert ruled.state is JobState.CANCELLED
+    assert ruled.receipt is not None and ruled.receipt.refund == Decimal(6)
+    assert world.dev_wallet.balances().deposit == 100 * USD
+    assert world.provider_wallet.balances().stake == 100 * USD  # 100 slashed

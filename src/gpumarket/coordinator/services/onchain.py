@@ -295,13 +295,13 @@ def resolve(
         job = lifecycle.load_job_for_update(session, job_id)
         if job.state in (JobState.SETTLED.value, JobState.REFUNDED.value):
             return _with_chain_steps(job)
-        if job.state != JobState.DISPUTED.value or job.chain_job_id is None:
+        if job.chain_state != "disputed" or job.chain_job_id is None:
             raise Conflict(f"job {job_id} is {job.state}; only a DISPUTED job is resolved")
         chain_job_id = job.chain_job_id
     outcome = backend.resolve(chain_job_id, provider_at_fault)
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
-        if job.state == JobState.DISPUTED.value:
+        if job.chain_state == "disputed":
             _record(session, job, "resolve", outcome, outcome.sent.hash)
             if provider_at_fault:
                 job.chain_state = "refunded"
@@ -310,7 +310,10 @@ def resolve(
             else:
                 job.chain_state = "settled"
                 _apply_settled(job, outcome.events["Settled"][0])
-            lifecycle.resolve(session, job, provider_at_fault, note, backend)
+            if job.state == JobState.DISPUTED.value:
+                lifecycle.resolve(session, job, provider_at_fault, note, backend)
+            elif not provider_at_fault:  # a cancelled run's claim upheld: its seconds are paid
+                lifecycle.credit_provider(session, job)
         session.flush()
         session.refresh(job, ["chain_txs"])
         return job
@@ -366,12 +369,11 @@ def finalize_ready(
                 _apply_settled(job, settled[chain_id])
                 _record(session, job, "finalize", outcome, outcome.sent.hash)
             elif (found := others.get(chain_id)) is not None and "disputed" in found[0]:
-                if job.state != JobState.COMMITTED.value:
-                    continue  # a cancelled run's claim challenged on-chain: the arbiter's call
                 job.chain_state = "disputed"
-                lifecycle.dispute(
-                    session, job, "challenged on-chain", backend, accepted_on_chain=True
-                )
+                if job.state == JobState.COMMITTED.value:
+                    lifecycle.dispute(
+                        session, job, "challenged on-chain", backend, accepted_on_chain=True
+                    )
                 continue
             elif found is not None:
                 args, tx_hash, block = found
@@ -530,10 +532,12 @@ def _record_event(session: Session, job: Job, step: str, event: ChainEvent) -> N
 
 
 def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
-    if job.state != JobState.COMMITTED.value:
+    if job.chain_state != "committed":
         return False
     job.chain_state = "disputed"
     _record_event(session, job, "challenge", event)
+    if job.state != JobState.COMMITTED.value:
+        return True  # a cancelled run's claim: the job stays CANCELLED, the arbiter rules
     reason = f"challenged on-chain by {event.args['challenger']}"
     lifecycle.dispute(session, job, reason, backend, accepted_on_chain=True)
     return True
@@ -543,7 +547,10 @@ def _on_settled(session: Session, backend: ChainSettlement, job: Job, event: Cha
     if job.chain_state == "disputed":  # the arbiter ruled for the provider, not through us
         _apply_settled(job, event.args)
         job.chain_state = "settled"
-        lifecycle.resolve(session, job, False, "resolved on-chain by the arbiter", backend)
+        if job.state == JobState.DISPUTED.value:
+            lifecycle.resolve(session, job, False, "resolved on-chain by the arbiter", backend)
+        else:
+            lifecycle.credit_provider(session, job)
         return True
     if job.chain_state != "committed":
         return False
@@ -584,7 +591,8 @@ def _on_refunded(session: Session, backend: ChainSettlement, job: Job, event: Ch
     job.chain_state = "refunded"
     job.paid_micros = 0
     job.refund_micros = int(event.args["amount"])
-    lifecycle.resolve(session, job, True, "resolved on-chain by the arbiter", backend)
+    if job.state == JobState.DISPUTED.value:
+        lifecycle.resolve(session, job, True, "resolved on-chain by the arbiter", backend)
     return True
 
 
