@@ -205,6 +205,10 @@ def test_money_through_the_cli(session: Session) -> None:
 
         prov = ["--path", str(s.tmp / "provider-wallet.json")]
         assert Decimal(s.balance("prov", *prov)["earnings"]) == Decimal(micros - fee) / USD
+        shown = s.cli("prov", "provider", "earnings", "--config", str(config), "--json").stdout
+        earned = json.loads(shown)
+        assert Decimal(earned["earned"]) == Decimal(earned["on_chain"]["earnings"])
+        assert Decimal(earned["earned"]) == Decimal(micros - fee) / USD
         withdrawn = s.cli("prov", "provider", "withdraw", "--config", str(config)).stdout
         assert f"withdrew {Decimal(micros - fee) / USD}" in withdrawn
         assert Decimal(s.balance("prov", *prov)["wallet"]) == 350 + Decimal(micros - fee) / USD

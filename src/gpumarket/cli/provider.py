@@ -185,7 +185,8 @@ def earnings(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What you have earned and your standing, as the coordinator records it (uses the key
-    the daemon saved in its work folder). Paying out on-chain comes with settlement."""
+    the daemon saved in its work folder); on an on-chain market also what the contract holds
+    for you (withdraw it with `gpumarket provider withdraw`)."""
     from gpumarket.errors import AuthenticationFailed
     from gpumarket.provider.config import load_config
     from gpumarket.sdk import ProviderClient
@@ -197,9 +198,18 @@ def earnings(
             f"no saved provider key in {path}; run `gpumarket provider run` once to register"
         )
     saved = json.loads(path.read_text())
-    me = ProviderClient(saved["coordinator"], saved["api_key"]).me()
+    client = ProviderClient(saved["coordinator"], saved["api_key"])
+    me = client.me()
+    chain = client.chain_info()
+    on_chain = None
+    if chain is not None:
+        from gpumarket.cli.chainops import open_wallet
+        from gpumarket.settlement.wallet import MarketWallet
+
+        account = open_wallet(settings.wallet, settings.wallet_password_env)
+        on_chain = MarketWallet(chain, account).balances().as_dict()
     if as_json:
-        typer.echo(me.model_dump_json(indent=2))
+        typer.echo(json.dumps({**me.model_dump(mode="json"), "on_chain": on_chain}, indent=2))
         return
     console.print(f"provider {me.id} ({me.address})")
     console.print(
@@ -208,6 +218,12 @@ def earnings(
         f"{me.disputes_lost}; reputation {me.reputation:.2f}"
         + ("; BANNED: " + (me.ban_reason or "") if me.banned else "")
     )
+    if on_chain is not None:
+        console.print(
+            f"on-chain: {on_chain['earnings']} to withdraw, stake {on_chain['stake']} "
+            f"({on_chain['locked_stake']} locked by jobs in their window), "
+            f"{on_chain['unstaking']} unstaking"
+        )
 
 
 def _provider_market(config: Path | None) -> Any:
