@@ -85,6 +85,7 @@ def start_coordinator(net: Devnet, tmp_path: Path, port: int | None = None) -> C
 def world(tmp_path: Path) -> Iterator[World]:
     with Devnet.start() as net:
         proc = start_coordinator(net, tmp_path)
+        world: World | None = None
         try:
             url = proc.url
             dev_key = register_wallet(url, net.accounts[1], Role.DEVELOPER).api_key
@@ -111,6 +112,8 @@ def world(tmp_path: Path) -> Iterator[World]:
             yield world
         finally:
             proc.stop()
+            if world is not None and world.coordinator is not proc:  # restarted by the test
+                world.coordinator.stop()
 
 
 def spec(**overrides: object) -> JobSpec:
