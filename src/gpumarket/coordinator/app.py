@@ -61,6 +61,9 @@ def create_app(
     backend = settlement or (
         ChainSettlement(settings) if settings.on_chain else OffchainSettlement()
     )
+    if isinstance(backend, ChainSettlement) and settings.min_stake_micros == 0:
+        # a provider without the stake a result locks would run jobs it cannot be paid for
+        settings.min_stake_micros = backend.info().min_stake_micros
     pipelines = Pipelines(session_factory, settings, backend, notifier)
 
     @asynccontextmanager

@@ -41,7 +41,11 @@ class CoordinatorSettings(BaseSettings):
     )
     fee_bps: int = Field(default=250, ge=0, le=1000, description="protocol fee, basis points")
     min_reputation: float = Field(default=0.0, ge=0, le=1, description="matching floor")
-    min_stake_micros: int = Field(default=0, ge=0, description="matching floor on stake")
+    min_stake_micros: int = Field(
+        default=0,
+        ge=0,
+        description="matching floor on free stake (on-chain: defaults to the contract's minimum)",
+    )
 
     max_log_bytes_per_job: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="log cap per job"

@@ -420,3 +420,31 @@ def test_a_cancelled_runs_claim_can_be_challenged_and_ruled_on(world: World) -> 
     assert ruled.receipt is not None and ruled.receipt.refund == Decimal(6)
     assert world.dev_wallet.balances().deposit == 100 * USD
     assert world.provider_wallet.balances().stake == 100 * USD  # 100 slashed
+
+
+def test_a_provider_without_stake_gets_no_job_until_it_stakes(world: World) -> None:
+    staked_id = world.provider.me().id
+    world.admin.ban(staked_id, "out of this test")
+    account = world.net.accounts[3]
+    url = world.coordinator.url
+    newcomer = ProviderClient(url, register_wallet(url, account, Role.PROVIDER).api_key)
+    newcomer.heartbeat(
+        Heartbeat(
+            resources=HostResources(cpu_count=4, memory_mb=8192, disk_mb=100_000),
+            offers=[OfferAsk(gpu_model="CPU", price_per_hour=PRICE)],
+        )
+    )
+    world.dev_wallet.deposit(100 * USD)
+    job = world.dev.submit(spec(), wallet=world.dev_account)
+    time.sleep(1.5)
+    waiting = world.dev.get(job.id)
+    assert waiting.state is JobState.QUEUED and waiting.why_no_match is not None
+    assert waiting.why_no_match.summary.get("stake") == 1, waiting.why_no_match
+
+    chain = newcomer.chain_info()
+    assert chain is not None
+    MarketWallet(chain, account).stake(150 * USD)
+    deadline = time.monotonic() + 20
+    while not (got := newcomer.poll(wait=1)):
+        assert time.monotonic() < deadline, "the newly staked provider got no job"
+    assert got[0].job_id == job.id

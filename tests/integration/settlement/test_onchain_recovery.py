@@ -165,6 +165,7 @@ def test_a_commit_interrupted_after_its_transaction_commits_once(
     from gpumarket.coordinator.background.pipelines import match_queued
 
     job = rig.dev.submit(SPEC, wallet=rig.net.accounts[1])
+    rig.recover(monkeypatch)  # the chain loop learns the provider's stake
     match_queued(rig.factory, rig.app.app.state.settings)  # type: ignore[attr-defined]
     (assignment,) = rig.provider.poll(wait=0)
     rig.provider.started(job.id)

@@ -139,6 +139,14 @@ class ChainSettlement:
         """The latest block's timestamp: the clock the challenge window runs on."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def free_stake(self, address: str) -> int:
+        """A provider's stake not locked by results in their window (0 without an account)."""
+        account_id = int(self.market.view("accountId", Web3.to_checksum_address(address)))
+        if account_id == 0:
+            return 0
+        _deposit, _earnings, stake, locked = self.market.view("balances", account_id)
+        return int(stake) - int(locked)
+
     def job_state(self, chain_job_id: str) -> int:
         """The job's state in the contract (0 when it was never opened)."""
         return int(self.market.view("jobs", bytes.fromhex(chain_job_id[2:]))[6])

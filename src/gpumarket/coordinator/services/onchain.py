@@ -500,7 +500,9 @@ def follow_events(
         cursor = session.get(ChainCursor, EVENTS_CURSOR)
         start = cursor.next_block if cursor else backend.deployment.block
     reader = EventReader(backend.market, start)
-    events = [e for e in reader.poll(max_blocks) if e.name in _EVENT_HANDLERS]
+    seen = list(reader.poll(max_blocks))
+    events = [e for e in seen if e.name in _EVENT_HANDLERS]
+    stakes_moved = {str(e.args["provider"]) for e in seen if e.name in _STAKE_EVENTS}
     applied = 0
     with session_scope(factory) as session:
         for event in events:
@@ -511,6 +513,10 @@ def follow_events(
             )
             if job is None:
                 continue
+            if event.name in ("Settled", "Resolved") and job.provider_id is not None:
+                provider = session.get(Provider, job.provider_id)
+                if provider is not None:
+                    stakes_moved.add(provider.address)  # its lock is released or slashed
             try:
                 with session.begin_nested():
                     applied += _EVENT_HANDLERS[event.name](session, backend, job, event)
@@ -521,7 +527,40 @@ def follow_events(
             cursor = ChainCursor(name=EVENTS_CURSOR, next_block=start)
             session.add(cursor)
         cursor.next_block = reader.cursor
+    refresh_stakes(factory, backend, stakes_moved)
     return applied
+
+
+_STAKE_EVENTS = ("Staked", "UnstakeRequested", "ResultCommitted")
+NEW_PROVIDER_SECONDS = 600.0
+"""A provider registered this recently without a known stake is looked up on-chain (its
+stake may predate its registration, so no event will tell us)."""
+
+
+def refresh_stakes(
+    factory: sessionmaker[Session], backend: ChainSettlement, addresses: set[str]
+) -> None:
+    """Copy providers' free stake from the contract into ``providers.stake_micros``, which
+    matching compares with the minimum a result locks."""
+    since = utcnow() - timedelta(seconds=NEW_PROVIDER_SECONDS)
+    with session_scope(factory) as session:
+        fresh = session.scalars(
+            select(Provider.address)
+            .where(Provider.stake_micros == 0, Provider.registered_at > since)
+            .limit(20)
+        ).all()
+    wanted = {a.lower() for a in addresses} | {a.lower() for a in fresh}
+    if not wanted:
+        return
+    stakes = {address: backend.free_stake(address) for address in wanted}
+    with session_scope(factory) as session:
+        for address, stake in stakes.items():
+            session.execute(
+                update(Provider)
+                .where(Provider.address == address)
+                .values(stake_micros=stake)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _record_event(session: Session, job: Job, step: str, event: ChainEvent) -> None:
