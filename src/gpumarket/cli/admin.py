@@ -112,8 +112,24 @@ def disputes(
     admin_token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Jobs waiting for a ruling (DISPUTED)."""
-    jobs(coordinator, admin_token, [JobState.DISPUTED], as_json)
+    """Jobs waiting for a ruling (DISPUTED, or a cancelled run whose claim was challenged)."""
+    waiting = admin(coordinator, admin_token).disputes()
+    if as_json:
+        items = [j.model_dump(mode="json") for j in waiting]
+        typer.echo(json.dumps({"items": items}, indent=2))  # the shape of every listing
+        return
+    table = Table("id", "state", "owner", "provider", "claimed", "challenged")
+    for j in waiting:
+        challenged = next((s.at for s in j.chain if s.step == "challenge"), j.updated_at)
+        table.add_row(
+            j.id,
+            j.state.value,
+            j.owner,
+            j.provider_id or "-",
+            str(j.cost or "-"),
+            challenged.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
 
 
 @app.command()

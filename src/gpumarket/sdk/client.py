@@ -407,6 +407,10 @@ class AdminClient(_BaseClient):
             )
         )
 
+    def disputes(self) -> list[JobView]:
+        """Jobs waiting for a ruling, oldest first."""
+        return [JobView.model_validate(j) for j in self._json("GET", "/v1/admin/disputes")]
+
     def cancel(self, job_id: str) -> JobView:
         """Cancel any job."""
         return JobView.model_validate(self._json("POST", f"/v1/admin/jobs/{job_id}/cancel"))

@@ -415,7 +415,9 @@ def test_a_cancelled_runs_claim_can_be_challenged_and_ruled_on(world: World) -> 
     while [s.step for s in world.dev.get(job.id).chain][-1] != "challenge":
         assert time.monotonic() < deadline, "the on-chain challenge was not picked up"
         time.sleep(0.2)
+    assert [j.id for j in world.admin.disputes()] == [job.id]  # listed though CANCELLED
     ruled = world.admin.resolve(job.id, provider_at_fault=True, note="it never ran")
+    assert world.admin.disputes() == []
     assert ruled.state is JobState.CANCELLED
     assert ruled.receipt is not None and ruled.receipt.refund == Decimal(6)
     assert world.dev_wallet.balances().deposit == 100 * USD

@@ -97,6 +97,16 @@ def list_all_jobs(
     return JobPage(items=[jobs.to_view(j) for j in rows], next_cursor=next_cursor)
 
 
+@router.get("/disputes", response_model=list[JobView])
+def list_disputes(
+    _: AdminDep,
+    session: ReadSessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> list[JobView]:
+    """Jobs waiting for a ruling, oldest first (a challenged claim of a cancelled run too)."""
+    return [jobs.to_view(j) for j in jobs.awaiting_ruling(session, limit)]
+
+
 @router.post("/jobs/{job_id}/cancel", response_model=JobView)
 def cancel_any_job(
     job_id: str,

@@ -144,6 +144,18 @@ def list_jobs(
     return rows[:limit], next_cursor
 
 
+def awaiting_ruling(session: Session, limit: int) -> list[Job]:
+    """Jobs the arbiter must rule on, oldest first: DISPUTED ones, and cancelled runs whose
+    claim was challenged on-chain (those stay CANCELLED)."""
+    query = (
+        select(Job)
+        .where(or_(Job.state == JobState.DISPUTED.value, Job.chain_state == "disputed"))
+        .order_by(Job.updated_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def history(session: Session, job: Job) -> list[JobEvent]:
     """Every transition of ``job``, oldest first."""
     rows = session.scalars(
