@@ -49,6 +49,28 @@ class Session:
         env = {"GPUMARKET_ADMIN_TOKEN": ADMIN_TOKEN, "GPUMARKET_COORDINATOR": self.coordinator.url}
         return cli(self.tmp / home, *args, check=check, env=env)
 
+    def developer(self) -> None:
+        """Developer quickstart: a new wallet, dev-chain funds (100), and a login."""
+        keystore = str(self.tmp / "dev" / "wallet.json")
+        address = self.cli("dev", "wallet", "new", "--path", keystore).stdout.split()[2]
+        self.fund(address, "100")
+        self.cli("dev", "login", "--coordinator", self.coordinator.url, "--wallet", keystore)
+
+    def fund(self, address: str, amount: str) -> None:
+        """`gpumarket chain fund` on this devnet."""
+        self.cli(
+            "ops",
+            "chain",
+            "fund",
+            address,
+            "--rpc-url",
+            self.net.rpc_url,
+            "--deployment",
+            str(self.deployment),
+            "--amount",
+            amount,
+        )
+
     def job(self, job_id: str) -> dict[str, Any]:
         shown: dict[str, Any] = json.loads(self.cli("dev", "job", "show", job_id, "--json").stdout)
         return shown
@@ -97,18 +119,7 @@ def staked_provider(s: Session, name: str = "provider") -> tuple[LocalAccount, P
         f'work_dir = "{s.tmp / name / "work"}"\ncpu_price_per_hour = "36"\n'
         "stop_grace_seconds = 1\npoll_wait_seconds = 2\n"
     )
-    s.cli(
-        "prov",
-        "chain",
-        "fund",
-        account.address,
-        "--rpc-url",
-        s.net.rpc_url,
-        "--deployment",
-        str(s.deployment),
-        "--amount",
-        "500",
-    )
+    s.fund(account.address, "500")
     low = s.cli("prov", "provider", "stake", "0.0000001", "--config", str(config), check=False)
     assert low.returncode == 1 and "at most 6 decimals" in low.stderr
     assert "staked 150" in s.cli("prov", "provider", "stake", "150", "--config", str(config)).stdout
@@ -130,30 +141,7 @@ def test_money_through_the_cli(session: Session) -> None:
     s = session
     daemon, thread, config = start_provider(s)
     try:
-        # developer quickstart
-        home = s.tmp / "dev"
-        created = s.cli("dev", "wallet", "new", "--path", str(home / "wallet.json")).stdout
-        address = created.split()[2]
-        s.cli(
-            "dev",
-            "chain",
-            "fund",
-            address,
-            "--rpc-url",
-            s.net.rpc_url,
-            "--deployment",
-            str(s.deployment),
-            "--amount",
-            "100",
-        )
-        s.cli(
-            "dev",
-            "login",
-            "--coordinator",
-            s.coordinator.url,
-            "--wallet",
-            str(home / "wallet.json"),
-        )
+        s.developer()  # the developer quickstart
         spec = s.tmp / "job.yaml"
         spec.write_text(
             f"image: {BUSYBOX}\nmax_price_per_hour: '36'\nmax_duration_seconds: 100\n"
@@ -254,24 +242,7 @@ def test_cancelling_a_running_job_pays_its_seconds_and_refunds_the_rest(
     s = session
     daemon, thread, _config = start_provider(s)
     try:
-        home = s.tmp / "dev"
-        address = s.cli("dev", "wallet", "new", "--path", str(home / "wallet.json")).stdout.split()[
-            2
-        ]
-        s.cli(
-            "dev",
-            "chain",
-            "fund",
-            address,
-            "--rpc-url",
-            s.net.rpc_url,
-            "--deployment",
-            str(s.deployment),
-            "--amount",
-            "100",
-        )
-        keystore = str(home / "wallet.json")
-        s.cli("dev", "login", "--coordinator", s.coordinator.url, "--wallet", keystore)
+        s.developer()
         s.cli("dev", "wallet", "deposit", "20")
         job_id = s.cli(
             "dev",
@@ -322,28 +293,7 @@ def test_a_killed_provider_is_replaced_and_only_the_replacement_is_paid(session:
     )
     second: tuple[ProviderDaemon, threading.Thread, Path] | None = None
     try:
-        home = s.tmp / "dev"
-        created = s.cli("dev", "wallet", "new", "--path", str(home / "wallet.json"))
-        s.cli(
-            "dev",
-            "chain",
-            "fund",
-            created.stdout.split()[2],
-            "--rpc-url",
-            s.net.rpc_url,
-            "--deployment",
-            str(s.deployment),
-            "--amount",
-            "100",
-        )
-        s.cli(
-            "dev",
-            "login",
-            "--coordinator",
-            s.coordinator.url,
-            "--wallet",
-            str(home / "wallet.json"),
-        )
+        s.developer()
         s.cli("dev", "wallet", "deposit", "20")
         job_id = s.cli(
             "dev",

@@ -173,8 +173,7 @@ def submit(
 def _developer_wallet() -> Any:
     from gpumarket.cli.chainops import open_wallet
 
-    profile = load_profile()
-    return open_wallet(Path(profile.wallet or "~/.gpumarket/wallet.json"), PASSWORD_ENV)
+    return open_wallet(load_profile().keystore(), PASSWORD_ENV)
 
 
 def _pay(sdk: Any, job: JobView, spec: JobSpec | None = None) -> JobView:

@@ -25,6 +25,10 @@ class Profile:
     address: str | None = None
     wallet: str | None = None
 
+    def keystore(self) -> Path:
+        """The wallet `gpumarket login` used (``$GPUMARKET_WALLET`` overrides it)."""
+        return Path(self.wallet or home() / "wallet.json").expanduser()
+
     def save(self) -> Path:
         """Write the profile readable only by its owner."""
         path = home() / "profile.json"

@@ -70,9 +70,7 @@ def _wallet_for(path: Path | None, password_env: str, coordinator: str | None) -
     from gpumarket.cli.profile import load_profile
 
     profile = load_profile(coordinator)
-    account = open_wallet(
-        path or Path(profile.wallet or DEFAULT_HOME / "wallet.json"), password_env
-    )
+    account = open_wallet(path or profile.keystore(), password_env)
     return market_wallet(profile.coordinator, account)
 
 

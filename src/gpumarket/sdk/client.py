@@ -170,14 +170,9 @@ class Client(_BaseClient):
                     f"refusing to sign: the payment request's {field} is "
                     f"{getattr(request, field)}, but this job's is {value}"
                 )
-        order = Order(
-            job_id_bytes(job.id),
-            bytes.fromhex(request.spec_hash[2:]),
-            request.max_payment_micros,
-            request.deadline,
-            request.nonce,
+        signature = sign_order(
+            wallet, Order.from_request(request), request.chain_id, request.market
         )
-        signature = sign_order(wallet, order, request.chain_id, request.market)
         return JobView.model_validate(
             self._json(
                 "POST", f"/v1/jobs/{job.id}/order", json={"signature": "0x" + signature.hex()}

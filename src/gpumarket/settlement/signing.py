@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+
+from gpumarket.protocol import PaymentRequest
 
 DOMAIN_NAME = "gpumarket"
 DOMAIN_VERSION = "1"
@@ -43,6 +45,17 @@ class Order:
     deadline: int
     nonce: int
 
+    @classmethod
+    def from_request(cls, request: PaymentRequest) -> Order:
+        """The order a coordinator's payment request asks the developer to sign."""
+        return cls(
+            bytes.fromhex(request.chain_job_id[2:]),
+            bytes.fromhex(request.spec_hash[2:]),
+            request.max_payment_micros,
+            request.deadline,
+            request.nonce,
+        )
+
     def as_tuple(self) -> tuple[bytes, bytes, int, int, int]:
         """The Solidity struct argument."""
         return (self.job_id, self.spec_hash, self.max_payment, self.deadline, self.nonce)
@@ -58,8 +71,7 @@ def domain(chain_id: int, market: str) -> dict[str, Any]:
     }
 
 
-def sign_order(account: LocalAccount, order: Order, chain_id: int, market: str) -> bytes:
-    """The developer's signature over ``order``."""
+def _order_message(order: Order, chain_id: int, market: str) -> SignableMessage:
     message = {
         "jobId": order.job_id,
         "specHash": order.spec_hash,
@@ -67,7 +79,19 @@ def sign_order(account: LocalAccount, order: Order, chain_id: int, market: str) 
         "deadline": order.deadline,
         "nonce": order.nonce,
     }
-    signable = encode_typed_data(domain(chain_id, market), ORDER_TYPES, message)
+    return encode_typed_data(domain(chain_id, market), ORDER_TYPES, message)
+
+
+def _result_message(
+    job_id: bytes, result: bytes, amount: int, chain_id: int, market: str
+) -> SignableMessage:
+    message = {"jobId": job_id, "resultHash": result, "amount": amount}
+    return encode_typed_data(domain(chain_id, market), RESULT_TYPES, message)
+
+
+def sign_order(account: LocalAccount, order: Order, chain_id: int, market: str) -> bytes:
+    """The developer's signature over ``order``."""
+    signable = _order_message(order, chain_id, market)
     return bytes(account.sign_message(signable).signature)
 
 
@@ -80,9 +104,22 @@ def sign_result(
     market: str,
 ) -> bytes:
     """The provider's signature over its result and the amount it claims."""
-    message = {"jobId": job_id, "resultHash": result_hash, "amount": amount}
-    signable = encode_typed_data(domain(chain_id, market), RESULT_TYPES, message)
+    signable = _result_message(job_id, result_hash, amount, chain_id, market)
     return bytes(account.sign_message(signable).signature)
+
+
+def order_signer(signature: bytes, order: Order, chain_id: int, market: str) -> str:
+    """The address that signed ``order`` (checked before relaying it)."""
+    signable = _order_message(order, chain_id, market)
+    return str(Account.recover_message(signable, signature=signature))
+
+
+def result_signer(
+    signature: bytes, job_id: bytes, result: bytes, amount: int, chain_id: int, market: str
+) -> str:
+    """The address that signed a result claim."""
+    signable = _result_message(job_id, result, amount, chain_id, market)
+    return str(Account.recover_message(signable, signature=signature))
 
 
 def job_id_bytes(job_id: str) -> bytes:
@@ -94,25 +131,3 @@ def result_hash(exit_code: int, output_hash: str | None) -> bytes:
     """What a provider's result commits to: the exit code and the outputs' content hash. The
     coordinator recomputes it from the report, so a claim cannot name other outputs."""
     return bytes(Web3.keccak(text=f"gpumarket-result:{exit_code}:{output_hash or 'none'}"))
-
-
-def order_signer(signature: bytes, order: Order, chain_id: int, market: str) -> str:
-    """The address that signed ``order`` (checked before relaying it)."""
-    message = {
-        "jobId": order.job_id,
-        "specHash": order.spec_hash,
-        "maxPayment": order.max_payment,
-        "deadline": order.deadline,
-        "nonce": order.nonce,
-    }
-    signable = encode_typed_data(domain(chain_id, market), ORDER_TYPES, message)
-    return str(Account.recover_message(signable, signature=signature))
-
-
-def result_signer(
-    signature: bytes, job_id: bytes, result: bytes, amount: int, chain_id: int, market: str
-) -> str:
-    """The address that signed a result claim."""
-    message = {"jobId": job_id, "resultHash": result, "amount": amount}
-    signable = encode_typed_data(domain(chain_id, market), RESULT_TYPES, message)
-    return str(Account.recover_message(signable, signature=signature))

@@ -183,13 +183,7 @@ class ChainSettlement:
     def open(self, request: PaymentRequest, signature: str) -> TxOutcome:
         """Relay the developer's order: its escrow moves from the deposit into the job. A
         refusal says what the developer must fix."""
-        order = Order(
-            bytes.fromhex(request.chain_job_id[2:]),
-            bytes.fromhex(request.spec_hash[2:]),
-            request.max_payment_micros,
-            request.deadline,
-            request.nonce,
-        )
+        order = Order.from_request(request)
         data = self.market.calldata("openJob", order.as_tuple(), bytes.fromhex(signature[2:]))
         try:
             return self._send(f"open:{request.chain_job_id}", data)
@@ -259,26 +253,6 @@ class ChainSettlement:
             raise Conflict(f"the market is already {'paused' if paused else 'running'}")
         data = self.market.calldata("pause" if paused else "unpause")
         return self._send(f"pause:{uuid.uuid4().hex}", data).sent.hash
-
-    def settled_event(self, chain_job_id: str) -> tuple[dict[str, Any], str, int] | None:
-        """The ``Settled`` event of a job someone else finalized: (args, tx hash, block)."""
-        topic = Web3.keccak(text="Settled(bytes32,uint256,uint256,uint256,uint256)")
-        logs = self.w3.eth.get_logs(
-            {
-                "address": self.market.address,
-                "fromBlock": self.deployment.block,
-                "toBlock": "latest",
-                "topics": [topic, chain_job_id],
-            }
-        )
-        for entry in logs:
-            decoded = self.market.contract.events.Settled().process_log(entry)
-            return (
-                dict(decoded["args"]),
-                "0x" + bytes(entry["transactionHash"]).hex(),
-                int(entry["blockNumber"]),
-            )
-        return None
 
     def resume(self) -> None:
         """Confirm whatever a crash or an RPC outage left in the outbox."""

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gpumarket.coordinator.db.base import new_id, utcnow
 from gpumarket.coordinator.db.models import Job, JobEventRow
@@ -121,7 +121,7 @@ def list_jobs(
     provider_id: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """Newest first, keyset-paginated (stable under inserts)."""
-    query = select(Job)
+    query = select(Job).options(selectinload(Job.chain_txs))  # one query for the page's steps
     if principal.role is Role.DEVELOPER:
         query = query.where(Job.owner_id == principal.account_id)
     elif principal.role is Role.PROVIDER:

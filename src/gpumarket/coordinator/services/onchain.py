@@ -25,13 +25,12 @@ from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.chain import (
     CHAIN_CANCELLED,
     CHAIN_DISPUTED,
-    CHAIN_SETTLED,
     ChainSettlement,
     TxOutcome,
 )
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import Conflict, ContractReverted, GpumarketError, InvalidRequest
-from gpumarket.protocol import JobSpec, JobState, PaymentRequest, ResultReport
+from gpumarket.protocol import JobSpec, JobState, PaymentRequest, ResultClaim, ResultReport
 from gpumarket.settlement.events import ChainEvent, EventReader
 from gpumarket.settlement.signing import Order, order_signer, result_hash, result_signer
 
@@ -83,7 +82,10 @@ def open_job(
         owner = session.get(Developer, job.owner_id)
         assert owner is not None
         signer = order_signer(
-            bytes.fromhex(signature[2:]), _order(request), request.chain_id, request.market
+            bytes.fromhex(signature[2:]),
+            Order.from_request(request),
+            request.chain_id,
+            request.market,
         )
         if signer.lower() != owner.address.lower():
             raise InvalidRequest(
@@ -98,16 +100,6 @@ def open_job(
             lifecycle.load_job_for_update(session, job_id).order_signature = None
         raise
     return _opened(factory, backend, job_id, outcome)
-
-
-def _order(request: PaymentRequest) -> Order:
-    return Order(
-        bytes.fromhex(request.chain_job_id[2:]),
-        bytes.fromhex(request.spec_hash[2:]),
-        request.max_payment_micros,
-        request.deadline,
-        request.nonce,
-    )
 
 
 def _opened(
@@ -183,13 +175,13 @@ def commit_result(
             )
         job.pending_result = report.model_dump(mode="json")
         chain_job_id = job.chain_job_id
-    outcome = backend.commit(
-        chain_job_id,
-        bytes.fromhex(claim.result_hash[2:]),
-        claim.amount_micros,
-        claim.signature,
+    return _committed(factory, backend, job_id, _send_claim(backend, chain_job_id, claim), settings)
+
+
+def _send_claim(backend: ChainSettlement, chain_job_id: str, claim: ResultClaim) -> TxOutcome:
+    return backend.commit(
+        chain_job_id, bytes.fromhex(claim.result_hash[2:]), claim.amount_micros, claim.signature
     )
-    return _committed(factory, backend, job_id, outcome, settings)
 
 
 def _check_outputs(job: Job, report: ResultReport) -> None:
@@ -213,34 +205,28 @@ def _committed(
 ) -> Job:
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
-        if job.chain_state == "claim_due" and job.pending_result is not None:
-            # a run cancelled midway: the claim pays its seconds; the job stays CANCELLED
+        running = job.state == JobState.RUNNING.value
+        if job.pending_result is not None and (running or job.chain_state == "claim_due"):
             report = ResultReport.model_validate(job.pending_result)
             assert report.claim is not None
-            job.chain_window_end = int(outcome.events["ResultCommitted"][0]["windowEnd"])
-            job.chain_state = "committed"
-            job.pending_result = None
-            job.amount_micros = report.claim.amount_micros
-            _record(session, job, "commit", outcome, outcome.sent.hash)
-        elif job.state == JobState.RUNNING.value and job.pending_result is not None:
-            report = ResultReport.model_validate(job.pending_result)
-            assert report.claim is not None
-            event = outcome.events["ResultCommitted"][0]
-            window_end = int(event["windowEnd"])
+            window_end = int(outcome.events["ResultCommitted"][0]["windowEnd"])
             job.chain_window_end = window_end
             job.chain_state = "committed"
             job.pending_result = None
             _record(session, job, "commit", outcome, outcome.sent.hash)
-            lifecycle.commit(
-                session,
-                job,
-                report.exit_code,
-                report.usage_seconds,
-                backend,
-                settings,
-                claimed_micros=report.claim.amount_micros,
-                window_end=datetime.fromtimestamp(window_end, UTC),
-            )
+            if running:
+                lifecycle.commit(
+                    session,
+                    job,
+                    report.exit_code,
+                    report.usage_seconds,
+                    backend,
+                    settings,
+                    claimed_micros=report.claim.amount_micros,
+                    window_end=datetime.fromtimestamp(window_end, UTC),
+                )
+            else:  # a run cancelled midway: the claim pays its seconds; it stays CANCELLED
+                job.amount_micros = report.claim.amount_micros
         session.flush()
         session.refresh(job, ["chain_txs"])
         return job
@@ -303,17 +289,8 @@ def resolve(
         job = lifecycle.load_job_for_update(session, job_id)
         if job.chain_state == "disputed":
             _record(session, job, "resolve", outcome, outcome.sent.hash)
-            if provider_at_fault:
-                job.chain_state = "refunded"
-                job.paid_micros = 0
-                job.refund_micros = int(outcome.events["Refunded"][0]["amount"])
-            else:
-                job.chain_state = "settled"
-                _apply_settled(job, outcome.events["Settled"][0])
-            if job.state == JobState.DISPUTED.value:
-                lifecycle.resolve(session, job, provider_at_fault, note, backend)
-            elif not provider_at_fault:  # a cancelled run's claim upheld: its seconds are paid
-                lifecycle.credit_provider(session, job)
+            money = outcome.events["Refunded" if provider_at_fault else "Settled"][0]
+            _apply_ruling(session, backend, job, provider_at_fault, money, note)
         session.flush()
         session.refresh(job, ["chain_txs"])
         return job
@@ -326,6 +303,41 @@ def _apply_settled(job: Job, args: dict[str, Any]) -> None:
     job.refund_micros = int(args["refund"])
 
 
+def _apply_payout(
+    session: Session, backend: ChainSettlement, job: Job, args: dict[str, Any]
+) -> None:
+    """A committed claim was paid (``Settled``): SETTLED, or a cancelled run's seconds paid."""
+    _apply_settled(job, args)
+    job.chain_state = "settled"
+    if job.state == JobState.COMMITTED.value:
+        lifecycle.finalize(session, job, backend)
+    else:
+        lifecycle.credit_provider(session, job)
+
+
+def _apply_ruling(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    provider_at_fault: bool,
+    money: dict[str, Any],
+    note: str,
+) -> None:
+    """The arbiter's ruling, from its ``Refunded`` (at fault) or ``Settled`` event. A cancelled
+    run whose claim was disputed stays CANCELLED; an upheld claim still pays its seconds."""
+    if provider_at_fault:
+        job.chain_state = "refunded"
+        job.paid_micros = 0
+        job.refund_micros = int(money["amount"])
+    else:
+        job.chain_state = "settled"
+        _apply_settled(job, money)
+    if job.state == JobState.DISPUTED.value:
+        lifecycle.resolve(session, job, provider_at_fault, note, backend)
+    elif not provider_at_fault:
+        lifecycle.credit_provider(session, job)
+
+
 # ------------------------------------------------------------------ background
 
 
@@ -333,8 +345,8 @@ def finalize_ready(
     factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
 ) -> int:
     """Pay out committed jobs whose window has passed on the chain's clock, in one
-    ``finalizeMany``; jobs someone else finalized, or challenged directly on-chain, are
-    reconciled from the contract."""
+    ``finalizeMany``. A job it skips (someone else finalized or challenged it first) is
+    reconciled by :func:`follow_events`."""
     chain_now = backend.chain_time()
     with session_scope(factory) as session:
         rows = session.execute(
@@ -352,45 +364,14 @@ def finalize_ready(
         return 0
     outcome = backend.finalize_many([chain_id for _, chain_id in ready])
     settled = {"0x" + bytes(e["jobId"]).hex(): e for e in outcome.events.get("Settled", [])}
-    others: dict[str, tuple[dict[str, Any], str, int] | None] = {}
-    for _, chain_id in ready:
-        if chain_id not in settled:
-            state = backend.job_state(chain_id)
-            others[chain_id] = backend.settled_event(chain_id) if state == CHAIN_SETTLED else None
-            if state == CHAIN_DISPUTED:
-                others[chain_id] = ({"disputed": True}, "", 0)
     done = 0
     with session_scope(factory) as session:
         for job_id, chain_id in ready:
             job = lifecycle.load_job_for_update(session, job_id)
-            if job.chain_state != "committed":
-                continue
-            if chain_id in settled:
-                _apply_settled(job, settled[chain_id])
+            if chain_id in settled and job.chain_state == "committed":
                 _record(session, job, "finalize", outcome, outcome.sent.hash)
-            elif (found := others.get(chain_id)) is not None and "disputed" in found[0]:
-                job.chain_state = "disputed"
-                if job.state == JobState.COMMITTED.value:
-                    lifecycle.dispute(
-                        session, job, "challenged on-chain", backend, accepted_on_chain=True
-                    )
-                continue
-            elif found is not None:
-                args, tx_hash, block = found
-                _apply_settled(job, args)
-                session.add(
-                    ChainTx(
-                        job_id=job.id, step="finalize", tx_hash=tx_hash, block=block, at=utcnow()
-                    )
-                )
-            else:
-                continue  # not ready on-chain yet (a commit racing the clock): next tick
-            job.chain_state = "settled"
-            if job.state == JobState.COMMITTED.value:
-                lifecycle.finalize(session, job, backend)
-            else:  # a cancelled run's seconds
-                lifecycle.credit_provider(session, job)
-            done += 1
+                _apply_payout(session, backend, job, settled[chain_id])
+                done += 1
     return done
 
 
@@ -474,12 +455,7 @@ def resume_intents(
         report = ResultReport.model_validate(pending)
         assert report.claim is not None
         try:
-            outcome = backend.commit(
-                chain_id,
-                bytes.fromhex(report.claim.result_hash[2:]),
-                report.claim.amount_micros,
-                report.claim.signature,
-            )
+            outcome = _send_claim(backend, chain_id, report.claim)
         except GpumarketError as exc:
             log.warning("the result of job %s cannot be committed: %s", job_id, exc)
             continue
@@ -584,22 +560,12 @@ def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: 
 
 def _on_settled(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
     if job.chain_state == "disputed":  # the arbiter ruled for the provider, not through us
-        _apply_settled(job, event.args)
-        job.chain_state = "settled"
-        if job.state == JobState.DISPUTED.value:
-            lifecycle.resolve(session, job, False, "resolved on-chain by the arbiter", backend)
-        else:
-            lifecycle.credit_provider(session, job)
+        _apply_ruling(session, backend, job, False, event.args, RULED_ON_CHAIN)
         return True
     if job.chain_state != "committed":
         return False
-    _apply_settled(job, event.args)
     _record_event(session, job, "finalize", event)
-    job.chain_state = "settled"
-    if job.state == JobState.COMMITTED.value:
-        lifecycle.finalize(session, job, backend)
-    else:
-        lifecycle.credit_provider(session, job)
+    _apply_payout(session, backend, job, event.args)
     return True
 
 
@@ -627,13 +593,11 @@ def _on_resolved(session: Session, backend: ChainSettlement, job: Job, event: Ch
 def _on_refunded(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
     if job.chain_state != "disputed":
         return False
-    job.chain_state = "refunded"
-    job.paid_micros = 0
-    job.refund_micros = int(event.args["amount"])
-    if job.state == JobState.DISPUTED.value:
-        lifecycle.resolve(session, job, True, "resolved on-chain by the arbiter", backend)
+    _apply_ruling(session, backend, job, True, event.args, RULED_ON_CHAIN)
     return True
 
+
+RULED_ON_CHAIN = "resolved on-chain by the arbiter"
 
 _EVENT_HANDLERS = {
     "Challenged": _on_challenged,
