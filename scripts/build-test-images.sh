@@ -4,6 +4,7 @@
 #   gpumarket-test/python:1    Debian minbase with python3 and NumPy (~320 MB, ~35 s)
 # Idempotent: an image that exists is kept.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 export DEBIAN_FRONTEND=noninteractive
 need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq "$1" >/dev/null; }; }
 
@@ -24,12 +25,7 @@ fi
 
 if ! docker image inspect gpumarket-test/python:1 >/dev/null 2>&1; then
   need_pkg debootstrap
-  # the Debian mirror this machine's apt already uses (the only one that can be reached)
-  mirror=$( (cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-               /etc/apt/sources.list.d/*.list 2>/dev/null || true) \
-           | grep -oE '^(deb|URIs:) +https?://[^ ]+' | grep -v security | grep -E '/debian/?$' \
-           | head -n 1 | sed -E 's/^(deb|URIs:) +//' || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
+  mirror=$(bash "$here/debian-mirror.sh")
   root=$(mktemp -d)
   debootstrap --variant=minbase --include=python3-minimal,python3-numpy,libopenblas0-pthread bookworm "$root" "$mirror" >/tmp/debootstrap.log 2>&1
   rm -rf "$root/var/cache/apt/archives"/*.deb "$root/var/lib/apt/lists"/*

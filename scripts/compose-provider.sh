@@ -2,7 +2,7 @@
 # The provider service of docker-compose.yml: a wallet kept in the provider's folder, funded and
 # staked on the dev chain the first time, then `gpumarket provider run`.
 set -eu
-home=/var/lib/gpumarket-provider
+home=${GPUMARKET_PROVIDER_HOME:-/var/lib/gpumarket-provider}
 wallet="$home/wallet.json"
 mkdir -p "$home/work"
 if [ ! -f "$wallet" ]; then

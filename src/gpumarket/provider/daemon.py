@@ -142,13 +142,16 @@ class ProviderDaemon:
         return client
 
     def _check_stake(self, chain: ChainInfo) -> None:
-        """Say so at start when results could not be committed for lack of stake."""
+        """Say so at start when results could not be committed for lack of stake. The chain is
+        read at ``GPUMARKET_CHAIN_RPC_URL`` when set (as the CLI does): the URL a coordinator
+        advertises may not be reachable from this host, a compose network for one."""
         from gpumarket.settlement.wallet import MarketWallet
 
+        rpc_url = os.environ.get("GPUMARKET_CHAIN_RPC_URL") or chain.rpc_url
         try:
-            balances = MarketWallet(chain, self.account).balances()
+            balances = MarketWallet(chain, self.account, rpc_url).balances()
         except Exception as exc:  # the chain is only advisory here: the coordinator decides
-            log.warning("cannot read this wallet's stake from %s: %s", chain.rpc_url, exc)
+            log.warning("cannot read this wallet's stake from %s: %s", rpc_url, exc)
             return
         free = balances.stake - balances.locked_stake
         if free < chain.min_stake_micros:

@@ -50,8 +50,10 @@ def test_the_provider_gets_docker_and_gpus_under_the_gpu_profile() -> None:
     services = compose()["services"]
     provider, gpu = services["provider"], services["provider-gpu"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in provider["volumes"]
-    host_dirs = [v for v in provider["volumes"] if v.startswith("/var/lib/gpumarket-provider")]
-    assert host_dirs and host_dirs[0].split(":")[0] == host_dirs[0].split(":")[1]
+    # job folders are bind-mounted by the host's engine: the same path inside and outside
+    home = "${GPUMARKET_PROVIDER_HOME:-/var/lib/gpumarket-provider}"
+    assert f"{home}:{home}" in provider["volumes"]
+    assert provider["environment"]["GPUMARKET_PROVIDER_HOME"] == home
     assert gpu["profiles"] == ["gpu"] and "profiles" not in provider
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
