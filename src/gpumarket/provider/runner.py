@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import docker.errors
 import docker.utils.socket
@@ -121,10 +122,12 @@ class JobRunner(threading.Thread):
         container = self.executor.create(self.assignment)
         if self._cancel.is_set():
             return None
-        # attach before starting: not one byte of output can be missed
+        # attached here, before starting, not in the reader thread: a thread that attached
+        # late would miss what a short job printed (its output is not replayed)
+        sock = _attach(container)
         self._reader = threading.Thread(
             target=_pump,
-            args=(container, shipper, False),
+            args=(container, shipper, sock),
             daemon=True,
             name=f"output-{self.job_id}",
         )
@@ -137,7 +140,7 @@ class JobRunner(threading.Thread):
         if self._reader is None:  # re-attached after a restart: replay, skipping what was sent
             self._reader = threading.Thread(
                 target=_pump,
-                args=(container, shipper, True),
+                args=(container, shipper, None),
                 daemon=True,
                 name=f"output-{self.job_id}",
             )
@@ -225,19 +228,23 @@ class JobRunner(threading.Thread):
             log.warning("could not report the failure of %s: %s", self.job_id, exc.message)
 
 
-def _pump(container: Container, shipper: LogShipper, replay: bool) -> None:
+def _attach(container: Container) -> Any:
+    """A raw socket on the container's output; attached before it starts, nothing is missed."""
+    return container.attach_socket(params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
+
+
+def _pump(container: Container, shipper: LogShipper, sock: Any | None) -> None:
     """Copy the container's output from a raw attach socket, demultiplexing Docker's frames
     (8-byte header: stream, 3 zero bytes, big-endian size) and feeding whole reads at once.
 
-    The socket is attached before the container starts, so nothing is missed, and a slow
+    ``sock`` was attached before the container started, so nothing is missed, and a slow
     reader holds the container's writes back rather than losing them. A container found again
-    after a restart (``replay``) is read from its saved log instead (attach does not replay
+    after a restart (``sock`` None) is read from its saved log instead (attach does not replay
     reliably), skipping what was shipped before the restart."""
     skip = {"stdout": shipper.skip_for("stdout"), "stderr": shipper.skip_for("stderr")}
-    if replay:
+    if sock is None:
         _follow_saved_logs(container, shipper, skip)
         return
-    sock = container.attach_socket(params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
     buffer = bytearray()
     try:
         while True:
