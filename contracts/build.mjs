@@ -30,6 +30,7 @@ const input = {
   sources,
   settings: {
     optimizer: { enabled: true, runs: 10000 },
+    viaIR: true,
     evmVersion: "cancun",
     outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
   },
@@ -47,7 +48,11 @@ for (const name of CONTRACTS) {
   const artifact = {
     contractName: name,
     compiler: `solc-js ${solc.version()}`,
-    settings: { optimizer: input.settings.optimizer, evmVersion: input.settings.evmVersion },
+    settings: {
+      optimizer: input.settings.optimizer,
+      viaIR: input.settings.viaIR,
+      evmVersion: input.settings.evmVersion,
+    },
     abi: compiled.abi,
     bytecode: "0x" + compiled.evm.bytecode.object,
     deployedBytecode: "0x" + compiled.evm.deployedBytecode.object,

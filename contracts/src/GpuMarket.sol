@@ -16,10 +16,13 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// the protocol fee (a share of which is burned), the developer gets the rest back. A challenge
 /// inside the window goes to the arbiter, who either slashes the provider's locked stake and
 /// refunds the developer, or pays the provider (with the challenger's bond).
-/// @dev Gas matters: a job is one storage slot, accounts are numbered so a job can name both
-/// of its parties in it, and each account's balances share one slot. Money leaves only through
-/// pull withdrawals, so one blocked recipient never stops the others. Invariant: the token
-/// balance equals deposits + earnings + stakes + unstaking + escrow + bonds + treasury + burn.
+/// @dev Gas matters: a job is one storage word, accounts are numbered so a job can name both
+/// of its parties in it, each account's balances share one word, and the treasury and burn
+/// balances share one. Each step reads such a word once and writes it once (packed by hand:
+/// the compiler writes a struct field by field). Batches keep the terms and the last account's
+/// balances in memory between jobs. Money leaves only through pull withdrawals, so one blocked
+/// recipient never stops the others. Invariant: the token balance equals deposits + earnings +
+/// stakes + unstaking + escrow + bonds + treasury + burn.
 contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 {
     using SafeERC20 for IERC20;
 
@@ -46,8 +49,8 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         Cancelled
     }
 
-    /// @dev One slot. `deadline`: until commit, the time after which the job may expire;
-    /// after commit, the end of the challenge window.
+    /// @dev Stored packed in one word (`_jobs`). `deadline`: until commit, the time after which
+    /// the job may expire; after commit, the end of the challenge window.
     struct Job {
         uint32 developer;
         uint32 provider;
@@ -58,15 +61,8 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         State state;
     }
 
-    /// @dev One slot per account (developers, providers, challengers).
-    struct Balance {
-        uint64 deposit;
-        uint64 earnings;
-        uint64 stake;
-        uint64 lockedStake;
-    }
-
     /// @dev Snapshotted per job at open, so a later change never touches a running job.
+    /// Stored packed in one word (`_terms`).
     struct Terms {
         uint16 feeBps;
         uint16 burnBps;
@@ -84,6 +80,13 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         uint64 nonce;
     }
 
+    /// @dev An EIP-2098 compact signature: `r`, and `s` with the parity of `v` in its top bit
+    /// (64 bytes of calldata where `bytes` takes 160).
+    struct Sig {
+        bytes32 r;
+        bytes32 vs;
+    }
+
     struct Unstaking {
         uint64 amount;
         uint64 readyAt;
@@ -94,17 +97,40 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         uint64 bond;
     }
 
+    // Bit offsets of the packed words. A job: developer and provider account ids,
+    // maxPayment, amount, deadline, terms index, state.
+    uint256 private constant J_PROVIDER = 32;
+    uint256 private constant J_MAX = 64;
+    uint256 private constant J_AMOUNT = 128;
+    uint256 private constant J_DEADLINE = 192;
+    uint256 private constant J_TERMS = 224;
+    uint256 private constant J_STATE = 240;
+    // An account's balances (one word each; 64 bits a field).
+    uint256 private constant B_DEPOSIT = 0;
+    uint256 private constant B_EARNINGS = 64;
+    uint256 private constant B_STAKE = 128;
+    uint256 private constant B_LOCKED = 192;
+    // Terms: feeBps, burnBps, slashShareBps, window, minStake, challengeBond.
+    uint256 private constant T_BURN = 16;
+    uint256 private constant T_SLASH = 32;
+    uint256 private constant T_WINDOW = 48;
+    uint256 private constant T_MIN_STAKE = 80;
+    uint256 private constant T_BOND = 144;
+    uint256 private constant U16 = type(uint16).max;
+    uint256 private constant U32 = type(uint32).max;
+    uint256 private constant U64 = type(uint64).max;
+
     IERC20 public immutable token;
     address public treasury;
     uint64 public unstakeDelay;
-    uint128 public treasuryBalance;
-    uint128 public burnBalance;
+    /// @dev treasury balance in the low 128 bits, burn balance in the high 128
+    uint256 private _protocol;
 
-    Terms[] public terms;
-    mapping(bytes32 jobId => Job) public jobs;
+    uint256[] private _terms;
+    mapping(bytes32 jobId => uint256) private _jobs;
     mapping(address account => uint32) public accountId;
     address[] public accounts;
-    mapping(uint32 id => Balance) public balances;
+    mapping(uint32 id => uint256) private _balances;
     mapping(uint32 id => Unstaking) public unstaking;
     mapping(bytes32 jobId => Dispute) public disputes;
 
@@ -162,6 +188,123 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         _setTerms(initial);
     }
 
+    // ------------------------------------------------------------------ packed storage
+
+    function _loadJob(bytes32 jobId) internal view returns (Job memory j) {
+        uint256 w = _jobs[jobId];
+        j.developer = uint32(w);
+        j.provider = uint32(w >> J_PROVIDER);
+        j.maxPayment = uint64(w >> J_MAX);
+        j.amount = uint64(w >> J_AMOUNT);
+        j.deadline = uint32(w >> J_DEADLINE);
+        j.terms = uint16(w >> J_TERMS);
+        j.state = State(uint8(w >> J_STATE));
+    }
+
+    function _setState(bytes32 jobId, uint256 w, State next) internal {
+        _jobs[jobId] = (w & ~(uint256(0xff) << J_STATE)) | (uint256(uint8(next)) << J_STATE);
+    }
+
+    /// @dev Field `at` (a B_ offset) of a balance word.
+    function _get(uint256 w, uint256 at) internal pure returns (uint64) {
+        return uint64(w >> at);
+    }
+
+    /// @dev The balance word with field `at` replaced (callers compute the value with checked
+    /// uint64 arithmetic, so an overflow reverts as it would on a struct field).
+    function _put(uint256 w, uint256 at, uint64 value) internal pure returns (uint256) {
+        return (w & ~(U64 << at)) | (uint256(value) << at);
+    }
+
+    function _credit(uint32 id, uint256 at, uint64 amount) internal {
+        uint256 w = _balances[id];
+        _balances[id] = _put(w, at, _get(w, at) + amount);
+    }
+
+    function _debit(uint32 id, uint256 at, uint64 amount) internal {
+        uint256 w = _balances[id];
+        uint64 has = _get(w, at);
+        if (has < amount) revert InsufficientBalance(has, amount);
+        _balances[id] = _put(w, at, has - amount);
+    }
+
+    function _creditProtocol(uint256 toTreasury, uint256 toBurn) internal {
+        uint256 w = _protocol;
+        uint128 t = uint128(w) + uint128(toTreasury);
+        uint128 b = uint128(w >> 128) + uint128(toBurn);
+        _protocol = uint256(t) | (uint256(b) << 128);
+    }
+
+    function _packTerms(Terms memory t) internal pure returns (uint256) {
+        return uint256(t.feeBps) | (uint256(t.burnBps) << T_BURN)
+            | (uint256(t.slashShareBps) << T_SLASH) | (uint256(t.window) << T_WINDOW)
+            | (uint256(t.minStake) << T_MIN_STAKE) | (uint256(t.challengeBond) << T_BOND);
+    }
+
+    function _unpackTerms(uint256 w) internal pure returns (Terms memory t) {
+        t.feeBps = uint16(w);
+        t.burnBps = uint16(w >> T_BURN);
+        t.slashShareBps = uint16(w >> T_SLASH);
+        t.window = uint32(w >> T_WINDOW);
+        t.minStake = uint64(w >> T_MIN_STAKE);
+        t.challengeBond = uint64(w >> T_BOND);
+    }
+
+    /// @notice A job, as the struct's fields.
+    function jobs(bytes32 jobId)
+        external
+        view
+        returns (
+            uint32 developer,
+            uint32 provider,
+            uint64 maxPayment,
+            uint64 amount,
+            uint32 deadline,
+            uint16 termsIndex,
+            State state
+        )
+    {
+        Job memory j = _loadJob(jobId);
+        return (j.developer, j.provider, j.maxPayment, j.amount, j.deadline, j.terms, j.state);
+    }
+
+    /// @notice An account's deposit, earnings, stake and the part of the stake locked by jobs.
+    function balances(uint32 id)
+        external
+        view
+        returns (uint64 deposit_, uint64 earnings, uint64 stake_, uint64 lockedStake)
+    {
+        uint256 w = _balances[id];
+        return (_get(w, B_DEPOSIT), _get(w, B_EARNINGS), _get(w, B_STAKE), _get(w, B_LOCKED));
+    }
+
+    /// @notice The terms at `index` (a job's snapshot; the last one is current).
+    function terms(uint256 index)
+        external
+        view
+        returns (
+            uint16 feeBps,
+            uint16 burnBps,
+            uint16 slashShareBps,
+            uint32 window,
+            uint64 minStake,
+            uint64 challengeBond
+        )
+    {
+        Terms memory t = _unpackTerms(_terms[index]);
+        return (t.feeBps, t.burnBps, t.slashShareBps, t.window, t.minStake, t.challengeBond);
+    }
+
+    /// @notice Fees owed to the treasury, not yet withdrawn.
+    function treasuryBalance() public view returns (uint128) {
+        return uint128(_protocol);
+    }
+
+    /// @notice The fees' burn share, not yet burned.
+    function burnBalance() public view returns (uint128) {
+        return uint128(_protocol >> 128);
+    }
+
     // ------------------------------------------------------------------ accounts
 
     function _account(address who) internal returns (uint32 id) {
@@ -183,15 +326,13 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         if (amount == 0) revert ZeroAmount();
         uint32 id = _account(msg.sender);
         token.safeTransferFrom(msg.sender, address(this), amount);
-        balances[id].deposit += amount;
+        _credit(id, B_DEPOSIT, amount);
         emit Deposited(msg.sender, amount);
     }
 
     /// @notice Take free deposit back; works while paused.
     function withdraw(uint64 amount) external nonReentrant {
-        Balance storage b = balances[_known(msg.sender)];
-        if (b.deposit < amount) revert InsufficientBalance(b.deposit, amount);
-        b.deposit -= amount;
+        _debit(_known(msg.sender), B_DEPOSIT, amount);
         token.safeTransfer(msg.sender, amount);
         emit Withdrawn(msg.sender, amount);
     }
@@ -201,17 +342,18 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         if (amount == 0) revert ZeroAmount();
         uint32 id = _account(msg.sender);
         token.safeTransferFrom(msg.sender, address(this), amount);
-        balances[id].stake += amount;
+        _credit(id, B_STAKE, amount);
         emit Staked(msg.sender, amount);
     }
 
     /// @notice Start taking unlocked stake out; it can be withdrawn after `unstakeDelay`.
     function requestUnstake(uint64 amount) external {
         uint32 id = _known(msg.sender);
-        Balance storage b = balances[id];
-        uint64 free = b.stake - b.lockedStake;
+        uint256 w = _balances[id];
+        uint64 staked = _get(w, B_STAKE);
+        uint64 free = staked - _get(w, B_LOCKED);
         if (free < amount) revert InsufficientBalance(free, amount);
-        b.stake -= amount;
+        _balances[id] = _put(w, B_STAKE, staked - amount);
         Unstaking storage u = unstaking[id];
         u.amount += amount;
         u.readyAt = uint64(block.timestamp) + unstakeDelay;
@@ -231,12 +373,69 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
 
     /// @notice Withdraw earnings (providers' pay, challengers' rewards); works while paused.
     function withdrawEarnings() external nonReentrant {
-        Balance storage b = balances[_known(msg.sender)];
-        uint64 amount = b.earnings;
+        uint32 id = _known(msg.sender);
+        uint256 w = _balances[id];
+        uint64 amount = _get(w, B_EARNINGS);
         if (amount == 0) revert ZeroAmount();
-        b.earnings = 0;
+        _balances[id] = _put(w, B_EARNINGS, 0);
         token.safeTransfer(msg.sender, amount);
         emit EarningsWithdrawn(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ batches
+
+    /// @dev What a step keeps in memory between the jobs of a batch (a single call is a batch
+    /// of one): the last provider's and developer's balance words and the last terms, so an
+    /// account that recurs is read and written once per batch, and the protocol's share,
+    /// credited once at the end (`_flush`). An account is never held in both slots (a
+    /// developer may also be the provider): taking it moves it across.
+    struct Batch {
+        uint32 providerId;
+        uint32 developerId;
+        uint32 termsKey; // index + 1; 0: none loaded
+        uint256 provider;
+        uint256 developer;
+        uint256 terms;
+        uint256 fees;
+        uint256 burned;
+    }
+
+    function _useProvider(Batch memory b, uint32 id) internal {
+        if (b.providerId == id) return;
+        if (b.providerId != 0) _balances[b.providerId] = b.provider;
+        if (b.developerId == id) {
+            b.provider = b.developer;
+            b.developerId = 0;
+        } else {
+            b.provider = _balances[id];
+        }
+        b.providerId = id;
+    }
+
+    function _useDeveloper(Batch memory b, uint32 id) internal {
+        if (b.developerId == id) return;
+        if (b.developerId != 0) _balances[b.developerId] = b.developer;
+        if (b.providerId == id) {
+            b.developer = b.provider;
+            b.providerId = 0;
+        } else {
+            b.developer = _balances[id];
+        }
+        b.developerId = id;
+    }
+
+    function _termsOf(Batch memory b, uint16 index) internal view returns (uint256) {
+        if (b.termsKey != uint32(index) + 1) {
+            b.termsKey = uint32(index) + 1;
+            b.terms = _terms[index];
+        }
+        return b.terms;
+    }
+
+    function _flush(Batch memory b) internal {
+        if (b.providerId != 0) _balances[b.providerId] = b.provider;
+        if (b.developerId != 0) _balances[b.developerId] = b.developer;
+        if (b.fees > 0) _creditProtocol(b.fees - b.burned, b.burned);
     }
 
     // ------------------------------------------------------------------ job lifecycle
@@ -269,46 +468,49 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     /// @notice Escrow a developer's signed order. The coordinator relays it, but can never
     /// move more than the developer signed for, nor reuse the signature for another job,
     /// contract or chain (the job id and the EIP-712 domain are signed).
-    function openJob(Order calldata order, bytes calldata signature)
+    function openJob(Order calldata order, Sig calldata signature)
         external
         onlyRole(COORDINATOR_ROLE)
         whenNotPaused
     {
-        _open(order, signature, uint16(terms.length - 1));
+        Batch memory b;
+        _open(order, signature, uint16(_terms.length - 1), b);
+        _flush(b);
     }
 
     /// @notice Open many jobs in one transaction (all or none: any bad order reverts it).
-    function openMany(Order[] calldata orders, bytes[] calldata signatures)
+    function openMany(Order[] calldata orders, Sig[] calldata signatures)
         external
         onlyRole(COORDINATOR_ROLE)
         whenNotPaused
     {
-        uint16 current = uint16(terms.length - 1);
+        uint16 current = uint16(_terms.length - 1);
+        Batch memory b;
         for (uint256 i = 0; i < orders.length; ++i) {
-            _open(orders[i], signatures[i], current);
+            _open(orders[i], signatures[i], current, b);
         }
+        _flush(b);
     }
 
-    function _open(Order calldata order, bytes calldata signature, uint16 current) internal {
-        Job storage job = jobs[order.jobId];
-        if (job.state != State.None) revert WrongState(order.jobId, job.state);
+    function _open(Order calldata order, Sig calldata signature, uint16 current, Batch memory b)
+        internal
+    {
+        bytes32 jobId = order.jobId;
+        uint256 existing = _jobs[jobId];
+        if (existing != 0) revert WrongState(jobId, State(uint8(existing >> J_STATE)));
         if (block.timestamp > order.deadline) revert OrderExpired(order.deadline, block.timestamp);
-        address developer = ECDSA.recover(orderDigest(order), signature);
+        address developer = ECDSA.recover(orderDigest(order), signature.r, signature.vs);
         uint32 dev = accountId[developer];
         if (dev == 0) revert BadSignature(developer);
-        Balance storage b = balances[dev];
-        if (b.deposit < order.maxPayment) revert InsufficientBalance(b.deposit, order.maxPayment);
-        b.deposit -= order.maxPayment;
-        jobs[order.jobId] = Job({
-            developer: dev,
-            provider: 0,
-            maxPayment: order.maxPayment,
-            amount: 0,
-            deadline: uint32(order.deadline),
-            terms: current,
-            state: State.Open
-        });
-        emit JobOpened(order.jobId, developer, order.specHash, order.maxPayment);
+        uint64 maxPayment = order.maxPayment;
+        _useDeveloper(b, dev);
+        uint64 free = _get(b.developer, B_DEPOSIT);
+        if (free < maxPayment) revert InsufficientBalance(free, maxPayment);
+        b.developer = _put(b.developer, B_DEPOSIT, free - maxPayment);
+        _jobs[jobId] = uint256(dev) | (uint256(maxPayment) << J_MAX)
+            | (uint256(uint32(order.deadline)) << J_DEADLINE) | (uint256(current) << J_TERMS)
+            | (uint256(uint8(State.Open)) << J_STATE);
+        emit JobOpened(jobId, developer, order.specHash, maxPayment);
     }
 
     /// @notice Record the provider's signed result and start the challenge window; locks
@@ -317,9 +519,11 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         bytes32 jobId,
         bytes32 resultHash,
         uint64 amount,
-        bytes calldata providerSignature
+        Sig calldata providerSignature
     ) external onlyRole(COORDINATOR_ROLE) {
-        _commit(jobId, resultHash, amount, providerSignature);
+        Batch memory b;
+        _commit(jobId, resultHash, amount, providerSignature, b);
+        _flush(b);
     }
 
     /// @notice Commit many results in one transaction (all or none).
@@ -327,51 +531,60 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         bytes32[] calldata jobIds,
         bytes32[] calldata resultHashes,
         uint64[] calldata amounts,
-        bytes[] calldata providerSignatures
+        Sig[] calldata providerSignatures
     ) external onlyRole(COORDINATOR_ROLE) {
+        Batch memory b;
         for (uint256 i = 0; i < jobIds.length; ++i) {
-            _commit(jobIds[i], resultHashes[i], amounts[i], providerSignatures[i]);
+            _commit(jobIds[i], resultHashes[i], amounts[i], providerSignatures[i], b);
         }
+        _flush(b);
     }
 
     function _commit(
         bytes32 jobId,
         bytes32 resultHash,
         uint64 amount,
-        bytes calldata providerSignature
+        Sig calldata providerSignature,
+        Batch memory b
     ) internal {
-        Job storage job = jobs[jobId];
-        Job memory j = job;
-        if (j.state != State.Open) revert WrongState(jobId, j.state);
-        if (amount > j.maxPayment) revert AmountOverMax(amount, j.maxPayment);
-        address provider = ECDSA.recover(resultDigest(jobId, resultHash, amount), providerSignature);
+        uint256 w = _jobs[jobId];
+        State state = State(uint8(w >> J_STATE));
+        if (state != State.Open) revert WrongState(jobId, state);
+        uint64 maxPayment = uint64(w >> J_MAX);
+        if (amount > maxPayment) revert AmountOverMax(amount, maxPayment);
+        address provider = ECDSA.recover(
+            resultDigest(jobId, resultHash, amount), providerSignature.r, providerSignature.vs
+        );
         uint32 prov = accountId[provider];
         if (prov == 0) revert BadSignature(provider);
-        Terms memory t = terms[j.terms];
-        Balance storage b = balances[prov];
-        uint64 free = b.stake - b.lockedStake;
-        if (free < t.minStake) revert StakeTooLow(free, t.minStake);
-        b.lockedStake += t.minStake;
-        uint32 windowEnd = uint32(block.timestamp) + t.window;
-        job.provider = prov;
-        job.amount = amount;
-        job.deadline = windowEnd;
-        job.state = State.Committed;
+        uint256 t = _termsOf(b, uint16(w >> J_TERMS));
+        uint64 minStake = uint64(t >> T_MIN_STAKE);
+        _useProvider(b, prov);
+        uint64 locked = _get(b.provider, B_LOCKED);
+        uint64 free = _get(b.provider, B_STAKE) - locked;
+        if (free < minStake) revert StakeTooLow(free, minStake);
+        b.provider = _put(b.provider, B_LOCKED, locked + minStake);
+        uint32 windowEnd = uint32(block.timestamp) + uint32(t >> T_WINDOW);
+        // keeps the developer, maxPayment and terms; the deadline becomes the window's end
+        _jobs[jobId] = (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS)))
+            | (uint256(prov) << J_PROVIDER) | (uint256(amount) << J_AMOUNT)
+            | (uint256(windowEnd) << J_DEADLINE) | (uint256(uint8(State.Committed)) << J_STATE);
         emit ResultCommitted(jobId, provider, resultHash, amount, windowEnd);
     }
 
     /// @notice Dispute a committed result, strictly before the window ends, with the bond.
     function challenge(bytes32 jobId) external nonReentrant {
-        Job storage job = jobs[jobId];
-        if (job.state != State.Committed) revert WrongState(jobId, job.state);
-        if (block.timestamp >= job.deadline) revert WindowClosed(job.deadline, block.timestamp);
-        if (accounts[job.developer] != msg.sender && !hasRole(VERIFIER_ROLE, msg.sender)) {
+        uint256 w = _jobs[jobId];
+        Job memory j = _loadJob(jobId);
+        if (j.state != State.Committed) revert WrongState(jobId, j.state);
+        if (block.timestamp >= j.deadline) revert WindowClosed(j.deadline, block.timestamp);
+        if (accounts[j.developer] != msg.sender && !hasRole(VERIFIER_ROLE, msg.sender)) {
             revert NotDeveloperOrVerifier(msg.sender);
         }
-        uint64 bond = terms[job.terms].challengeBond;
+        uint64 bond = uint64(_terms[j.terms] >> T_BOND);
         if (bond > 0) token.safeTransferFrom(msg.sender, address(this), bond);
         disputes[jobId] = Dispute({challenger: _account(msg.sender), bond: bond});
-        job.state = State.Disputed;
+        _setState(jobId, w, State.Disputed);
         emit Challenged(jobId, msg.sender, bond);
     }
 
@@ -379,68 +592,83 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     /// the challenger, the rest to the treasury), the developer gets the whole escrow back and
     /// the challenger its bond. Otherwise the bond goes to the provider and the job settles.
     function resolve(bytes32 jobId, bool providerAtFault) external onlyRole(ARBITER_ROLE) {
-        Job storage job = jobs[jobId];
-        Job memory j = job;
+        uint256 w = _jobs[jobId];
+        Job memory j = _loadJob(jobId);
         if (j.state != State.Disputed) revert WrongState(jobId, j.state);
         Dispute memory d = disputes[jobId];
         delete disputes[jobId];
-        Terms memory t = terms[j.terms];
+        Terms memory t = _unpackTerms(_terms[j.terms]);
         if (providerAtFault) {
-            Balance storage p = balances[j.provider];
             uint64 slashed = t.minStake;
-            p.lockedStake -= slashed;
-            p.stake -= slashed;
+            uint256 p = _balances[j.provider];
+            p = _put(p, B_LOCKED, _get(p, B_LOCKED) - slashed);
+            _balances[j.provider] = _put(p, B_STAKE, _get(p, B_STAKE) - slashed);
             uint64 reward = uint64(uint256(slashed) * t.slashShareBps / BPS);
-            Balance storage c = balances[d.challenger];
-            c.earnings += reward + d.bond;
-            treasuryBalance += slashed - reward;
-            balances[j.developer].deposit += j.maxPayment;
-            job.state = State.Refunded;
+            _credit(d.challenger, B_EARNINGS, reward + d.bond);
+            _creditProtocol(slashed - reward, 0);
+            _credit(j.developer, B_DEPOSIT, j.maxPayment);
+            _setState(jobId, w, State.Refunded);
             emit Resolved(jobId, true, slashed);
             emit Refunded(jobId, j.maxPayment);
         } else {
-            balances[j.provider].earnings += d.bond;
+            _credit(j.provider, B_EARNINGS, d.bond);
             emit Resolved(jobId, false, 0);
-            _settle(jobId, job, j, t);
+            Batch memory b;
+            _settle(jobId, w, b);
+            _flush(b);
         }
     }
 
     /// @notice Pay out a committed job once its window has passed (anyone may call).
     function finalize(bytes32 jobId) external {
-        Job storage job = jobs[jobId];
-        Job memory j = job;
-        if (j.state != State.Committed) revert WrongState(jobId, j.state);
-        if (block.timestamp < j.deadline) revert WindowOpen(j.deadline, block.timestamp);
-        _settle(jobId, job, j, terms[j.terms]);
+        uint256 w = _jobs[jobId];
+        State state = State(uint8(w >> J_STATE));
+        if (state != State.Committed) revert WrongState(jobId, state);
+        uint32 windowEnd = uint32(w >> J_DEADLINE);
+        if (block.timestamp < windowEnd) revert WindowOpen(windowEnd, block.timestamp);
+        Batch memory b;
+        _settle(jobId, w, b);
+        _flush(b);
     }
 
     /// @notice Finalize many jobs in one transaction; jobs not ready are skipped, not fatal.
     /// @return settled how many were paid out
     function finalizeMany(bytes32[] calldata jobIds) external returns (uint256 settled) {
+        Batch memory b;
         for (uint256 i = 0; i < jobIds.length; ++i) {
-            Job storage job = jobs[jobIds[i]];
-            Job memory j = job;
-            if (j.state == State.Committed && block.timestamp >= j.deadline) {
-                _settle(jobIds[i], job, j, terms[j.terms]);
+            bytes32 jobId = jobIds[i];
+            uint256 w = _jobs[jobId];
+            if (
+                uint8(w >> J_STATE) == uint8(State.Committed)
+                    && block.timestamp >= uint32(w >> J_DEADLINE)
+            ) {
+                _settle(jobId, w, b);
                 ++settled;
             }
         }
+        _flush(b);
     }
 
-    function _settle(bytes32 jobId, Job storage job, Job memory j, Terms memory t) internal {
-        uint64 fee = uint64(uint256(j.amount) * t.feeBps / BPS);
-        uint64 burned = uint64(uint256(fee) * t.burnBps / BPS);
-        uint64 refund = j.maxPayment - j.amount;
-        Balance storage p = balances[j.provider];
-        p.earnings += j.amount - fee;
-        p.lockedStake -= t.minStake;
-        if (refund > 0) balances[j.developer].deposit += refund;
-        if (fee > 0) {
-            treasuryBalance += fee - burned;
-            burnBalance += burned;
+    /// @dev Pays the provider, refunds the developer and adds the protocol's share, all through
+    /// the batch (the caller flushes it), and marks the job settled.
+    function _settle(bytes32 jobId, uint256 w, Batch memory b) internal {
+        uint256 t = _termsOf(b, uint16(w >> J_TERMS));
+        uint64 amount = uint64(w >> J_AMOUNT);
+        uint64 fee = uint64(uint256(amount) * uint16(t) / BPS);
+        uint64 burned = uint64(uint256(fee) * uint16(t >> T_BURN) / BPS);
+        uint64 refund = uint64(w >> J_MAX) - amount;
+        _useProvider(b, uint32(w >> J_PROVIDER));
+        uint256 p = b.provider;
+        p = _put(p, B_EARNINGS, _get(p, B_EARNINGS) + (amount - fee));
+        b.provider = _put(p, B_LOCKED, _get(p, B_LOCKED) - uint64(t >> T_MIN_STAKE));
+        if (refund > 0) {
+            _useDeveloper(b, uint32(w));
+            b.developer = _put(b.developer, B_DEPOSIT, _get(b.developer, B_DEPOSIT) + refund);
         }
-        job.state = State.Settled;
-        emit Settled(jobId, j.amount - fee, fee, burned, refund);
+        b.fees += fee;
+        b.burned += burned;
+        _setState(jobId, w, State.Settled);
+        emit Settled(jobId, amount - fee, fee, burned, refund);
     }
 
     /// @notice The coordinator cancels a job before any result: the escrow goes back.
@@ -450,17 +678,18 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
 
     /// @notice Anyone may expire a job that got no result by its order's deadline.
     function expire(bytes32 jobId) external {
-        Job storage job = jobs[jobId];
-        if (block.timestamp <= job.deadline) revert NotExpired(job.deadline, block.timestamp);
+        uint32 deadline = uint32(_jobs[jobId] >> J_DEADLINE);
+        if (block.timestamp <= deadline) revert NotExpired(deadline, block.timestamp);
         _refundOpen(jobId);
     }
 
     function _refundOpen(bytes32 jobId) internal {
-        Job storage job = jobs[jobId];
-        if (job.state != State.Open) revert WrongState(jobId, job.state);
-        uint64 refund = job.maxPayment;
-        balances[job.developer].deposit += refund;
-        job.state = State.Cancelled;
+        uint256 w = _jobs[jobId];
+        State state = State(uint8(w >> J_STATE));
+        if (state != State.Open) revert WrongState(jobId, state);
+        uint64 refund = uint64(w >> J_MAX);
+        _credit(uint32(w), B_DEPOSIT, refund);
+        _setState(jobId, w, State.Cancelled);
         emit Cancelled(jobId, refund);
     }
 
@@ -475,13 +704,13 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         if (next.feeBps > MAX_FEE_BPS || next.burnBps > BPS || next.slashShareBps > BPS) {
             revert BadTerms();
         }
-        terms.push(next);
-        emit TermsChanged(uint16(terms.length - 1), next);
+        _terms.push(_packTerms(next));
+        emit TermsChanged(uint16(_terms.length - 1), next);
     }
 
     /// @notice The terms new jobs get.
     function currentTerms() external view returns (Terms memory) {
-        return terms[terms.length - 1];
+        return _unpackTerms(_terms[_terms.length - 1]);
     }
 
     function setTreasury(address next) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -495,18 +724,18 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
 
     /// @notice Send the accumulated fees to the treasury address (works while paused).
     function withdrawTreasury() external nonReentrant {
-        uint128 amount = treasuryBalance;
+        uint128 amount = treasuryBalance();
         if (amount == 0) revert ZeroAmount();
-        treasuryBalance = 0;
+        _protocol &= ~uint256(type(uint128).max);
         token.safeTransfer(treasury, amount);
         emit TreasuryWithdrawn(treasury, amount);
     }
 
     /// @notice Burn the accumulated burn share (sent to the dead address; anyone may call).
     function burn() external nonReentrant {
-        uint128 amount = burnBalance;
+        uint128 amount = burnBalance();
         if (amount == 0) revert ZeroAmount();
-        burnBalance = 0;
+        _protocol &= type(uint128).max;
         token.safeTransfer(BURN_ADDRESS, amount);
         emit Burned(amount);
     }

@@ -91,11 +91,11 @@ contract AdversarialTest is Base {
         uint256[2] memory keys = [provKey, otherKey];
         for (uint256 i = 0; i < 2; ++i) {
             GpuMarket.Order memory o = order(ids[i], 10e6);
-            bytes memory sig = signed(devKey, m.orderDigest(o));
+            GpuMarket.Sig memory sig = signed(devKey, m.orderDigest(o));
             vm.prank(coordinator);
             m.openJob(o, sig);
             bytes32 result = keccak256("r");
-            bytes memory psig = signed(keys[i], m.resultDigest(ids[i], result, 10e6));
+            GpuMarket.Sig memory psig = signed(keys[i], m.resultDigest(ids[i], result, 10e6));
             vm.prank(coordinator);
             m.commitResult(ids[i], result, 10e6, psig);
         }
@@ -131,11 +131,11 @@ contract AdversarialTest is Base {
         open(id, 10e6);
         commit(id, 7e6);
         GpuMarket.Order memory o = order(id, 10e6);
-        bytes memory sig = signed(devKey, second.orderDigest(o));
+        GpuMarket.Sig memory sig = signed(devKey, second.orderDigest(o));
         vm.prank(coordinator);
         second.openJob(o, sig);
         bytes32 result = keccak256(abi.encode(id, "outputs"));
-        bytes memory psig = signed(provKey, second.resultDigest(id, result, 7e6));
+        GpuMarket.Sig memory psig = signed(provKey, second.resultDigest(id, result, 7e6));
         vm.prank(coordinator);
         second.commitResult(id, result, 7e6, psig);
         vm.warp(block.timestamp + WINDOW);

@@ -90,21 +90,22 @@ contract Base {
         });
     }
 
-    function signed(uint256 key, bytes32 digest) internal returns (bytes memory) {
+    /// @dev EIP-2098 compact form, as the market takes signatures
+    function signed(uint256 key, bytes32 digest) internal returns (GpuMarket.Sig memory) {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
-        return abi.encodePacked(r, s, v);
+        return GpuMarket.Sig({r: r, vs: bytes32(uint256(s) | (uint256(v - 27) << 255))});
     }
 
     function open(bytes32 jobId, uint64 maxPayment) internal {
         GpuMarket.Order memory o = order(jobId, maxPayment);
-        bytes memory sig = signed(devKey, market.orderDigest(o));
+        GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
         vm.prank(coordinator);
         market.openJob(o, sig);
     }
 
     function commit(bytes32 jobId, uint64 amount) internal {
         bytes32 result = keccak256(abi.encode(jobId, "outputs"));
-        bytes memory sig = signed(provKey, market.resultDigest(jobId, result, amount));
+        GpuMarket.Sig memory sig = signed(provKey, market.resultDigest(jobId, result, amount));
         vm.prank(coordinator);
         market.commitResult(jobId, result, amount, sig);
     }

@@ -60,12 +60,12 @@ contract GpuMarketTest is Base {
 
     function test_onlyRolesMayDriveJobs() public {
         GpuMarket.Order memory o = order(JOB, 1e6);
-        bytes memory sig = signed(devKey, market.orderDigest(o));
+        GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
         vm.expectRevert();
         market.openJob(o, sig); // no coordinator role
         open(JOB, 1e6);
         bytes32 result = keccak256("r");
-        bytes memory psig = signed(provKey, market.resultDigest(JOB, result, 1e6));
+        GpuMarket.Sig memory psig = signed(provKey, market.resultDigest(JOB, result, 1e6));
         vm.expectRevert();
         market.commitResult(JOB, result, 1e6, psig);
         commit(JOB, 1e6);
@@ -83,12 +83,12 @@ contract GpuMarketTest is Base {
 
     function test_badSignaturesAndReplaysFail() public {
         GpuMarket.Order memory o = order(JOB, 1e6);
-        bytes memory stranger = signed(0x5EC, market.orderDigest(o));
+        GpuMarket.Sig memory stranger = signed(0x5EC, market.orderDigest(o));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.BadSignature.selector, vm.addr(0x5EC)));
         market.openJob(o, stranger);
 
-        bytes memory sig = signed(devKey, market.orderDigest(o));
+        GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
         vm.prank(coordinator);
         market.openJob(o, sig);
         vm.prank(coordinator); // the same order again
@@ -114,7 +114,7 @@ contract GpuMarketTest is Base {
 
         vm.chainId(999); // another chain
         GpuMarket.Order memory third = order(keccak256("job-3"), 1e6);
-        bytes memory oldChainSig = signed(devKey, market.orderDigest(third));
+        GpuMarket.Sig memory oldChainSig = signed(devKey, market.orderDigest(third));
         vm.chainId(31337);
         vm.prank(coordinator);
         vm.expectRevert();
@@ -124,15 +124,15 @@ contract GpuMarketTest is Base {
     function test_resultChecks() public {
         open(JOB, 5e6);
         bytes32 result = keccak256("r");
-        bytes memory over = signed(provKey, market.resultDigest(JOB, result, 6e6));
+        GpuMarket.Sig memory over = signed(provKey, market.resultDigest(JOB, result, 6e6));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.AmountOverMax.selector, 6e6, 5e6));
         market.commitResult(JOB, result, 6e6, over);
-        bytes memory unknown = signed(0xFEE, market.resultDigest(JOB, result, 1e6));
+        GpuMarket.Sig memory unknown = signed(0xFEE, market.resultDigest(JOB, result, 1e6));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.BadSignature.selector, vm.addr(0xFEE)));
         market.commitResult(JOB, result, 1e6, unknown);
-        bytes memory signedLess = signed(provKey, market.resultDigest(JOB, result, 1e6));
+        GpuMarket.Sig memory signedLess = signed(provKey, market.resultDigest(JOB, result, 1e6));
         vm.prank(coordinator); // the coordinator cannot raise the signed amount
         vm.expectRevert();
         market.commitResult(JOB, result, 2e6, signedLess);
@@ -143,7 +143,7 @@ contract GpuMarketTest is Base {
         market.requestUnstake(MIN_STAKE * 3);
         open(JOB, 1e6);
         bytes32 result = keccak256("r");
-        bytes memory sig = signed(provKey, market.resultDigest(JOB, result, 1e6));
+        GpuMarket.Sig memory sig = signed(provKey, market.resultDigest(JOB, result, 1e6));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.StakeTooLow.selector, 0, MIN_STAKE));
         market.commitResult(JOB, result, 1e6, sig);
@@ -202,7 +202,7 @@ contract GpuMarketTest is Base {
         vm.prank(admin);
         market.pause();
         GpuMarket.Order memory o = order(JOB, 1e6);
-        bytes memory sig = signed(devKey, market.orderDigest(o));
+        GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
         vm.prank(coordinator);
         vm.expectRevert();
         market.openJob(o, sig);
@@ -285,6 +285,35 @@ contract GpuMarketTest is Base {
         eq(uint8(state(ids[2])), uint8(GpuMarket.State.Open), "the open one untouched");
     }
 
+    /// finalizeMany keeps each account's balances in memory between jobs: an account that is
+    /// the developer of one job and the provider of the next must come out exact.
+    function test_finalizeManyWithAnAccountOnBothSides() public {
+        vm.prank(prov);
+        market.deposit(100e6);
+        bytes32[] memory ids = new bytes32[](3);
+        for (uint256 i = 0; i < 3; ++i) ids[i] = keccak256(abi.encode("both", i));
+        open(ids[0], 10e6);
+        GpuMarket.Order memory own = order(ids[1], 8e6); // the provider's own job
+        GpuMarket.Sig memory sig = signed(provKey, market.orderDigest(own));
+        vm.prank(coordinator);
+        market.openJob(own, sig);
+        open(ids[2], 10e6);
+        uint64 devBefore = deposit(dev);
+        uint64 provBefore = deposit(prov);
+        commit(ids[0], 4e6);
+        commit(ids[1], 2e6);
+        commit(ids[2], 6e6);
+        vm.warp(block.timestamp + WINDOW);
+        eq(market.finalizeMany(ids), 3, "all three");
+        // fees 2.5%: 0.1, 0.05, 0.15
+        eq(earnings(prov), 3_900_000 + 1_950_000 + 5_850_000, "provider paid for all three");
+        eq(deposit(prov), provBefore + 6e6, "its own job's unused 6 back");
+        eq(deposit(dev), devBefore + 6e6 + 4e6, "the developer's unused 6 and 4 back");
+        (, uint64 locked) = stakeOf(prov);
+        eq(locked, 0, "every lock released");
+        eq(market.treasuryBalance() + market.burnBalance(), 300_000, "fees once each");
+    }
+
     function testFuzz_splitAddsUp(uint64 amount, uint16 feeBps, uint16 burnBps) public {
         amount = uint64(bound(amount, 0, 400e6));
         feeBps = uint16(bound(feeBps, 0, 1000));
@@ -330,11 +359,11 @@ contract GpuMarketTest is Base {
 contract BatchTest is Base {
     function test_openManyAndCommitManyAreAllOrNothing() public {
         GpuMarket.Order[] memory orders = new GpuMarket.Order[](3);
-        bytes[] memory sigs = new bytes[](3);
+        GpuMarket.Sig[] memory sigs = new GpuMarket.Sig[](3);
         bytes32[] memory ids = new bytes32[](3);
         bytes32[] memory results = new bytes32[](3);
         uint64[] memory amounts = new uint64[](3);
-        bytes[] memory psigs = new bytes[](3);
+        GpuMarket.Sig[] memory psigs = new GpuMarket.Sig[](3);
         for (uint256 i = 0; i < 3; ++i) {
             ids[i] = keccak256(abi.encode("batch", i));
             orders[i] = order(ids[i], 10e6);
@@ -343,7 +372,7 @@ contract BatchTest is Base {
             amounts[i] = uint64(i + 1) * 1e6;
             psigs[i] = signed(provKey, market.resultDigest(ids[i], results[i], amounts[i]));
         }
-        bytes memory good = sigs[2];
+        GpuMarket.Sig memory good = sigs[2];
         sigs[2] = signed(0xBAD, market.orderDigest(orders[2]));
         uint64 before = deposit(dev);
         vm.prank(coordinator);

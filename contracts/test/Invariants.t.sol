@@ -13,7 +13,8 @@ contract Handler {
     address internal coordinator;
     address internal arbiter;
     uint256[3] internal devKeys = [uint256(0xD1), 0xD2, 0xD3];
-    uint256[3] internal provKeys = [uint256(0xB1), 0xB2, 0xB3];
+    // 0xD1 is a developer and a provider: batches must keep one account's balances whole
+    uint256[3] internal provKeys = [uint256(0xB1), 0xB2, 0xD1];
     bytes32[] public jobIds;
     mapping(bytes32 => uint256) public payouts;
     mapping(bytes32 => GpuMarket.State) public terminal;
@@ -51,7 +52,7 @@ contract Handler {
                                                     uint64(block.timestamp + 1 days), 1);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.orderDigest(o));
         vm.prank(coordinator);
-        try market.openJob(o, abi.encodePacked(r, s, v)) {
+        try market.openJob(o, GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)))) {
             jobIds.push(id);
         } catch {}
     }
@@ -64,7 +65,9 @@ contract Handler {
         bytes32 result = keccak256(abi.encode(id));
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(provKeys[who % 3], market.resultDigest(id, result, amount));
         vm.prank(coordinator);
-        try market.commitResult(id, result, amount, abi.encodePacked(r, s, v)) {} catch {}
+        try market.commitResult(
+            id, result, amount, GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)))
+        ) {} catch {}
     }
 
     function challenge(uint256 index) external {
@@ -83,6 +86,46 @@ contract Handler {
             payouts[id] += 1;
         } catch {}
         _record(id);
+    }
+
+    /// @dev Several orders from random developers in one openMany (all or none).
+    function openBatch(uint256 seed, uint8 count) external {
+        count = count % 5 + 1;
+        GpuMarket.Order[] memory orders = new GpuMarket.Order[](count);
+        GpuMarket.Sig[] memory sigs = new GpuMarket.Sig[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            bytes32 id = keccak256(abi.encode("job", nonce++));
+            orders[i] = GpuMarket.Order(id, keccak256("s"), uint64((seed >> (i * 8)) % 20e6),
+                                        uint64(block.timestamp + 1 days), 1);
+            uint256 key = devKeys[(seed >> (i * 16 + 100)) % 3];
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.orderDigest(orders[i]));
+            sigs[i] = GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
+        }
+        vm.prank(coordinator);
+        try market.openMany(orders, sigs) {
+            for (uint256 i = 0; i < count; ++i) jobIds.push(orders[i].jobId);
+        } catch {}
+    }
+
+    /// @dev finalizeMany over a run of jobs, ready or not (those not ready are skipped).
+    function finalizeBatch(uint256 start, uint8 count) external {
+        if (jobIds.length == 0) return;
+        count = count % 8 + 1;
+        bytes32[] memory ids = new bytes32[](count);
+        GpuMarket.State[] memory before = new GpuMarket.State[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            ids[i] = jobIds[(start % jobIds.length + i) % jobIds.length];
+            (,,,,,, before[i]) = market.jobs(ids[i]);
+        }
+        try market.finalizeMany(ids) {
+            for (uint256 i = 0; i < count; ++i) {
+                bool repeat = false; // a short list wraps: count each job once
+                for (uint256 k = 0; k < i; ++k) repeat = repeat || ids[k] == ids[i];
+                (,,,,,, GpuMarket.State now_) = market.jobs(ids[i]);
+                if (before[i] != now_ && !repeat) payouts[ids[i]] += 1;
+                _record(ids[i]);
+            }
+        } catch {}
     }
 
     function finalize(uint256 index) external {

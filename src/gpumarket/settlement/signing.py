@@ -122,6 +122,24 @@ def result_signer(
     return str(Account.recover_message(signable, signature=signature))
 
 
+# half the order of secp256k1: a canonical signature's s is at most this (EIP-2)
+_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def compact(signature: bytes) -> tuple[bytes, bytes]:
+    """The EIP-2098 form ``(r, vs)`` the market contract takes: 64 bytes of calldata where a
+    ``bytes`` argument takes 160. Wallets sign in the usual 65-byte form (r, s, v); this is
+    only how it travels to the contract. Raises ``ValueError`` for anything but a 65-byte
+    signature with v 27/28 (or 0/1) and a low s."""
+    if len(signature) != 65:
+        raise ValueError(f"a signature is 65 bytes (r, s, v), not {len(signature)}")
+    s, v = int.from_bytes(signature[32:64], "big"), signature[64]
+    v = v + 27 if v < 27 else v
+    if v not in (27, 28) or s > _HALF_N:
+        raise ValueError("not a canonical signature (v must be 27 or 28, s in the lower half)")
+    return signature[:32], (s | ((v - 27) << 255)).to_bytes(32, "big")
+
+
 def job_id_bytes(job_id: str) -> bytes:
     """The on-chain id of a coordinator job id (keccak-256 of its text)."""
     return bytes(Web3.keccak(text=job_id))

@@ -18,7 +18,7 @@ from gpumarket.settlement.deploy import send_signed
 from gpumarket.settlement.devnet import Devnet
 from gpumarket.settlement.events import EventReader
 from gpumarket.settlement.outbox import TransactionSender
-from gpumarket.settlement.signing import Order, job_id_bytes, sign_order, sign_result
+from gpumarket.settlement.signing import Order, compact, job_id_bytes, sign_order, sign_result
 
 pytestmark = pytest.mark.integration
 USD = 10**6
@@ -76,7 +76,7 @@ class World:
     def open(self, job: str, max_payment: int) -> str:
         order = Order(job_id_bytes(job), b"\x11" * 32, max_payment, int(time.time()) + 86400, 1)
         signature = sign_order(self.dev, order, self.net.deployment.chain_id, self.market.address)
-        data = self.market.calldata("openJob", order.as_tuple(), signature)
+        data = self.market.calldata("openJob", order.as_tuple(), compact(signature))
         return self.sender.submit(f"open:{job}", self.market.address, data).hash
 
     def commit(self, job: str, amount: int) -> str:
@@ -89,7 +89,9 @@ class World:
             self.net.deployment.chain_id,
             self.market.address,
         )
-        data = self.market.calldata("commitResult", job_id_bytes(job), result, amount, signature)
+        data = self.market.calldata(
+            "commitResult", job_id_bytes(job), result, amount, compact(signature)
+        )
         return self.sender.submit(f"commit:{job}", self.market.address, data).hash
 
 
@@ -181,7 +183,7 @@ def test_cancel_refunds_and_reverts_are_named(world: World) -> None:
         world.sender.submit(
             "open:job_3:second",
             world.market.address,
-            world.market.calldata("openJob", order.as_tuple(), signature),
+            world.market.calldata("openJob", order.as_tuple(), compact(signature)),
         )
     assert again.value.error == "WrongState"
     with pytest.raises(ContractReverted) as poor:

@@ -35,7 +35,7 @@ from gpumarket.errors import (
 from gpumarket.protocol import ChainInfo, JobSpec, PaymentRequest, from_micros
 from gpumarket.settlement.contracts import Deployment, Market
 from gpumarket.settlement.outbox import Sent, TransactionSender
-from gpumarket.settlement.signing import Order, job_id_bytes
+from gpumarket.settlement.signing import Order, compact, job_id_bytes
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ChainSettlement:
         """Relay the developer's order: its escrow moves from the deposit into the job. A
         refusal says what the developer must fix."""
         order = Order.from_request(request)
-        data = self.market.calldata("openJob", order.as_tuple(), bytes.fromhex(signature[2:]))
+        data = self.market.calldata("openJob", order.as_tuple(), _compact(signature, "order"))
         try:
             return self._send(f"open:{request.chain_job_id}", data)
         except ContractReverted as exc:
@@ -199,7 +199,7 @@ class ChainSettlement:
             bytes.fromhex(chain_job_id[2:]),
             result,
             amount_micros,
-            bytes.fromhex(signature[2:]),
+            _compact(signature, "result claim"),
         )
         try:
             return self._send(f"commit:{chain_job_id}", data)
@@ -296,3 +296,11 @@ def _order_refusal(exc: ContractReverted) -> Exception:
     if exc.error == "EnforcedPause":
         return Conflict("the market is paused: no new jobs are opened until the operator resumes")
     return exc
+
+
+def _compact(signature: str, what: str) -> tuple[bytes, bytes]:
+    """A 0x-hex signature from the wire in the form the contract takes; a 422 if unusable."""
+    try:
+        return compact(bytes.fromhex(signature.removeprefix("0x")))
+    except ValueError as exc:
+        raise InvalidRequest(f"the {what}'s signature cannot be used: {exc}") from exc
