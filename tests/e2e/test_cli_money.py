@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,13 @@ USD = 10**6
 class Session:
     """A devnet, a coordinator on it, a staked provider daemon, and a CLI home per person."""
 
-    def __init__(self, net: Devnet, coordinator: CoordinatorProcess, tmp: Path) -> None:
+    def __init__(
+        self, net: Devnet, coordinator: CoordinatorProcess, tmp: Path, env: dict[str, str]
+    ) -> None:
         self.net = net
         self.coordinator = coordinator
         self.tmp = tmp
+        self.env = env
         self.deployment = tmp / "devnet.json"
         self.market = Market(net.w3, net.deployment.market)
 
@@ -69,6 +72,17 @@ class Session:
             str(self.deployment),
             "--amount",
             amount,
+        )
+
+    def kill_coordinator_and_restart(self, before_restart: Callable[[], None]) -> None:
+        """SIGKILL the coordinator (no shutdown of any kind), run ``before_restart``, then
+        start it again on the same port and database."""
+        self.coordinator.process.kill()
+        self.coordinator.process.wait()
+        before_restart()
+        port = int(self.coordinator.url.rsplit(":", 1)[1])
+        self.coordinator = CoordinatorProcess.start(
+            sqlite_url(self.tmp), self.tmp / "coord", ADMIN_TOKEN, port=port, extra_env=self.env
         )
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -101,10 +115,14 @@ def session(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Sess
             "GPUMARKET_CHAIN_DEPLOYMENT": str(deployment),
             "GPUMARKET_CHAIN_KEY": "0x" + bytes(net.accounts[0].key).hex(),
         }
-        with CoordinatorProcess.start(
+        proc = CoordinatorProcess.start(
             sqlite_url(tmp_path), tmp_path / "coord", ADMIN_TOKEN, extra_env=env
-        ) as proc:
-            yield Session(net, proc, tmp_path)
+        )
+        session = Session(net, proc, tmp_path, env)
+        try:
+            yield session
+        finally:
+            session.coordinator.stop()  # the one running now: a test may have restarted it
     for container in docker_client.containers.list(all=True, filters={"label": "gpumarket.job"}):
         container.remove(force=True)
 
@@ -334,3 +352,58 @@ def test_a_killed_provider_is_replaced_and_only_the_replacement_is_paid(session:
         if second is not None:
             second[0].stop()
             second[1].join(30)
+
+
+def test_a_rejected_challenge_and_a_coordinator_killed_before_finalize(session: Session) -> None:
+    """The other ruling (the provider was right: paid, and the bond is its), and the
+    coordinator SIGKILLed between commit and finalize: after restart the job settles once."""
+    s = session
+    daemon, thread, config = start_provider(s)
+    try:
+        s.developer()
+        s.cli("dev", "wallet", "deposit", "20")
+        spec = s.tmp / "job.yaml"
+        spec.write_text(
+            f"image: {BUSYBOX}\nmax_price_per_hour: '36'\nmax_duration_seconds: 100\n"
+            "resources: {cpu: 1, memory: 128MB}\n"
+        )
+        prov = ["--path", str(s.tmp / "provider-wallet.json")]
+
+        challenged = s.cli(
+            "dev", "job", "submit", str(spec), "--command", "sh -c 'sleep 1'", "--follow"
+        ).stdout.split()[1]
+        cost = Decimal(s.wait(challenged, "COMMITTED")["cost"])
+        wallet_before = Decimal(s.balance("dev")["wallet"])
+        assert "DISPUTED" in s.cli("dev", "job", "challenge", challenged, "--reason", "hm").stdout
+        assert Decimal(s.balance("dev")["wallet"]) == wallet_before - 10  # the bond
+        ruling = s.cli("ops", "admin", "resolve", challenged, "--provider-right").stdout
+        assert f"{challenged}: SETTLED" in ruling
+        settled = s.job(challenged)
+        assert [c["step"] for c in settled["chain"]] == ["open", "commit", "challenge", "resolve"]
+        micros = int(cost * USD)
+        fee = micros * 250 // 10_000
+        assert Decimal(settled["receipt"]["paid"]) == Decimal(micros - fee) / USD
+        earned = Decimal(s.balance("prov", *prov)["earnings"])
+        assert earned == Decimal(micros - fee) / USD + 10  # its pay and the developer's bond
+        assert Decimal(s.balance("dev")["deposit"]) == 20 - cost
+
+        job_id = s.cli(
+            "dev", "job", "submit", str(spec), "--command", "sh -c 'sleep 1'", "--follow"
+        ).stdout.split()[1]
+        cost = Decimal(s.wait(job_id, "COMMITTED")["cost"])
+        s.kill_coordinator_and_restart(lambda: s.net.time_travel(3601))
+        settled = s.wait(job_id, "SETTLED")
+        assert [c["step"] for c in settled["chain"]] == ["open", "commit", "finalize"]
+        micros2 = int(cost * USD)
+        fee2 = micros2 * 250 // 10_000
+        assert Decimal(settled["receipt"]["paid"]) == Decimal(micros2 - fee2) / USD
+        assert (
+            Decimal(s.balance("prov", *prov)["earnings"]) == earned + Decimal(micros2 - fee2) / USD
+        )  # paid once
+        shown = s.cli("prov", "provider", "earnings", "--config", str(config), "--json").stdout
+        assert Decimal(json.loads(shown)["on_chain"]["earnings"]) == Decimal(
+            s.balance("prov", *prov)["earnings"]
+        )
+    finally:
+        daemon.stop()
+        thread.join(30)
