@@ -4,7 +4,6 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
@@ -23,7 +22,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// balances in memory between jobs. Money leaves only through pull withdrawals, so one blocked
 /// recipient never stops the others. Invariant: the token balance equals deposits + earnings +
 /// stakes + unstaking + escrow + bonds + treasury + burn.
-contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 {
+contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     using SafeERC20 for IERC20;
 
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
@@ -62,7 +61,7 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     }
 
     /// @dev Snapshotted per job at open, so a later change never touches a running job.
-    /// Stored packed in one word (`_terms`).
+    /// Stored packed in one word per index (`_terms`).
     struct Terms {
         uint16 feeBps;
         uint16 burnBps;
@@ -116,6 +115,8 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     uint256 private constant T_WINDOW = 48;
     uint256 private constant T_MIN_STAKE = 80;
     uint256 private constant T_BOND = 144;
+    uint256 private constant C_PAUSED = 1;
+    uint256 private constant C_TERMS = 8;
     uint256 private constant U16 = type(uint16).max;
     uint256 private constant U32 = type(uint32).max;
     uint256 private constant U64 = type(uint64).max;
@@ -126,7 +127,11 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     /// @dev treasury balance in the low 128 bits, burn balance in the high 128
     uint256 private _protocol;
 
-    uint256[] private _terms;
+    /// @dev Every open reads this one word: the pause flag (bit 0) and the index of the
+    /// current terms (bits 8-23). OpenZeppelin's Pausable would be a word of its own.
+    uint256 private _config;
+    /// @dev A mapping, not an array: reading a job's terms needs no length check (a cold read).
+    mapping(uint256 index => uint256) private _terms;
     mapping(bytes32 jobId => uint256) private _jobs;
     mapping(address account => uint32) public accountId;
     address[] public accounts;
@@ -161,6 +166,8 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     event TreasuryChanged(address treasury);
     event TreasuryWithdrawn(address indexed to, uint256 amount);
     event Burned(uint256 amount);
+    event Paused(address account);
+    event Unpaused(address account);
 
     error UnknownAccount(address account);
     error InsufficientBalance(uint256 available, uint256 needed);
@@ -176,6 +183,9 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     error UnstakeNotReady(uint256 readyAt, uint256 now_);
     error BadTerms();
     error ZeroAmount();
+    error EnforcedPause();
+    error ExpectedPause();
+    error UnknownTerms(uint256 index);
 
     constructor(IERC20 token_, address admin, address treasury_, Terms memory initial)
         EIP712("gpumarket", "1")
@@ -185,7 +195,7 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         unstakeDelay = 7 days;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         accounts.push(address(0)); // id 0 means "no account"
-        _setTerms(initial);
+        _setTerms(initial, true);
     }
 
     // ------------------------------------------------------------------ packed storage
@@ -291,6 +301,7 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
             uint64 challengeBond
         )
     {
+        if (index > _currentTermsIndex()) revert UnknownTerms(index);
         Terms memory t = _unpackTerms(_terms[index]);
         return (t.feeBps, t.burnBps, t.slashShareBps, t.window, t.minStake, t.challengeBond);
     }
@@ -471,20 +482,25 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
     function openJob(Order calldata order, Sig calldata signature)
         external
         onlyRole(COORDINATOR_ROLE)
-        whenNotPaused
     {
         Batch memory b;
-        _open(order, signature, uint16(_terms.length - 1), b);
+        _open(order, signature, _openingTerms(), b);
         _flush(b);
+    }
+
+    /// @dev The terms index new jobs get; reverts while paused (one read for both).
+    function _openingTerms() internal view returns (uint16) {
+        uint256 c = _config;
+        if (c & C_PAUSED != 0) revert EnforcedPause();
+        return uint16(c >> C_TERMS);
     }
 
     /// @notice Open many jobs in one transaction (all or none: any bad order reverts it).
     function openMany(Order[] calldata orders, Sig[] calldata signatures)
         external
         onlyRole(COORDINATOR_ROLE)
-        whenNotPaused
     {
-        uint16 current = uint16(_terms.length - 1);
+        uint16 current = _openingTerms();
         Batch memory b;
         for (uint256 i = 0; i < orders.length; ++i) {
             _open(orders[i], signatures[i], current, b);
@@ -697,20 +713,28 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
 
     /// @notice Change the terms for jobs opened from now on (fee capped at 10%).
     function setTerms(Terms calldata next) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setTerms(next);
+        _setTerms(next, false);
     }
 
-    function _setTerms(Terms memory next) internal {
+    /// @dev The first terms (from the constructor) get index 0, each later one the next.
+    function _setTerms(Terms memory next, bool first) internal {
         if (next.feeBps > MAX_FEE_BPS || next.burnBps > BPS || next.slashShareBps > BPS) {
             revert BadTerms();
         }
-        _terms.push(_packTerms(next));
-        emit TermsChanged(uint16(_terms.length - 1), next);
+        uint256 c = _config;
+        uint16 index = first ? 0 : uint16(c >> C_TERMS) + 1;
+        _terms[index] = _packTerms(next);
+        _config = (c & ~(U16 << C_TERMS)) | (uint256(index) << C_TERMS);
+        emit TermsChanged(index, next);
+    }
+
+    function _currentTermsIndex() internal view returns (uint16) {
+        return uint16(_config >> C_TERMS);
     }
 
     /// @notice The terms new jobs get.
     function currentTerms() external view returns (Terms memory) {
-        return _unpackTerms(_terms[_terms.length - 1]);
+        return _unpackTerms(_terms[_currentTermsIndex()]);
     }
 
     function setTreasury(address next) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -740,12 +764,24 @@ contract GpuMarket is AccessControl, Pausable, ReentrancyGuardTransient, EIP712 
         emit Burned(amount);
     }
 
+    /// @notice Whether new jobs are refused (withdrawals always work).
+    function paused() public view returns (bool) {
+        return _config & C_PAUSED != 0;
+    }
+
+    /// @notice Stop new jobs; everything else, withdrawals included, goes on.
     function pause() external onlyRole(PAUSER_ROLE) {
-        _pause();
+        uint256 c = _config;
+        if (c & C_PAUSED != 0) revert EnforcedPause();
+        _config = c | C_PAUSED;
+        emit Paused(msg.sender);
     }
 
     function unpause() external onlyRole(PAUSER_ROLE) {
-        _unpause();
+        uint256 c = _config;
+        if (c & C_PAUSED == 0) revert ExpectedPause();
+        _config = c & ~C_PAUSED;
+        emit Unpaused(msg.sender);
     }
 
     /// @notice How many accounts exist (account ids run from 1).

@@ -204,12 +204,28 @@ contract GpuMarketTest is Base {
         GpuMarket.Order memory o = order(JOB, 1e6);
         GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
         vm.prank(coordinator);
-        vm.expectRevert();
+        vm.expectRevert(GpuMarket.EnforcedPause.selector);
         market.openJob(o, sig);
         uint256 wallet = usd.balanceOf(dev);
         vm.prank(dev);
         market.withdraw(1e6);
         eq(usd.balanceOf(dev), wallet + 1e6, "withdrawal while paused");
+        ok(market.paused(), "paused");
+        vm.prank(admin);
+        vm.expectRevert(GpuMarket.EnforcedPause.selector);
+        market.pause(); // already
+        vm.prank(dev);
+        vm.expectRevert(); // not the pauser
+        market.unpause();
+        vm.prank(admin);
+        market.unpause();
+        ok(!market.paused(), "running");
+        vm.prank(admin);
+        vm.expectRevert(GpuMarket.ExpectedPause.selector);
+        market.unpause(); // already running
+        vm.prank(coordinator);
+        market.openJob(o, sig);
+        eq(uint8(state(JOB)), uint8(GpuMarket.State.Open), "opened once running");
     }
 
     function test_termsAreCappedAndSnapshottedPerJob() public {
@@ -223,6 +239,13 @@ contract GpuMarketTest is Base {
         vm.warp(block.timestamp + WINDOW);
         market.finalize(JOB);
         eq(earnings(prov), 10e6 - 250_000, "the fee in force at open");
+        (uint16 firstFee,,,,,) = market.terms(0);
+        (uint16 laterFee,,,,,) = market.terms(1);
+        eq(firstFee, 250, "terms 0 kept");
+        eq(laterFee, 1000, "terms 1 current");
+        eq(market.currentTerms().feeBps, 1000, "current");
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.UnknownTerms.selector, 2));
+        market.terms(2);
     }
 
     function test_unstakeWaitsForTheDelay() public {
