@@ -6,15 +6,14 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from gpumarket.cli.consoles import console
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import AuthenticationFailed
 from gpumarket.protocol import JobState
 
 app = typer.Typer(help="Operate the marketplace (admin token).", no_args_is_help=True)
-console = Console()
 
 TokenOption = Annotated[
     str | None,

@@ -10,16 +10,15 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
+from gpumarket.cli.consoles import console
+from gpumarket.cli.consoles import err_console as err
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import InvalidRequest
 from gpumarket.protocol import JobSpec, JobState, JobView
 
 app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 CoordinatorOption = Annotated[
     str | None,

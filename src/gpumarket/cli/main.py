@@ -6,13 +6,11 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from gpumarket import __version__
 from gpumarket.cli import admin, chain, coordinator, jobs, offers, provider, wallet
+from gpumarket.cli.consoles import err_console
 from gpumarket.errors import GpumarketError
-
-err_console = Console(stderr=True)
 
 typer_app = typer.Typer(
     name="gpumarket",

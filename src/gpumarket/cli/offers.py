@@ -7,15 +7,14 @@ import re
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from gpumarket.cli.consoles import console
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import InvalidRequest
 from gpumarket.protocol import JobSpec, MatchExplanation
 
 app = typer.Typer(help="Browse the offer book.", no_args_is_help=True)
-console = Console()
 
 _TERM = re.compile(r"^(?P<key>[a-z_]+)\s*(?P<op>>=|<=|=|>|<)\s*(?P<value>.+)$")
 KEYS = {

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from gpumarket.cli.consoles import console
 
 app = typer.Typer(
     help="Offer this machine's GPUs (or CPU) on the marketplace.", no_args_is_help=True
 )
-console = Console()
 
 ConfigOption = Annotated[
     Path | None,
