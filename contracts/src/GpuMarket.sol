@@ -523,8 +523,11 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         uint64 free = _get(b.developer, B_DEPOSIT);
         if (free < maxPayment) revert InsufficientBalance(free, maxPayment);
         b.developer = _put(b.developer, B_DEPOSIT, free - maxPayment);
+        // a deadline past 2106 is kept as the largest the job's 32 bits hold, never truncated
+        // (a truncated one would let anyone expire the job at once)
+        uint256 deadline = order.deadline > U32 ? U32 : order.deadline;
         _jobs[jobId] = uint256(dev) | (uint256(maxPayment) << J_MAX)
-            | (uint256(uint32(order.deadline)) << J_DEADLINE) | (uint256(current) << J_TERMS)
+            | (deadline << J_DEADLINE) | (uint256(current) << J_TERMS)
             | (uint256(uint8(State.Open)) << J_STATE);
         emit JobOpened(jobId, developer, order.specHash, maxPayment);
     }

@@ -198,6 +198,18 @@ contract GpuMarketTest is Base {
         market.finalize(other);
     }
 
+    function test_aFarDeadlineIsKeptNotTruncated() public {
+        GpuMarket.Order memory o = order(JOB, 1e6);
+        o.deadline = uint64(1) << 40; // past what 32 bits of seconds hold
+        GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
+        vm.prank(coordinator);
+        market.openJob(o, sig);
+        (,,,, uint32 deadline,,) = market.jobs(JOB);
+        eq(deadline, type(uint32).max, "clamped");
+        vm.expectRevert();
+        market.expire(JOB);
+    }
+
     function test_pauseStopsNewJobsNotWithdrawals() public {
         vm.prank(admin);
         market.pause();
