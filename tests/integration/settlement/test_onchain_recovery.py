@@ -7,7 +7,9 @@ the right state once, and the contract shows the money moved once."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +22,7 @@ from gpumarket.coordinator.app import create_app
 from gpumarket.coordinator.services import onchain
 from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.errors import PaymentRequired
 from gpumarket.protocol import (
     Heartbeat,
     HostResources,
@@ -206,3 +209,98 @@ def test_a_commit_interrupted_after_its_transaction_commits_once(
     assert settled.receipt is not None and settled.receipt.paid == Decimal("0.004875")
     assert MarketWallet(chain, rig.net.accounts[2]).balances().earnings == 4_875
     assert rig.dev_wallet.balances().deposit == 100 * USD - 5_000
+
+
+def ready_to_report(rig: Rig, monkeypatch: pytest.MonkeyPatch, jobs: int) -> list[ResultReport]:
+    """``jobs`` paid jobs, matched, started, and their providers' signed claims."""
+    from gpumarket.coordinator.background.pipelines import match_queued
+
+    submitted = [rig.dev.submit(SPEC, wallet=rig.net.accounts[1]) for _ in range(jobs)]
+    rig.recover(monkeypatch)  # the chain loop learns the provider's stake
+    match_queued(rig.factory, rig.app.app.state.settings)  # type: ignore[attr-defined]
+    assignments = rig.provider.poll(wait=0)
+    assert sorted(a.job_id for a in assignments) == sorted(j.id for j in submitted)
+    chain = rig.provider.chain_info()
+    assert chain is not None
+    reports = []
+    for assignment in assignments:
+        rig.provider.started(assignment.job_id)
+        claim = ClaimSigner(rig.net.accounts[2], chain).claim(assignment, 0, None, 0.5)
+        reports.append(ResultReport(exit_code=0, usage_seconds=0.5, claim=claim))
+    return [r for _, r in sorted(zip([a.job_id for a in assignments], reports, strict=True))]
+
+
+def report_together(rig: Rig, reports: list[ResultReport]) -> list[object]:
+    """Every report at once, while the coordinator's commit gate is held as a commit waiting
+    for its block holds it, until all of them queue behind it; each one's answer (a job view,
+    or the exception it raised)."""
+    ids = sorted(j.id for j in rig.dev.jobs().items if j.state is JobState.RUNNING)
+
+    def send(job_id: str, report: ResultReport) -> object:
+        try:
+            return rig.provider.report_result(job_id, report)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(reports)) as pool:
+        with rig.backend._commit_gate:
+            answers = [pool.submit(send, i, r) for i, r in zip(ids, reports, strict=True)]
+            deadline = time.monotonic() + 30
+            while len(rig.backend._claims) < len(reports):
+                assert time.monotonic() < deadline, "the claims never queued"
+                time.sleep(0.01)
+        return [a.result(60) for a in answers]
+
+
+def test_claims_that_arrive_while_a_commit_waits_share_one_commit_many(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    MarketWallet(rig.provider.chain_info(), rig.net.accounts[2]).stake(300 * USD)  # type: ignore[arg-type]
+    answers = report_together(rig, ready_to_report(rig, monkeypatch, 4))
+    assert all(getattr(a, "state", None) is JobState.COMMITTED for a in answers), answers
+    commits = [next(s for s in a.chain if s.step == "commit") for a in answers]  # type: ignore[attr-defined]
+    assert len({c.tx_hash for c in commits}) == 1  # one transaction ...
+    assert len(rig.outbox_keys("commits:")) == 1 and not rig.outbox_keys("commit:")  # commitMany
+    assert all(c.gas_used is not None and c.gas_used < 40_000 for c in commits)  # a share each
+
+    rig.net.time_travel(3601)
+    rig.recover(monkeypatch)
+    settled = [rig.dev.get(a.id) for a in answers]  # type: ignore[attr-defined]
+    assert all(v.state is JobState.SETTLED for v in settled)
+    paid = sum(int(v.receipt.paid * USD) for v in settled if v.receipt is not None)
+    chain = rig.provider.chain_info()
+    assert chain is not None
+    assert MarketWallet(chain, rig.net.accounts[2]).balances().earnings == paid == 4 * 4_875
+
+
+def test_a_batch_the_contract_refuses_is_sent_claim_by_claim(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 200 staked, 100 locked per result: only two of the three claims can be committed
+    answers = report_together(rig, ready_to_report(rig, monkeypatch, 3))
+    committed = [a for a in answers if getattr(a, "state", None) is JobState.COMMITTED]
+    refused = [a for a in answers if isinstance(a, PaymentRequired)]
+    assert len(committed) == 2 and len(refused) == 1, answers
+    assert "free stake is 0.000000" in str(refused[0])
+    running = [j for j in rig.dev.jobs().items if j.state is JobState.RUNNING]
+    assert len(running) == 1  # the refused claim's job waits for its provider to stake
+
+
+def test_a_batch_committed_just_before_a_crash_is_recorded_from_its_events(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    MarketWallet(rig.provider.chain_info(), rig.net.accounts[2]).stake(300 * USD)  # type: ignore[arg-type]
+    reports = ready_to_report(rig, monkeypatch, 3)
+    with monkeypatch.context() as patch:
+        crash_after_send(patch, "_committed")
+        answers = report_together(rig, reports)
+    assert all(isinstance(a, Crash) for a in answers)
+    running = [j for j in rig.dev.jobs().items if j.state is JobState.RUNNING]
+    assert len(running) == 3
+
+    rig.recover(monkeypatch)  # the event follower finds the commits; nothing is sent again
+    views = [rig.dev.get(j.id) for j in running]
+    assert all(v.state is JobState.COMMITTED for v in views)
+    assert all([s.step for s in v.chain] == ["open", "commit"] for v in views)
+    assert len({v.chain[1].tx_hash for v in views}) == 1
+    assert len(rig.outbox_keys("commits:")) == 1 and not rig.outbox_keys("commit:")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -49,10 +50,30 @@ ORDER_SLACK_SECONDS = 24 * 3600
 
 @dataclass(frozen=True)
 class TxOutcome:
-    """A confirmed transaction and the market events it emitted, by event name."""
+    """A confirmed transaction and the market events it emitted, by event name. A step sent
+    in a batch of ``shared_by`` jobs gets only its own job's events and its share of the gas."""
 
     sent: Sent
     events: dict[str, list[dict[str, Any]]]
+    shared_by: int = 1
+
+    @property
+    def gas_share(self) -> int | None:
+        """This job's part of the transaction's gas."""
+        return None if self.sent.gas_used is None else self.sent.gas_used // self.shared_by
+
+
+@dataclass
+class _Claim:
+    """A provider's result claim waiting for its commit transaction (group commit)."""
+
+    chain_job_id: str
+    result: bytes
+    amount_micros: int
+    signature: tuple[bytes, bytes]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: TxOutcome | None = None
+    error: Exception | None = None
 
 
 class ChainSettlement:
@@ -86,6 +107,10 @@ class ChainSettlement:
             self.market.errors,
             receipt_timeout=settings.chain_receipt_timeout_seconds,
         )
+        self.commit_batch_size = settings.commit_batch_size
+        self._claims: list[_Claim] = []
+        self._claims_lock = threading.Lock()
+        self._commit_gate = threading.Lock()
         if self.sender.chain_id != deployment.chain_id:
             raise SettlementError(
                 f"the RPC endpoint serves chain {self.sender.chain_id}, but the deployment file "
@@ -193,16 +218,81 @@ class ChainSettlement:
     def commit(
         self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
     ) -> TxOutcome:
-        """Commit the provider's signed claim; the challenge window starts at its block."""
+        """Commit the provider's signed claim; the challenge window starts at its block.
+
+        Group commit: while one commit transaction waits for its block, the claims that arrive
+        queue, and the next sender takes them all (up to ``commit_batch_size``) into one
+        ``commitMany``. A busy market pays about a third of the gas per result; an idle one
+        sends each claim at once, as ``commitResult``, and waits for nothing. The contract
+        takes a batch all or nothing, so a batch it refuses is sent again claim by claim and
+        each provider gets its own answer."""
+        claim = _Claim(chain_job_id, result, amount_micros, _compact(signature, "result claim"))
+        with self._claims_lock:
+            self._claims.append(claim)
+        while not claim.done.is_set():
+            with self._commit_gate:
+                if claim.done.is_set():  # a sender before us took it
+                    break
+                with self._claims_lock:
+                    batch = self._claims[: self.commit_batch_size]
+                    del self._claims[: len(batch)]
+                self._send_claims(batch)
+        if claim.error is not None:
+            raise claim.error
+        assert claim.outcome is not None
+        return claim.outcome
+
+    def _send_claims(self, batch: list[_Claim]) -> None:
+        """Commit ``batch``, answering every claim in it (each waiting thread is released)."""
+        try:
+            if len(batch) > 1 and self._commit_many(batch):
+                return
+            for claim in batch:
+                try:
+                    claim.outcome = self._commit_one(claim)
+                except Exception as exc:  # handed to the claim's own request
+                    claim.error = exc
+        except Exception as exc:  # e.g. the chain is unreachable: every claim hears it
+            for claim in batch:
+                if claim.outcome is None and claim.error is None:
+                    claim.error = exc
+        finally:
+            for claim in batch:
+                claim.done.set()
+
+    def _commit_many(self, batch: list[_Claim]) -> bool:
+        """One ``commitMany`` for the batch; False when the contract refuses it."""
+        ids = [bytes.fromhex(c.chain_job_id[2:]) for c in batch]
         data = self.market.calldata(
-            "commitResult",
-            bytes.fromhex(chain_job_id[2:]),
-            result,
-            amount_micros,
-            _compact(signature, "result claim"),
+            "commitMany",
+            ids,
+            [c.result for c in batch],
+            [c.amount_micros for c in batch],
+            [c.signature for c in batch],
         )
         try:
-            return self._send(f"commit:{chain_job_id}", data)
+            outcome = self._send("commits:" + Web3.keccak(b"".join(ids)).hex(), data)
+        except ContractReverted as exc:
+            log.info(
+                "a batch of %d claims was refused (%s); sending them one by one", len(batch), exc
+            )
+            return False
+        committed = outcome.events.get("ResultCommitted", [])
+        for claim, job_id in zip(batch, ids, strict=True):
+            mine = [e for e in committed if bytes(e["jobId"]) == job_id]
+            claim.outcome = TxOutcome(outcome.sent, {"ResultCommitted": mine}, len(batch))
+        return True
+
+    def _commit_one(self, claim: _Claim) -> TxOutcome:
+        data = self.market.calldata(
+            "commitResult",
+            bytes.fromhex(claim.chain_job_id[2:]),
+            claim.result,
+            claim.amount_micros,
+            claim.signature,
+        )
+        try:
+            return self._send(f"commit:{claim.chain_job_id}", data)
         except ContractReverted as exc:
             if exc.error == "StakeTooLow":
                 free, needed = exc.args_

@@ -53,7 +53,7 @@ def _record(session: Session, job: Job, step: str, outcome: TxOutcome | None, tx
             step=step,
             tx_hash=tx,
             block=outcome.sent.block if outcome else None,
-            gas_used=outcome.sent.gas_used if outcome else None,
+            gas_used=outcome.gas_share if outcome else None,
             at=utcnow(),
         )
     )
@@ -205,31 +205,47 @@ def _committed(
 ) -> Job:
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
-        running = job.state == JobState.RUNNING.value
-        if job.pending_result is not None and (running or job.chain_state == "claim_due"):
-            report = ResultReport.model_validate(job.pending_result)
-            assert report.claim is not None
-            window_end = int(outcome.events["ResultCommitted"][0]["windowEnd"])
-            job.chain_window_end = window_end
-            job.chain_state = "committed"
-            job.pending_result = None
+        if _awaits_commit(job):
             _record(session, job, "commit", outcome, outcome.sent.hash)
-            if running:
-                lifecycle.commit(
-                    session,
-                    job,
-                    report.exit_code,
-                    report.usage_seconds,
-                    backend,
-                    settings,
-                    claimed_micros=report.claim.amount_micros,
-                    window_end=datetime.fromtimestamp(window_end, UTC),
-                )
-            else:  # a run cancelled midway: the claim pays its seconds; it stays CANCELLED
-                job.amount_micros = report.claim.amount_micros
+            window_end = int(outcome.events["ResultCommitted"][0]["windowEnd"])
+            _apply_commit(session, backend, job, window_end, settings)
         session.flush()
         session.refresh(job, ["chain_txs"])
         return job
+
+
+def _awaits_commit(job: Job) -> bool:
+    """Whether the job holds a checked claim whose commit it has not recorded yet."""
+    running = job.state == JobState.RUNNING.value
+    return job.pending_result is not None and (running or job.chain_state == "claim_due")
+
+
+def _apply_commit(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    window_end: int,
+    settings: CoordinatorSettings,
+) -> None:
+    """The claim is on-chain: COMMITTED until ``window_end`` (chain time)."""
+    report = ResultReport.model_validate(job.pending_result)
+    assert report.claim is not None
+    job.chain_window_end = window_end
+    job.chain_state = "committed"
+    job.pending_result = None
+    if job.state == JobState.RUNNING.value:
+        lifecycle.commit(
+            session,
+            job,
+            report.exit_code,
+            report.usage_seconds,
+            backend,
+            settings,
+            claimed_micros=report.claim.amount_micros,
+            window_end=datetime.fromtimestamp(window_end, UTC),
+        )
+    else:  # a run cancelled midway: the claim pays its seconds; it stays CANCELLED
+        job.amount_micros = report.claim.amount_micros
 
 
 # ------------------------------------------------------------------ challenge and resolve
@@ -467,17 +483,21 @@ EVENTS_CURSOR = "market-events"
 
 
 def follow_events(
-    factory: sessionmaker[Session], backend: ChainSettlement, max_blocks: int = 2000
+    factory: sessionmaker[Session],
+    backend: ChainSettlement,
+    settings: CoordinatorSettings,
+    max_blocks: int = 2000,
 ) -> int:
     """Reconcile jobs with what others did on the contract: a developer's challenge sent
-    straight to it, a job someone else finalized, an escrow expired after its order's deadline.
-    The next block to read is kept in the database, so a restart resumes where it stopped."""
+    straight to it, a job someone else finalized, an escrow expired after its order's deadline,
+    and a claim committed in a batch whose answer a crash lost. The next block to read is kept
+    in the database, so a restart resumes where it stopped."""
     with session_scope(factory) as session:
         cursor = session.get(ChainCursor, EVENTS_CURSOR)
         start = cursor.next_block if cursor else backend.deployment.block
     reader = EventReader(backend.market, start)
     seen = list(reader.poll(max_blocks))
-    events = [e for e in seen if e.name in _EVENT_HANDLERS]
+    events = [e for e in seen if e.name in _EVENT_HANDLERS or e.name == "ResultCommitted"]
     stakes_moved = {str(e.args["provider"]) for e in seen if e.name in _STAKE_EVENTS}
     applied = 0
     with session_scope(factory) as session:
@@ -495,7 +515,10 @@ def follow_events(
                     stakes_moved.add(provider.address)  # its lock is released or slashed
             try:
                 with session.begin_nested():
-                    applied += _EVENT_HANDLERS[event.name](session, backend, job, event)
+                    if event.name == "ResultCommitted":
+                        applied += _on_committed(session, backend, job, event, settings)
+                    else:
+                        applied += _EVENT_HANDLERS[event.name](session, backend, job, event)
             except GpumarketError as exc:  # one odd job never stalls the others
                 log.warning("event %s of job %s left as is: %s", event.name, job.id, exc)
         cursor = session.get(ChainCursor, EVENTS_CURSOR)
@@ -544,6 +567,20 @@ def _record_event(session: Session, job: Job, step: str, event: ChainEvent) -> N
         session.add(
             ChainTx(job_id=job.id, step=step, tx_hash=event.tx_hash, block=event.block, at=utcnow())
         )
+
+
+def _on_committed(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
+    if not _awaits_commit(job):
+        return False  # recorded when its transaction was answered (the usual case)
+    _record_event(session, job, "commit", event)
+    _apply_commit(session, backend, job, int(event.args["windowEnd"]), settings)
+    return True
 
 
 def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
@@ -612,7 +649,7 @@ def tick(
     factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
 ) -> None:
     """One round of the chain pipeline."""
-    follow_events(factory, backend)
+    follow_events(factory, backend, settings)
     resume_intents(factory, backend, settings)
     send_refunds(factory, backend, settings)
     finalize_ready(factory, backend, settings)
