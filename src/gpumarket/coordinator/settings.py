@@ -85,12 +85,12 @@ class CoordinatorSettings(BaseSettings):
     finalize_batch_size: int = Field(
         default=50, ge=1, le=200, description="jobs per finalizeMany transaction"
     )
-    commit_batch_size: int = Field(
+    chain_batch_size: int = Field(
         default=50,
         ge=1,
         le=200,
-        description="result claims per commitMany (claims that arrive while a commit waits for "
-        "its block go out together)",
+        description="orders per openMany and claims per commitMany (those that arrive while "
+        "one waits for its block go out together)",
     )
 
     @property

@@ -8,11 +8,13 @@ the right state once, and the contract shows the money moved once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from fastapi.testclient import TestClient
 from gpumarket.coordinator.app import create_app
 from gpumarket.coordinator.services import onchain
 from gpumarket.coordinator.services.chain import ChainSettlement
+from gpumarket.coordinator.services.group_send import GroupSender
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import PaymentRequired
 from gpumarket.protocol import (
@@ -76,6 +79,8 @@ class Rig:
     dev: Client
     provider: ProviderClient
     dev_wallet: MarketWallet
+    url: str
+    transport: httpx.BaseTransport
 
     @property
     def factory(self):  # type: ignore[no-untyped-def]
@@ -123,6 +128,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
                 dev,
                 ProviderClient(url, prov_key.api_key, transport=transport),
                 MarketWallet(chain, net.accounts[1]),
+                url,
+                transport,
             )
             MarketWallet(chain, net.accounts[2]).stake(200 * USD)
             rig.dev_wallet.deposit(100 * USD)
@@ -230,26 +237,85 @@ def ready_to_report(rig: Rig, monkeypatch: pytest.MonkeyPatch, jobs: int) -> lis
     return [r for _, r in sorted(zip([a.job_id for a in assignments], reports, strict=True))]
 
 
-def report_together(rig: Rig, reports: list[ResultReport]) -> list[object]:
-    """Every report at once, while the coordinator's commit gate is held as a commit waiting
-    for its block holds it, until all of them queue behind it; each one's answer (a job view,
-    or the exception it raised)."""
-    ids = sorted(j.id for j in rig.dev.jobs().items if j.state is JobState.RUNNING)
+def together(sender: GroupSender[Any, Any], calls: list[Callable[[], object]]) -> list[object]:
+    """Every call at once, while ``sender``'s gate is held (as a transaction waiting for its
+    block holds it) until all of them queue behind it; each one's answer (its return value, or
+    the exception it raised)."""
 
-    def send(job_id: str, report: ResultReport) -> object:
+    def run(call: Callable[[], object]) -> object:
         try:
-            return rig.provider.report_result(job_id, report)
+            return call()
         except Exception as exc:
             return exc
 
-    with ThreadPoolExecutor(len(reports)) as pool:
-        with rig.backend._commit_gate:
-            answers = [pool.submit(send, i, r) for i, r in zip(ids, reports, strict=True)]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        with sender.gate:
+            answers = [pool.submit(run, call) for call in calls]
             deadline = time.monotonic() + 30
-            while len(rig.backend._claims) < len(reports):
-                assert time.monotonic() < deadline, "the claims never queued"
+            while sender.queued() < len(calls):
+                assert time.monotonic() < deadline, "the requests never queued"
                 time.sleep(0.01)
         return [a.result(60) for a in answers]
+
+
+def report_together(rig: Rig, reports: list[ResultReport]) -> list[object]:
+    """Every report at once, queued behind a commit that waits for its block."""
+    ids = sorted(j.id for j in rig.dev.jobs().items if j.state is JobState.RUNNING)
+    calls: list[Callable[[], object]] = [
+        partial(rig.provider.report_result, i, r) for i, r in zip(ids, reports, strict=True)
+    ]
+    return together(rig.backend.commits, calls)
+
+
+def pay_together(rig: Rig, payers: list[tuple[Client, int]]) -> list[object]:
+    """A job for each (client, account index), all paid at once behind an open that waits."""
+    jobs = [(client, client.submit(SPEC), index) for client, index in payers]
+    calls: list[Callable[[], object]] = [
+        partial(client.pay, job, rig.net.accounts[index], SPEC) for client, job, index in jobs
+    ]
+    return together(rig.backend.opens, calls)
+
+
+def test_orders_that_arrive_while_an_open_waits_share_one_open_many(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = pay_together(rig, [(rig.dev, 1)] * 3)
+    assert all(getattr(a, "state", None) is JobState.QUEUED for a in answers), answers
+    opens = [a.chain[0] for a in answers]  # type: ignore[attr-defined]
+    assert len({o.tx_hash for o in opens}) == 1  # one transaction, a share of its gas each:
+    assert all(o.gas_used is not None and o.gas_used < 50_000 for o in opens)  # alone: 65k
+    assert len(rig.outbox_keys("opens:")) == 1 and not rig.outbox_keys("open:")
+    assert rig.dev_wallet.balances().deposit == 100 * USD - 3 * 6 * USD
+
+
+def test_a_batch_of_orders_with_an_unfunded_one_is_sent_order_by_order(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = register_wallet(rig.url, rig.net.accounts[3], Role.DEVELOPER, transport=rig.transport)
+    stranger = Client(rig.url, key.api_key, transport=rig.transport)
+    answers = pay_together(rig, [(rig.dev, 1), (stranger, 3), (rig.dev, 1)])
+    assert [getattr(a, "state", None) for a in (answers[0], answers[2])] == [JobState.QUEUED] * 2
+    assert isinstance(answers[1], PaymentRequired) and "never deposited" in str(answers[1])
+    (waiting,) = stranger.jobs().items
+    assert waiting.state is JobState.SUBMITTED  # signs again once it has deposited
+    assert rig.dev_wallet.balances().deposit == 100 * USD - 2 * 6 * USD
+
+
+def test_a_batch_of_orders_opened_just_before_a_crash_is_recorded_from_its_events(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        crash_after_send(patch, "_opened")
+        answers = pay_together(rig, [(rig.dev, 1)] * 3)
+    assert all(isinstance(a, Crash) for a in answers)
+    assert all(j.state is JobState.SUBMITTED for j in rig.dev.jobs().items)
+
+    rig.recover(monkeypatch)  # the event follower finds the opens; nothing is sent again
+    views = rig.dev.jobs().items
+    assert len(views) == 3 and all(v.state is JobState.QUEUED for v in views)
+    assert all([s.step for s in rig.dev.get(v.id).chain] == ["open"] for v in views)
+    assert len(rig.outbox_keys("opens:")) == 1 and not rig.outbox_keys("open:")
+    assert rig.dev_wallet.balances().deposit == 100 * USD - 3 * 6 * USD  # once each
 
 
 def test_claims_that_arrive_while_a_commit_waits_share_one_commit_many(

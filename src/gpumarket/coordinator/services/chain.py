@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
@@ -25,6 +24,7 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from gpumarket.coordinator.db.models import Job
+from gpumarket.coordinator.services.group_send import GroupSender
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import (
     Conflict,
@@ -63,17 +63,23 @@ class TxOutcome:
         return None if self.sent.gas_used is None else self.sent.gas_used // self.shared_by
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Order:
+    """A developer's signed order on its way to ``openJob`` or ``openMany``."""
+
+    chain_job_id: str
+    order: Order
+    signature: tuple[bytes, bytes]
+
+
+@dataclass(frozen=True)
 class _Claim:
-    """A provider's result claim waiting for its commit transaction (group commit)."""
+    """A provider's signed result claim on its way to ``commitResult`` or ``commitMany``."""
 
     chain_job_id: str
     result: bytes
     amount_micros: int
     signature: tuple[bytes, bytes]
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: TxOutcome | None = None
-    error: Exception | None = None
 
 
 class ChainSettlement:
@@ -107,10 +113,12 @@ class ChainSettlement:
             self.market.errors,
             receipt_timeout=settings.chain_receipt_timeout_seconds,
         )
-        self.commit_batch_size = settings.commit_batch_size
-        self._claims: list[_Claim] = []
-        self._claims_lock = threading.Lock()
-        self._commit_gate = threading.Lock()
+        self.opens: GroupSender[_Order, TxOutcome] = GroupSender(
+            self._open_many, self._open_one, settings.chain_batch_size
+        )
+        self.commits: GroupSender[_Claim, TxOutcome] = GroupSender(
+            self._commit_many, self._commit_one, settings.chain_batch_size
+        )
         if self.sender.chain_id != deployment.chain_id:
             raise SettlementError(
                 f"the RPC endpoint serves chain {self.sender.chain_id}, but the deployment file "
@@ -207,11 +215,23 @@ class ChainSettlement:
 
     def open(self, request: PaymentRequest, signature: str) -> TxOutcome:
         """Relay the developer's order: its escrow moves from the deposit into the job. A
-        refusal says what the developer must fix."""
-        order = Order.from_request(request)
-        data = self.market.calldata("openJob", order.as_tuple(), _compact(signature, "order"))
+        refusal says what the developer must fix. Orders that arrive while an open waits for
+        its block go out together in one ``openMany`` (see ``group_send``)."""
+        order = _Order(
+            request.chain_job_id, Order.from_request(request), _compact(signature, "order")
+        )
+        return self.opens.send(order)
+
+    def _open_many(self, orders: list[_Order]) -> list[TxOutcome]:
+        data = self.market.calldata(
+            "openMany", [o.order.as_tuple() for o in orders], [o.signature for o in orders]
+        )
+        return self._send_batch("opens", [o.chain_job_id for o in orders], data, "JobOpened")
+
+    def _open_one(self, order: _Order) -> TxOutcome:
+        data = self.market.calldata("openJob", order.order.as_tuple(), order.signature)
         try:
-            return self._send(f"open:{request.chain_job_id}", data)
+            return self._send(f"open:{order.chain_job_id}", data)
         except ContractReverted as exc:
             raise _order_refusal(exc) from exc
 
@@ -219,69 +239,23 @@ class ChainSettlement:
         self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
     ) -> TxOutcome:
         """Commit the provider's signed claim; the challenge window starts at its block.
+        Claims that arrive while a commit waits for its block go out together in one
+        ``commitMany`` (see ``group_send``)."""
+        return self.commits.send(
+            _Claim(chain_job_id, result, amount_micros, _compact(signature, "result claim"))
+        )
 
-        Group commit: while one commit transaction waits for its block, the claims that arrive
-        queue, and the next sender takes them all (up to ``commit_batch_size``) into one
-        ``commitMany``. A busy market pays about a third of the gas per result; an idle one
-        sends each claim at once, as ``commitResult``, and waits for nothing. The contract
-        takes a batch all or nothing, so a batch it refuses is sent again claim by claim and
-        each provider gets its own answer."""
-        claim = _Claim(chain_job_id, result, amount_micros, _compact(signature, "result claim"))
-        with self._claims_lock:
-            self._claims.append(claim)
-        while not claim.done.is_set():
-            with self._commit_gate:
-                if claim.done.is_set():  # a sender before us took it
-                    break
-                with self._claims_lock:
-                    batch = self._claims[: self.commit_batch_size]
-                    del self._claims[: len(batch)]
-                self._send_claims(batch)
-        if claim.error is not None:
-            raise claim.error
-        assert claim.outcome is not None
-        return claim.outcome
-
-    def _send_claims(self, batch: list[_Claim]) -> None:
-        """Commit ``batch``, answering every claim in it (each waiting thread is released)."""
-        try:
-            if len(batch) > 1 and self._commit_many(batch):
-                return
-            for claim in batch:
-                try:
-                    claim.outcome = self._commit_one(claim)
-                except Exception as exc:  # handed to the claim's own request
-                    claim.error = exc
-        except Exception as exc:  # e.g. the chain is unreachable: every claim hears it
-            for claim in batch:
-                if claim.outcome is None and claim.error is None:
-                    claim.error = exc
-        finally:
-            for claim in batch:
-                claim.done.set()
-
-    def _commit_many(self, batch: list[_Claim]) -> bool:
-        """One ``commitMany`` for the batch; False when the contract refuses it."""
-        ids = [bytes.fromhex(c.chain_job_id[2:]) for c in batch]
+    def _commit_many(self, claims: list[_Claim]) -> list[TxOutcome]:
         data = self.market.calldata(
             "commitMany",
-            ids,
-            [c.result for c in batch],
-            [c.amount_micros for c in batch],
-            [c.signature for c in batch],
+            [bytes.fromhex(c.chain_job_id[2:]) for c in claims],
+            [c.result for c in claims],
+            [c.amount_micros for c in claims],
+            [c.signature for c in claims],
         )
-        try:
-            outcome = self._send("commits:" + Web3.keccak(b"".join(ids)).hex(), data)
-        except ContractReverted as exc:
-            log.info(
-                "a batch of %d claims was refused (%s); sending them one by one", len(batch), exc
-            )
-            return False
-        committed = outcome.events.get("ResultCommitted", [])
-        for claim, job_id in zip(batch, ids, strict=True):
-            mine = [e for e in committed if bytes(e["jobId"]) == job_id]
-            claim.outcome = TxOutcome(outcome.sent, {"ResultCommitted": mine}, len(batch))
-        return True
+        return self._send_batch(
+            "commits", [c.chain_job_id for c in claims], data, "ResultCommitted"
+        )
 
     def _commit_one(self, claim: _Claim) -> TxOutcome:
         data = self.market.calldata(
@@ -307,6 +281,19 @@ class ChainSettlement:
                     "the wallet the provider daemon signs with"
                 ) from exc
             raise
+
+    def _send_batch(
+        self, kind: str, chain_job_ids: list[str], data: str, event: str
+    ) -> list[TxOutcome]:
+        """One batch transaction; each job's outcome carries its own ``event`` and a share of
+        the gas. The outbox key names the batch's jobs, so a resend finds the same entry."""
+        ids = [bytes.fromhex(i[2:]) for i in chain_job_ids]
+        outcome = self._send(f"{kind}:" + Web3.keccak(b"".join(ids)).hex(), data)
+        found = outcome.events.get(event, [])
+        return [
+            TxOutcome(outcome.sent, {event: [e for e in found if bytes(e["jobId"]) == i]}, len(ids))
+            for i in ids
+        ]
 
     def finalize_many(self, chain_job_ids: list[str]) -> TxOutcome:
         """Pay out every job in the list whose window has passed (others are skipped)."""

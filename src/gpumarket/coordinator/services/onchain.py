@@ -25,6 +25,7 @@ from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.chain import (
     CHAIN_CANCELLED,
     CHAIN_DISPUTED,
+    CHAIN_NONE,
     ChainSettlement,
     TxOutcome,
 )
@@ -108,12 +109,17 @@ def _opened(
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
         if job.chain_state == "awaiting_order":
-            job.chain_state = "open"
             _record(session, job, "open", outcome, outcome.sent.hash)
-            lifecycle.queue(session, job, JobSpec.model_validate(job.spec), backend)
+            _apply_open(session, backend, job)
         session.flush()
         session.refresh(job, ["chain_txs"])
         return job
+
+
+def _apply_open(session: Session, backend: ChainSettlement, job: Job) -> None:
+    """The escrow is open: the job is QUEUED."""
+    job.chain_state = "open"
+    lifecycle.queue(session, job, JobSpec.model_validate(job.spec), backend)
 
 
 # ------------------------------------------------------------------ commit
@@ -459,9 +465,12 @@ def resume_intents(
             )
         ).all()
     for job_id, request, signature in orders:
+        payment = PaymentRequest.model_validate(request)
         try:
-            outcome = backend.open(PaymentRequest.model_validate(request), signature)
+            outcome = backend.open(payment, signature)
         except GpumarketError as exc:
+            if backend.job_state(payment.chain_job_id) != CHAIN_NONE:
+                continue  # opened in a batch whose answer was lost: its event will say so
             log.warning("the order of job %s can no longer be opened: %s", job_id, exc)
             with session_scope(factory) as session:
                 lifecycle.load_job_for_update(session, job_id).order_signature = None
@@ -569,6 +578,19 @@ def _record_event(session: Session, job: Job, step: str, event: ChainEvent) -> N
         )
 
 
+def _on_opened(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+    """An order opened in a batch whose answer a crash (or an RPC outage) lost."""
+    if job.chain_state == "awaiting_order":
+        _record_event(session, job, "open", event)
+        _apply_open(session, backend, job)
+        return True
+    if job.chain_state == "void":  # the job was cancelled meanwhile: the escrow goes back
+        _record_event(session, job, "open", event)
+        job.chain_state = "cancelling"
+        return True
+    return False
+
+
 def _on_committed(
     session: Session,
     backend: ChainSettlement,
@@ -637,6 +659,7 @@ def _on_refunded(session: Session, backend: ChainSettlement, job: Job, event: Ch
 RULED_ON_CHAIN = "resolved on-chain by the arbiter"
 
 _EVENT_HANDLERS = {
+    "JobOpened": _on_opened,
     "Challenged": _on_challenged,
     "Settled": _on_settled,
     "Cancelled": _on_cancelled,
