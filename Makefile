@@ -59,6 +59,7 @@ bench: $(STAMP) docker contracts
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/provider.py
 	$(BIN)/python bench/gas.py
+	$(BIN)/python bench/coordinator_gas.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache contracts/node_modules contracts/out contracts/cache

@@ -69,12 +69,15 @@ class Devnet:
         port: int | None = None,
         fund_micros: int = 10_000 * 10**6,
         terms: dict[str, int] | None = None,
+        block_time: int | None = None,
     ) -> Devnet:
         """Start anvil, deploy (account 0 is admin, coordinator and arbiter; account 5 the
-        treasury), and mint test dollars to accounts 1-4."""
+        treasury), and mint test dollars to accounts 1-4. ``block_time``: mine a block every
+        that many seconds, as a real chain does, instead of one per transaction."""
         port = port or free_port()
+        mining = ["--block-time", str(block_time)] if block_time else []
         process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
-            [find_anvil(), "--port", str(port), "--silent", "--accounts", "10"],
+            [find_anvil(), "--port", str(port), "--silent", "--accounts", "10", *mining],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

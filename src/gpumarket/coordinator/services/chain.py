@@ -299,7 +299,9 @@ class ChainSettlement:
         """Pay out every job in the list whose window has passed (others are skipped)."""
         ids = [bytes.fromhex(i[2:]) for i in chain_job_ids]
         key = "finalize:" + Web3.keccak(b"".join(ids)).hex()
-        return self._send(key, self.market.calldata("finalizeMany", ids))
+        outcome = self._send(key, self.market.calldata("finalizeMany", ids))
+        paid = len(outcome.events.get("Settled", []))  # what the gas was spent on
+        return TxOutcome(outcome.sent, outcome.events, max(paid, 1))
 
     def cancel(self, chain_job_id: str) -> TxOutcome:
         """Return an open job's whole escrow to the developer's deposit."""
