@@ -64,7 +64,7 @@ class TxOutcome:
 
 
 @dataclass(frozen=True)
-class _Order:
+class _SignedOrder:
     """A developer's signed order on its way to ``openJob`` or ``openMany``."""
 
     chain_job_id: str
@@ -73,7 +73,7 @@ class _Order:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class _SignedClaim:
     """A provider's signed result claim on its way to ``commitResult`` or ``commitMany``."""
 
     chain_job_id: str
@@ -113,10 +113,10 @@ class ChainSettlement:
             self.market.errors,
             receipt_timeout=settings.chain_receipt_timeout_seconds,
         )
-        self.opens: GroupSender[_Order, TxOutcome] = GroupSender(
+        self.opens: GroupSender[_SignedOrder, TxOutcome] = GroupSender(
             self._open_many, self._open_one, settings.chain_batch_size
         )
-        self.commits: GroupSender[_Claim, TxOutcome] = GroupSender(
+        self.commits: GroupSender[_SignedClaim, TxOutcome] = GroupSender(
             self._commit_many, self._commit_one, settings.chain_batch_size
         )
         if self.sender.chain_id != deployment.chain_id:
@@ -217,18 +217,18 @@ class ChainSettlement:
         """Relay the developer's order: its escrow moves from the deposit into the job. A
         refusal says what the developer must fix. Orders that arrive while an open waits for
         its block go out together in one ``openMany`` (see ``group_send``)."""
-        order = _Order(
+        order = _SignedOrder(
             request.chain_job_id, Order.from_request(request), _compact(signature, "order")
         )
         return self.opens.send(order)
 
-    def _open_many(self, orders: list[_Order]) -> list[TxOutcome]:
+    def _open_many(self, orders: list[_SignedOrder]) -> list[TxOutcome]:
         data = self.market.calldata(
             "openMany", [o.order.as_tuple() for o in orders], [o.signature for o in orders]
         )
         return self._send_batch("opens", [o.chain_job_id for o in orders], data, "JobOpened")
 
-    def _open_one(self, order: _Order) -> TxOutcome:
+    def _open_one(self, order: _SignedOrder) -> TxOutcome:
         data = self.market.calldata("openJob", order.order.as_tuple(), order.signature)
         try:
             return self._send(f"open:{order.chain_job_id}", data)
@@ -242,10 +242,10 @@ class ChainSettlement:
         Claims that arrive while a commit waits for its block go out together in one
         ``commitMany`` (see ``group_send``)."""
         return self.commits.send(
-            _Claim(chain_job_id, result, amount_micros, _compact(signature, "result claim"))
+            _SignedClaim(chain_job_id, result, amount_micros, _compact(signature, "result claim"))
         )
 
-    def _commit_many(self, claims: list[_Claim]) -> list[TxOutcome]:
+    def _commit_many(self, claims: list[_SignedClaim]) -> list[TxOutcome]:
         data = self.market.calldata(
             "commitMany",
             [bytes.fromhex(c.chain_job_id[2:]) for c in claims],
@@ -257,7 +257,7 @@ class ChainSettlement:
             "commits", [c.chain_job_id for c in claims], data, "ResultCommitted"
         )
 
-    def _commit_one(self, claim: _Claim) -> TxOutcome:
+    def _commit_one(self, claim: _SignedClaim) -> TxOutcome:
         data = self.market.calldata(
             "commitResult",
             bytes.fromhex(claim.chain_job_id[2:]),
