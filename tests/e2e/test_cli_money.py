@@ -85,6 +85,27 @@ class Session:
             sqlite_url(self.tmp), self.tmp / "coord", ADMIN_TOKEN, port=port, extra_env=self.env
         )
 
+    def submit_with_flags(self, command: str) -> str:
+        """The developer submits a busybox job from flags (36/h, at most 100 s: an escrow of
+        1.0); its id."""
+        return self.cli(
+            "dev",
+            "job",
+            "submit",
+            "--image",
+            BUSYBOX,
+            "--command",
+            command,
+            "--max-price",
+            "36",
+            "--max-duration",
+            "100",
+            "--cpu",
+            "1",
+            "--memory",
+            "128MB",
+        ).stdout.split()[1]
+
     def job(self, job_id: str) -> dict[str, Any]:
         shown: dict[str, Any] = json.loads(self.cli("dev", "job", "show", job_id, "--json").stdout)
         return shown
@@ -262,23 +283,7 @@ def test_cancelling_a_running_job_pays_its_seconds_and_refunds_the_rest(
     try:
         s.developer()
         s.cli("dev", "wallet", "deposit", "20")
-        job_id = s.cli(
-            "dev",
-            "job",
-            "submit",
-            "--image",
-            BUSYBOX,
-            "--command",
-            "sleep 60",
-            "--max-price",
-            "36",
-            "--max-duration",
-            "100",
-            "--cpu",
-            "1",
-            "--memory",
-            "128MB",
-        ).stdout.split()[1]
+        job_id = s.submit_with_flags("sleep 60")
         s.wait(job_id, "RUNNING")
         time.sleep(2)
         assert "CANCELLED" in s.cli("dev", "job", "cancel", job_id).stdout
@@ -313,23 +318,7 @@ def test_a_killed_provider_is_replaced_and_only_the_replacement_is_paid(session:
     try:
         s.developer()
         s.cli("dev", "wallet", "deposit", "20")
-        job_id = s.cli(
-            "dev",
-            "job",
-            "submit",
-            "--image",
-            BUSYBOX,
-            "--command",
-            "sleep 3",
-            "--max-price",
-            "36",
-            "--max-duration",
-            "100",
-            "--cpu",
-            "1",
-            "--memory",
-            "128MB",
-        ).stdout.split()[1]
+        job_id = s.submit_with_flags("sleep 3")
         first_id = s.wait(job_id, "RUNNING")["provider_id"]
         first.send_signal(signal.SIGKILL)  # mid-job, and it never comes back
         first.wait(10)

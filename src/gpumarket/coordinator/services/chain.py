@@ -67,7 +67,6 @@ class TxOutcome:
 class _SignedOrder:
     """A developer's signed order on its way to ``openJob`` or ``openMany``."""
 
-    chain_job_id: str
     order: Order
     signature: tuple[bytes, bytes]
 
@@ -217,21 +216,20 @@ class ChainSettlement:
         """Relay the developer's order: its escrow moves from the deposit into the job. A
         refusal says what the developer must fix. Orders that arrive while an open waits for
         its block go out together in one ``openMany`` (see ``group_send``)."""
-        order = _SignedOrder(
-            request.chain_job_id, Order.from_request(request), _compact(signature, "order")
+        return self.opens.send(
+            _SignedOrder(Order.from_request(request), _compact(signature, "order"))
         )
-        return self.opens.send(order)
 
     def _open_many(self, orders: list[_SignedOrder]) -> list[TxOutcome]:
         data = self.market.calldata(
             "openMany", [o.order.as_tuple() for o in orders], [o.signature for o in orders]
         )
-        return self._send_batch("opens", [o.chain_job_id for o in orders], data, "JobOpened")
+        return self._send_batch("opens", [o.order.job_id for o in orders], data, "JobOpened")
 
     def _open_one(self, order: _SignedOrder) -> TxOutcome:
         data = self.market.calldata("openJob", order.order.as_tuple(), order.signature)
         try:
-            return self._send(f"open:{order.chain_job_id}", data)
+            return self._send(f"open:0x{order.order.job_id.hex()}", data)
         except ContractReverted as exc:
             raise _order_refusal(exc) from exc
 
@@ -246,16 +244,15 @@ class ChainSettlement:
         )
 
     def _commit_many(self, claims: list[_SignedClaim]) -> list[TxOutcome]:
+        ids = [bytes.fromhex(c.chain_job_id[2:]) for c in claims]
         data = self.market.calldata(
             "commitMany",
-            [bytes.fromhex(c.chain_job_id[2:]) for c in claims],
+            ids,
             [c.result for c in claims],
             [c.amount_micros for c in claims],
             [c.signature for c in claims],
         )
-        return self._send_batch(
-            "commits", [c.chain_job_id for c in claims], data, "ResultCommitted"
-        )
+        return self._send_batch("commits", ids, data, "ResultCommitted")
 
     def _commit_one(self, claim: _SignedClaim) -> TxOutcome:
         data = self.market.calldata(
@@ -282,13 +279,10 @@ class ChainSettlement:
                 ) from exc
             raise
 
-    def _send_batch(
-        self, kind: str, chain_job_ids: list[str], data: str, event: str
-    ) -> list[TxOutcome]:
+    def _send_batch(self, kind: str, ids: list[bytes], data: str, event: str) -> list[TxOutcome]:
         """One batch transaction; each job's outcome carries its own ``event`` and a share of
-        the gas. The outbox key names the batch's jobs, so a resend finds the same entry."""
-        ids = [bytes.fromhex(i[2:]) for i in chain_job_ids]
-        outcome = self._send(f"{kind}:" + Web3.keccak(b"".join(ids)).hex(), data)
+        the gas."""
+        outcome = self._send(_batch_key(kind, ids), data)
         found = outcome.events.get(event, [])
         return [
             TxOutcome(outcome.sent, {event: [e for e in found if bytes(e["jobId"]) == i]}, len(ids))
@@ -298,8 +292,7 @@ class ChainSettlement:
     def finalize_many(self, chain_job_ids: list[str]) -> TxOutcome:
         """Pay out every job in the list whose window has passed (others are skipped)."""
         ids = [bytes.fromhex(i[2:]) for i in chain_job_ids]
-        key = "finalize:" + Web3.keccak(b"".join(ids)).hex()
-        outcome = self._send(key, self.market.calldata("finalizeMany", ids))
+        outcome = self._send(_batch_key("finalize", ids), self.market.calldata("finalizeMany", ids))
         paid = len(outcome.events.get("Settled", []))  # what the gas was spent on
         return TxOutcome(outcome.sent, outcome.events, max(paid, 1))
 
@@ -350,6 +343,11 @@ class ChainSettlement:
             if found:
                 events[item["name"]] = [dict(e["args"]) for e in found]
         return TxOutcome(sent, events)
+
+
+def _batch_key(kind: str, ids: list[bytes]) -> str:
+    """The outbox key of a batch: it names the batch's jobs, so a resend finds the same entry."""
+    return f"{kind}:" + Web3.keccak(b"".join(ids)).hex()
 
 
 def _order_refusal(exc: ContractReverted) -> Exception:

@@ -11,6 +11,7 @@ outcome. Nothing here holds a database lock while it waits for the chain.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import ChainCursor, ChainTx, Developer, Job, Provider
-from gpumarket.coordinator.services import jobs, lifecycle
+from gpumarket.coordinator.services import jobs, lifecycle, providers
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.chain import (
     CHAIN_CANCELLED,
@@ -145,7 +146,7 @@ def commit_result(
             lifecycle.start(session, job, settings)
         if job.state != JobState.RUNNING.value and not cancelled_run:
             raise Conflict(f"job {job_id} is {job.state}; it takes no result now")
-        _check_outputs(job, report)
+        providers.check_outputs(job, report)
         claim = report.claim
         if claim is None:
             raise InvalidRequest(
@@ -188,18 +189,6 @@ def _send_claim(backend: ChainSettlement, chain_job_id: str, claim: ResultClaim)
     return backend.commit(
         chain_job_id, bytes.fromhex(claim.result_hash[2:]), claim.amount_micros, claim.signature
     )
-
-
-def _check_outputs(job: Job, report: ResultReport) -> None:
-    if report.output_hash is None:
-        return
-    if job.outputs_stored and job.output_hash != report.output_hash:
-        raise InvalidRequest(
-            f"output_hash {report.output_hash} differs from the uploaded outputs "
-            f"({job.output_hash})"
-        )
-    if not job.outputs_stored:
-        raise InvalidRequest("upload the outputs before reporting a result that names them")
 
 
 def _committed(
@@ -506,7 +495,7 @@ def follow_events(
         start = cursor.next_block if cursor else backend.deployment.block
     reader = EventReader(backend.market, start)
     seen = list(reader.poll(max_blocks))
-    events = [e for e in seen if e.name in _EVENT_HANDLERS or e.name == "ResultCommitted"]
+    events = [e for e in seen if e.name in _EVENT_HANDLERS]
     stakes_moved = {str(e.args["provider"]) for e in seen if e.name in _STAKE_EVENTS}
     applied = 0
     with session_scope(factory) as session:
@@ -524,10 +513,7 @@ def follow_events(
                     stakes_moved.add(provider.address)  # its lock is released or slashed
             try:
                 with session.begin_nested():
-                    if event.name == "ResultCommitted":
-                        applied += _on_committed(session, backend, job, event, settings)
-                    else:
-                        applied += _EVENT_HANDLERS[event.name](session, backend, job, event)
+                    applied += _EVENT_HANDLERS[event.name](session, backend, job, event, settings)
             except GpumarketError as exc:  # one odd job never stalls the others
                 log.warning("event %s of job %s left as is: %s", event.name, job.id, exc)
         cursor = session.get(ChainCursor, EVENTS_CURSOR)
@@ -578,7 +564,13 @@ def _record_event(session: Session, job: Job, step: str, event: ChainEvent) -> N
         )
 
 
-def _on_opened(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+def _on_opened(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
     """An order opened in a batch whose answer a crash (or an RPC outage) lost."""
     if job.chain_state == "awaiting_order":
         _record_event(session, job, "open", event)
@@ -605,7 +597,13 @@ def _on_committed(
     return True
 
 
-def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+def _on_challenged(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
     if job.chain_state != "committed":
         return False
     job.chain_state = "disputed"
@@ -617,7 +615,13 @@ def _on_challenged(session: Session, backend: ChainSettlement, job: Job, event: 
     return True
 
 
-def _on_settled(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+def _on_settled(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
     if job.chain_state == "disputed":  # the arbiter ruled for the provider, not through us
         _apply_ruling(session, backend, job, False, event.args, RULED_ON_CHAIN)
         return True
@@ -628,7 +632,13 @@ def _on_settled(session: Session, backend: ChainSettlement, job: Job, event: Cha
     return True
 
 
-def _on_cancelled(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+def _on_cancelled(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
     if job.chain_state not in ("open", "cancelling", "claim_due"):
         return False
     job.chain_state = "cancelled"
@@ -642,14 +652,26 @@ def _on_cancelled(session: Session, backend: ChainSettlement, job: Job, event: C
     return True
 
 
-def _on_resolved(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+def _on_resolved(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
     if job.chain_state != "disputed":
         return False
     _record_event(session, job, "resolve", event)  # the money follows in Refunded or Settled
     return True
 
 
-def _on_refunded(session: Session, backend: ChainSettlement, job: Job, event: ChainEvent) -> bool:
+def _on_refunded(
+    session: Session,
+    backend: ChainSettlement,
+    job: Job,
+    event: ChainEvent,
+    settings: CoordinatorSettings,
+) -> bool:
     if job.chain_state != "disputed":
         return False
     _apply_ruling(session, backend, job, True, event.args, RULED_ON_CHAIN)
@@ -658,8 +680,12 @@ def _on_refunded(session: Session, backend: ChainSettlement, job: Job, event: Ch
 
 RULED_ON_CHAIN = "resolved on-chain by the arbiter"
 
-_EVENT_HANDLERS = {
+EventHandler = Callable[[Session, ChainSettlement, Job, ChainEvent, CoordinatorSettings], bool]
+"""Applies one market event to its job; True when it changed something."""
+
+_EVENT_HANDLERS: dict[str, EventHandler] = {
     "JobOpened": _on_opened,
+    "ResultCommitted": _on_committed,
     "Challenged": _on_challenged,
     "Settled": _on_settled,
     "Cancelled": _on_cancelled,

@@ -275,16 +275,22 @@ def report_result(
     job = _own_job(session, principal, job_id)
     if job.state == JobState.ASSIGNED.value:
         lifecycle.start(session, job, settings)
-    if report.output_hash is not None:
-        if job.outputs_stored and job.output_hash != report.output_hash:
-            raise InvalidRequest(
-                f"output_hash {report.output_hash} differs from the uploaded outputs "
-                f"({job.output_hash})"
-            )
-        if not job.outputs_stored:
-            raise InvalidRequest("upload the outputs before reporting a result that names them")
+    check_outputs(job, report)
     lifecycle.commit(session, job, report.exit_code, report.usage_seconds, settlement, settings)
     return job
+
+
+def check_outputs(job: Job, report: ResultReport) -> None:
+    """A result that names outputs must name the ones uploaded for the job (on-chain too)."""
+    if report.output_hash is None:
+        return
+    if job.outputs_stored and job.output_hash != report.output_hash:
+        raise InvalidRequest(
+            f"output_hash {report.output_hash} differs from the uploaded outputs "
+            f"({job.output_hash})"
+        )
+    if not job.outputs_stored:
+        raise InvalidRequest("upload the outputs before reporting a result that names them")
 
 
 def report_failure(
