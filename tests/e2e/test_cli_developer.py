@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import tarfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import pytest
 
 from gpumarket.provider.daemon import ProviderDaemon
 from tests.e2e.helpers import cli
 from tests.integration.processes import CoordinatorProcess
 from tests.integration.provider.conftest import BUSYBOX
+from tests.integration.provider.registry import build_fresh_image, local_registry
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +136,39 @@ def test_operator_session(
         check=False,
     )
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
+
+
+def test_follow_shows_the_image_pull(
+    coordinator: CoordinatorProcess,
+    start_daemon: Callable[..., ProviderDaemon],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    source = build_fresh_image(
+        docker_client, BUSYBOX, f"gpumarket-test/pullable:{uuid.uuid4().hex[:12]}", 2_000_000
+    )
+    with local_registry(
+        docker_client, {"e2e/busybox:1": source}, bytes_per_second=1_000_000, forget_sources=True
+    ) as registry:
+        home = tmp_path / "home"
+        cli(home, "login", "--coordinator", coordinator.url, "--wallet", str(home / "wallet.json"))
+        start_daemon()
+        image = registry.ref("e2e/busybox:1")
+        run = cli(
+            home,
+            "job",
+            "submit",
+            "--image",
+            image,
+            "--command",
+            "wc -c /payload",
+            "--cpu",
+            "1",
+            "--max-price",
+            "1",
+            "--follow",
+        )
+    # without a terminal the bar becomes one line per change, so a log of the session says
+    # that the wait was the image
+    assert f": pulling {image} (" in run.stderr and "layers)" in run.stderr
+    assert "2000000 /payload" in run.stdout and "COMMITTED" in run.stderr

@@ -16,14 +16,15 @@ from tests.integration.processes import CoordinatorProcess
 POSTGRES_URL = os.environ.get("GPUMARKET_TEST_POSTGRES_URL")
 
 
-def fresh_postgres_database() -> str:
-    """Create an empty database on the test server and return its URL."""
+def fresh_postgres_database(options: str = "") -> str:
+    """Create an empty database on the test server (``options``: CREATE DATABASE's, e.g. an
+    encoding) and return its URL."""
     if not POSTGRES_URL:
         pytest.skip("GPUMARKET_TEST_POSTGRES_URL is not set (make test sets it up)")
     name = f"gm_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}" {options}'))
     admin.dispose()
     return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
 

@@ -10,7 +10,17 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from gpumarket.cli.consoles import console
 from gpumarket.cli.consoles import err_console as err
@@ -199,15 +209,54 @@ def pay(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption 
         console.print(f"{job.id}: {job.state.value}")
 
 
-def _follow(sdk: Any, job_id: str) -> None:
-    with console.status(f"{job_id}: waiting for a provider") as status:
-        while (job := sdk.get(job_id, explain=False)).state in (
-            JobState.QUEUED,
-            JobState.SUBMITTED,
-            JobState.ASSIGNED,
-        ):
-            status.update(f"{job_id}: {job.state.value}")
+_WAITING = (JobState.SUBMITTED, JobState.QUEUED, JobState.ASSIGNED)
+
+
+class _PulledBytes(DownloadColumn):
+    """Bytes fetched of the image's known size; blank while no pull is going on."""
+
+    def render(self, task: Task) -> Text:
+        """The download figures of a pulling task, nothing for a waiting one."""
+        return super().render(task) if task.fields.get("pulling") else Text("")
+
+
+def _wait_for_start(sdk: Any, job_id: str) -> None:
+    """Until a provider starts the job: its state on a spinner and, while the provider pulls
+    the image, a bar of the bytes fetched (of the layer sizes known so far). Without a
+    terminal, one line per change instead."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _PulledBytes(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"{job_id}: waiting for a provider", total=None, pulling=False)
+        mode: tuple[JobState, bool] | None = None
+        while (job := sdk.get(job_id, explain=False)).state in _WAITING:
+            pull = job.progress
+            now = (job.state, pull is not None)
+            if now != mode:  # a fresh task: rich cannot turn a sized bar back into a pulse
+                mode = now
+                bar.remove_task(task)
+                what = f"pulling {pull.detail}" if pull is not None else job.state.value
+                task = bar.add_task(f"{job_id}: {what}", total=None, pulling=pull is not None)
+                if not err.is_terminal:
+                    err.print(f"{job_id}: {what}")
+            if pull is not None:
+                bar.update(
+                    task,
+                    description=f"{job_id}: pulling {pull.detail}",
+                    completed=pull.done_bytes,
+                    total=pull.total_bytes,
+                )
             time.sleep(0.5)
+
+
+def _follow(sdk: Any, job_id: str) -> None:
+    _wait_for_start(sdk, job_id)
     for line in sdk.follow_logs(job_id):
         style = {"stderr": "red", "system": "dim"}.get(line.stream, "")
         console.print(line.data, end="", style=style, markup=False, highlight=False)
@@ -311,8 +360,6 @@ def outputs(
     coordinator: CoordinatorOption = None,
 ) -> None:
     """Download the job's outputs (a tar.gz)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     target = dest or Path(f"{job_id}-outputs.tar.gz")
     with Progress(
         "[progress.description]{task.description}",

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
@@ -242,6 +242,20 @@ class JobEvent(ResponseModel):
     at: datetime
 
 
+class PreparationProgress(WireModel):
+    """How far a provider has got preparing an assigned job before its container starts (its
+    image pull). Reporting it keeps the assignment alive through a pull longer than the
+    acknowledgement deadline, and gives the developer a progress bar instead of a silent
+    ASSIGNED."""
+
+    phase: Literal["pulling_image"] = "pulling_image"
+    detail: str = Field(default="", max_length=300, description="what is being prepared")
+    done_bytes: int = Field(default=0, ge=0)
+    total_bytes: int | None = Field(
+        default=None, ge=0, description="bytes known so far (grows as layers start); None: unknown"
+    )
+
+
 class JobView(ResponseModel):
     """A job as its owner (or its provider, or an operator) sees it."""
 
@@ -275,6 +289,9 @@ class JobView(ResponseModel):
         default_factory=list, description="every on-chain transaction of the job, in order"
     )
     receipt: Receipt | None = None
+    progress: PreparationProgress | None = Field(
+        default=None, description="while ASSIGNED: how far the provider is with the image pull"
+    )
 
 
 class JobPage(ResponseModel):

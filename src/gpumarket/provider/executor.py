@@ -27,8 +27,9 @@ import httpx
 from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
-from gpumarket.protocol import Assignment, JobSpec
+from gpumarket.protocol import Assignment, JobSpec, PreparationProgress
 from gpumarket.provider.config import ProviderConfig
+from gpumarket.provider.pulls import PullFailed, PullProgress
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,15 @@ class DockerExecutor:
         """The job's work folder (inputs, outputs, state, archive)."""
         return self.config.work_dir / job_id
 
-    def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
-        """Refuse images outside the policy; pull the image when it is not here yet."""
+    def ensure_image(
+        self,
+        image: str,
+        say: Callable[[str], None],
+        on_progress: Callable[[PreparationProgress], None] | None = None,
+    ) -> None:
+        """Refuse images outside the policy; pull the image when it is not here yet, saying
+        so in the job's log and handing ``on_progress`` the pull's running totals after each
+        engine event (it may raise to abandon the pull)."""
         if not self.config.image_allowed(image):
             raise JobRefused(
                 f"image {image!r} is not allowed by this provider's image policy", retryable=True
@@ -93,23 +101,25 @@ class DockerExecutor:
             return
         except docker.errors.ImageNotFound:
             pass
-        progress(f"pulling image {image}\n")
+        say(f"pulling image {image}\n")
         repository, _, tag = (
             image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
         )
+        pull = PullProgress(image)
         try:
-            last = 0.0
             for event in self.docker.api.pull(
                 repository, tag=tag or "latest", stream=True, decode=True
             ):
-                if time.monotonic() - last > 2 and event.get("status"):
-                    progress(f"{event.get('status')} {event.get('progress', '')}\n".strip() + "\n")
-                    last = time.monotonic()
-        except docker.errors.APIError as exc:
+                pull.feed(event)
+                if on_progress is not None:
+                    on_progress(pull.snapshot())
+        except (docker.errors.APIError, PullFailed) as exc:
+            reason = exc.explanation if isinstance(exc, docker.errors.APIError) else str(exc)
             raise JobRefused(
-                f"cannot pull image {image!r}: {exc.explanation or exc}", retryable=False
+                f"cannot pull image {image!r}: {reason or exc}", retryable=False
             ) from exc
-        progress(f"pulled {image}\n")
+        done = pull.snapshot()
+        say(f"pulled {image} ({done.done_bytes} bytes in {len(pull.layers)} new layers)\n")
 
     def write_inputs(self, spec: JobSpec, inputs_dir: Path) -> None:
         """Materialise inline inputs and fetch URL inputs (hash-checked) into ``inputs_dir``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,14 @@ import docker.errors
 import docker.utils.socket
 from docker.models.containers import Container
 
-from gpumarket.errors import Conflict, GpumarketError, NotFound
-from gpumarket.protocol import Assignment, FailureReport, ResultReport, to_micros
+from gpumarket.errors import Conflict, GpumarketError, NotFound, TransportError
+from gpumarket.protocol import (
+    Assignment,
+    FailureReport,
+    PreparationProgress,
+    ResultReport,
+    to_micros,
+)
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import DockerExecutor, JobRefused, Outcome
@@ -25,6 +32,14 @@ log = logging.getLogger(__name__)
 
 GpuCheck = Callable[[Assignment], str | None]
 """Returns why the assigned GPUs are not the advertised ones, or None when they are."""
+
+
+PROGRESS_INTERVAL = 1.0
+"""Seconds between two pull-progress reports of one job."""
+
+
+class _PullAbandoned(Exception):
+    """The job was cancelled while its image was being pulled."""
 
 
 class JobRunner(threading.Thread):
@@ -53,6 +68,7 @@ class JobRunner(threading.Thread):
         self._cancel = threading.Event()
         self.handed_back = threading.Event()
         self._reader: threading.Thread | None = None
+        self._last_progress = float("-inf")
 
     @property
     def job_id(self) -> str:
@@ -118,7 +134,12 @@ class JobRunner(threading.Thread):
         reason = self.check_gpus(self.assignment)
         if reason is not None:
             raise JobRefused(reason, retryable=True)
-        self.executor.ensure_image(self.assignment.spec.image, shipper.system)
+        try:
+            self.executor.ensure_image(
+                self.assignment.spec.image, shipper.system, self._report_pull
+            )
+        except _PullAbandoned:
+            return None
         container = self.executor.create(self.assignment)
         if self._cancel.is_set():
             return None
@@ -135,6 +156,21 @@ class JobRunner(threading.Thread):
         with_retry(lambda: self.client.started(self.job_id, container.id), "report started")
         container.start()
         return container
+
+    def _report_pull(self, progress: PreparationProgress) -> None:
+        """Tell the coordinator how the pull goes, at most once every PROGRESS_INTERVAL
+        seconds. A cancel, or a 409/404 (the job is no longer ours), abandons the pull; a
+        coordinator that cannot be reached only costs this one report."""
+        if self._cancel.is_set():
+            raise _PullAbandoned
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        try:
+            self.client.progress(self.job_id, progress)
+        except TransportError as exc:
+            log.warning("progress of %s not reported: %s", self.job_id, exc.message)
 
     def _follow(self, container: Container, shipper: LogShipper) -> Outcome:
         if self._reader is None:  # re-attached after a restart: replay, skipping what was sent

@@ -33,6 +33,7 @@ from gpumarket.protocol import (
     MatchExplanation,
     Offer,
     OutputUploadAck,
+    PreparationProgress,
     ProviderView,
     ResultReport,
     Role,
@@ -325,6 +326,17 @@ class ProviderClient(_BaseClient):
                 "POST",
                 f"/v1/provider/jobs/{job_id}/started",
                 json=StartedReport(container_id=container_id).model_dump(),
+            )
+        )
+
+    def progress(self, job_id: str, progress: PreparationProgress) -> JobView:
+        """Report how far the image pull of an assigned job has got (keeps the assignment
+        alive while bytes move); :class:`Conflict` once the job is no longer ASSIGNED."""
+        return JobView.model_validate(
+            self._json(
+                "POST",
+                f"/v1/provider/jobs/{job_id}/progress",
+                json=progress.model_dump(mode="json"),
             )
         )
 

@@ -35,6 +35,7 @@ from gpumarket.protocol import (
     LogAppend,
     LogAppendAck,
     OutputUploadAck,
+    PreparationProgress,
     ProviderView,
     ResultReport,
     StartedReport,
@@ -112,6 +113,19 @@ def report_started(
 ) -> JobView:
     """Acknowledge an assignment: the container is starting (ASSIGNED -> RUNNING)."""
     return jobs.to_view(providers.mark_started(session, principal, job_id, settings))
+
+
+@router.post("/jobs/{job_id}/progress", response_model=JobView)
+def report_progress(
+    job_id: str,
+    body: PreparationProgress,
+    principal: ProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> JobView:
+    """Report how far the image pull of an ASSIGNED job has got. Bytes moving since the last
+    report extend the acknowledgement deadline; a job no longer ASSIGNED answers 409."""
+    return jobs.to_view(providers.report_progress(session, principal, job_id, body, settings))
 
 
 @router.post("/jobs/{job_id}/logs", response_model=LogAppendAck)

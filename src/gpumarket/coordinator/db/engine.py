@@ -8,15 +8,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import json_default
+from gpumarket.errors import InvalidRequest
 
 _HOLDS_WRITER = "gpumarket_holds_sqlite_writer"
 READ_ONLY = "gpumarket_read_only"
 """Execution option of engines whose sessions only read (see :func:`make_read_session_factory`)."""
 WRITER_WAIT_SECONDS = 30.0
+
+
+POSTGRES_CONNECT_ARGS = {"client_encoding": "utf8"}
+"""Text always travels as UTF-8, so psycopg decodes it even from a database it would otherwise
+hand back as bytes (one in SQL_ASCII), and :func:`require_utf8` can say what is wrong."""
+
+
+def require_utf8(connection: Connection) -> None:
+    """Refuse a PostgreSQL database not in UTF8: job specs, logs and reasons are Unicode, and
+    a SQL_ASCII one would store them unchecked and refuse JSON escapes past ASCII."""
+    if connection.dialect.name != "postgresql":
+        return
+    encoding = connection.exec_driver_sql("SHOW server_encoding").scalar()
+    if str(encoding).upper() not in ("UTF8", "UTF-8"):
+        name = connection.exec_driver_sql("SELECT current_database()").scalar()
+        raise InvalidRequest(
+            f"database {name!r} is in {encoding} encoding; gpumarket needs UTF8. Create it with "
+            f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0 (or initdb "
+            "--encoding=UTF8 for the whole cluster)"
+        )
 
 
 def _json_serializer(value: Any) -> str:
@@ -71,7 +92,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "invalidate", _release)
         return engine
     return create_engine(
-        url, json_serializer=_json_serializer, pool_size=20, max_overflow=20, pool_pre_ping=True
+        url,
+        connect_args=POSTGRES_CONNECT_ARGS,
+        json_serializer=_json_serializer,
+        pool_size=20,
+        max_overflow=20,
+        pool_pre_ping=True,
     )
 
 

@@ -181,6 +181,8 @@ class Job(Base):
     committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     challenge_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # While ASSIGNED: the provider's last PreparationProgress (its image pull).
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     log_truncated: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -201,6 +201,7 @@ def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = 
             "challenge_deadline": job.challenge_deadline,
             "failure_reason": job.failure_reason,
             "why_no_match": explanation,
+            "progress": job.progress if job.state == JobState.ASSIGNED.value else None,
             **(_chain_fields(job) if job.chain_state is not None else {}),
         }
     )

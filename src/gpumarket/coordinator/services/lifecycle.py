@@ -108,6 +108,7 @@ def assign(
     job.offer_gpu_model = offer.gpu_model
     job.price_micros = offer.price_micros
     job.assigned_at = now
+    job.progress = None  # an earlier provider's pull says nothing about this one's
     job.lease_expires_at = now + timedelta(seconds=settings.assignment_ack_seconds)
     job.attempts += 1
     transition(
@@ -125,6 +126,7 @@ def start(session: Session, job: Job, settings: CoordinatorSettings) -> None:
         return
     now = utcnow()
     job.started_at = now
+    job.progress = None
     job.lease_expires_at = now + timedelta(seconds=settings.lease_seconds)
     transition(session, job, S.RUNNING, "provider started the container", now)
 

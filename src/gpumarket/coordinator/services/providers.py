@@ -29,6 +29,7 @@ from gpumarket.protocol import (
     HeartbeatAck,
     JobSpec,
     JobState,
+    PreparationProgress,
     ProviderView,
     ResultReport,
     from_micros,
@@ -260,6 +261,32 @@ def mark_started(
     """The provider acknowledges the assignment and starts the container."""
     job = _own_job(session, principal, job_id)
     lifecycle.start(session, job, settings)
+    return job
+
+
+def report_progress(
+    session: Session,
+    principal: Principal,
+    job_id: str,
+    progress: PreparationProgress,
+    settings: CoordinatorSettings,
+) -> Job:
+    """The provider is still preparing an assigned job (pulling its image): keep the report
+    for the developer's view and, when bytes moved since the last one, give the provider
+    another acknowledgement period, so a large image is not requeued mid-pull while a stalled
+    pull still is."""
+    job = _own_job(session, principal, job_id)
+    if job.state != JobState.ASSIGNED.value:
+        raise Conflict(f"job {job_id} is {job.state}; progress is only taken while it is ASSIGNED")
+    before = job.progress or {}
+    moved = (
+        before.get("phase") != progress.phase
+        or before.get("detail") != progress.detail
+        or progress.done_bytes > int(before.get("done_bytes") or 0)
+    )
+    job.progress = progress.model_dump(mode="json")
+    if moved:
+        job.lease_expires_at = utcnow() + timedelta(seconds=settings.assignment_ack_seconds)
     return job
 
 

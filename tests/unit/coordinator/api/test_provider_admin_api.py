@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from gpumarket.coordinator.background import pipelines
 from gpumarket.coordinator.db.models import Job
@@ -21,7 +24,9 @@ def test_heartbeat_rejects_offers_for_gpus_it_does_not_have(client: TestClient) 
     assert "A100" in reply.json()["detail"] and "RTX4090" in reply.json()["detail"]
 
 
-def test_providers_see_only_jobs_assigned_to_them(client: TestClient) -> None:
+def assigned_job(client: TestClient) -> tuple[str, str, str, str]:
+    """A developer's job matched to a provider with one RTX 4090, and another provider:
+    (job id, developer key, the assigned provider's key, the other provider's key)."""
     dev, _ = register(client, "developer")
     mine, _ = register(client, "provider")
     other, _ = register(client, "provider")
@@ -33,8 +38,13 @@ def test_providers_see_only_jobs_assigned_to_them(client: TestClient) -> None:
     job_id = client.post("/v1/jobs", json=gpu_spec(), headers=bearer(dev)).json()["id"]
     pipelines.match_queued(
         client.app.state.session_factory,  # type: ignore[attr-defined]
-        client.app.state.settings,
-    )  # type: ignore[attr-defined]
+        client.app.state.settings,  # type: ignore[attr-defined]
+    )
+    return job_id, dev, mine, other
+
+
+def test_providers_see_only_jobs_assigned_to_them(client: TestClient) -> None:
+    job_id, _, mine, other = assigned_job(client)
     assert client.get(f"/v1/provider/jobs/{job_id}", headers=bearer(mine)).status_code == 200
     assert client.get(f"/v1/provider/jobs/{job_id}", headers=bearer(other)).status_code == 404
     assert (
@@ -96,3 +106,48 @@ def test_ban_unban_stats_and_metrics(client: TestClient) -> None:
         client.post(f"/v1/admin/jobs/{job_id}/cancel", headers=admin).json()["state"] == "CANCELLED"
     )
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_pull_progress_is_shown_while_assigned_and_keeps_the_assignment_alive(
+    client: TestClient,
+) -> None:
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    job_id, dev, mine, other = assigned_job(client)
+    with factory() as session:
+        first_deadline = session.get(Job, job_id).lease_expires_at
+
+    def report(key: str, done: int, **extra: object) -> Response:
+        body = {"detail": "pytorch:2 (1/3 layers)", "done_bytes": done, "total_bytes": 900}
+        return client.post(
+            f"/v1/provider/jobs/{job_id}/progress",
+            headers=bearer(key),
+            json=body | extra,
+        )
+
+    assert report(other, 10).status_code == 404  # not its job
+    assert report(mine, 10, speed="fast").status_code == 422  # strict wire model
+    assert report(mine, -1).status_code == 422
+    time.sleep(0.01)
+    assert report(mine, 300).status_code == 200
+    view = client.get(f"/v1/jobs/{job_id}", headers=bearer(dev)).json()
+    assert view["state"] == "ASSIGNED"
+    assert view["progress"] == {
+        "phase": "pulling_image",
+        "detail": "pytorch:2 (1/3 layers)",
+        "done_bytes": 300,
+        "total_bytes": 900,
+    }
+    with factory() as session:
+        moved_deadline = session.get(Job, job_id).lease_expires_at
+    assert moved_deadline > first_deadline  # bytes moved: another acknowledgement period
+
+    time.sleep(0.01)
+    assert report(mine, 300).status_code == 200  # a stalled pull does not extend it
+    with factory() as session:
+        assert session.get(Job, job_id).lease_expires_at == moved_deadline
+
+    client.post(f"/v1/provider/jobs/{job_id}/started", json={}, headers=bearer(mine))
+    view = client.get(f"/v1/jobs/{job_id}", headers=bearer(dev)).json()
+    assert view["state"] == "RUNNING" and view["progress"] is None
+    late = report(mine, 900)
+    assert late.status_code == 409 and "only taken while it is ASSIGNED" in late.json()["detail"]

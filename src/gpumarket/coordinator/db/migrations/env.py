@@ -8,7 +8,7 @@ from sqlalchemy import pool, text
 
 from gpumarket.coordinator.db import models  # noqa: F401  (registers the tables)
 from gpumarket.coordinator.db.base import Base
-from gpumarket.coordinator.db.engine import make_engine
+from gpumarket.coordinator.db.engine import POSTGRES_CONNECT_ARGS, make_engine, require_utf8
 
 MIGRATION_LOCK_ID = 7_411_902_311
 
@@ -21,8 +21,9 @@ def run_migrations_online() -> None:
     if engine is None:
         from sqlalchemy import create_engine
 
-        engine = create_engine(url, poolclass=pool.NullPool)
+        engine = create_engine(url, poolclass=pool.NullPool, connect_args=POSTGRES_CONNECT_ARGS)
     with engine.connect() as connection:
+        require_utf8(connection)
         is_postgres = connection.dialect.name == "postgresql"
         if is_postgres:
             connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
