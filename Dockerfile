@@ -2,6 +2,9 @@
 # BASE_IMAGE lets a machine without registry access build from a locally imported Python base.
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
+# lets `docker image prune --filter label=org.opencontainers.image.title=gpumarket` find the
+# untagged images earlier builds left behind
+LABEL org.opencontainers.image.title="gpumarket"
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

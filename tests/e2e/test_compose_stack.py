@@ -133,19 +133,24 @@ def stack(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Stack]
             all=True, filters={"label": "gpumarket.job"}
         ):
             container.remove(force=True)
+        # each build of changed sources leaves the previous gpumarket:local untagged (0.6 GB)
+        docker_client.images.prune(
+            filters={"dangling": True, "label": "org.opencontainers.image.title=gpumarket"}
+        )
 
 
 def test_the_compose_stack_runs_a_job_to_settled(stack: Stack) -> None:
     s = stack
-    providers = []
+    providers: list[dict[str, Any]] = []
     deadline = time.monotonic() + 120
-    while not providers:  # the provider service registers once it has funded and staked
-        assert time.monotonic() < deadline, f"no provider registered:\n{s.logs()}"
+    # the provider service signs in once it has funded and staked, and is online from its first
+    # heartbeat, a moment later
+    while not (providers and providers[0]["online"]):
+        assert time.monotonic() < deadline, f"no provider online:\n{providers}\n{s.logs()}"
         time.sleep(1)
         providers = httpx.get(
             f"{s.url}/v1/admin/providers", headers={"Authorization": f"Bearer {ADMIN}"}
         ).json()
-    assert providers[0]["online"]
 
     # the developer, on the host: the dev chain's deployment file is in the stack's volume
     deployment = s.tmp / "deployment.json"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.console import Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -19,13 +24,14 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from gpumarket.cli.consoles import console
 from gpumarket.cli.consoles import err_console as err
 from gpumarket.cli.profile import Profile, load_profile, require_key
-from gpumarket.errors import InvalidRequest
+from gpumarket.errors import GpumarketError, InvalidRequest
 from gpumarket.protocol import JobSpec, JobState, JobView
 
 app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
@@ -255,11 +261,84 @@ def _wait_for_start(sdk: Any, job_id: str) -> None:
             time.sleep(0.5)
 
 
+STATUS_SECONDS = 1.0
+"""How often the status line under a followed log is refreshed."""
+
+
+def _status_line(job: JobView) -> str:
+    """What a developer following a job sees under its log: state, provider, time, price."""
+    parts = [f"{job.id}: {job.state.value}"]
+    if job.provider_id:
+        parts.append(f"on {job.provider_id}")
+    if job.started_at is not None:
+        end = job.finished_at or datetime.now(UTC)
+        seconds = max(0, int((end - job.started_at).total_seconds()))
+        parts.append(f"for {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
+    if job.price_per_hour is not None:
+        parts.append(f"at {job.price_per_hour}/h")
+    return " ".join(parts)
+
+
+_STYLES = {"stderr": "red", "system": "dim"}
+
+
+class _LiveTail:
+    """The live area under a followed log in a terminal: the line a stream is still writing
+    (a progress bar redrawn with carriage returns shows there as a terminal would show it) and
+    the status line with a spinner. Finished lines are printed above it and stay."""
+
+    def __init__(self, job_id: str) -> None:
+        self.partial: dict[str, str] = {}
+        self.last_stream = "stdout"
+        self.spinner = Spinner("dots", text=f"{job_id}: RUNNING")
+
+    def __rich__(self) -> Group:
+        shown = self.partial.get(self.last_stream, "").rsplit("\r", 1)[-1]
+        tail = [Text(shown, style=_STYLES.get(self.last_stream, ""))] if shown else []
+        return Group(*tail, self.spinner)
+
+    def feed(self, stream: str, data: str) -> list[str]:
+        """Take a chunk; return the lines it finished, as a terminal would leave them."""
+        *done, rest = (self.partial.pop(stream, "") + data).split("\n")
+        if rest:
+            self.partial[stream] = rest
+        self.last_stream = stream
+        return [line.rsplit("\r", 1)[-1] for line in done]
+
+
+def _stream_logs(sdk: Any, job_id: str) -> None:
+    """Print the job's log as it comes. In a terminal, a status line (state, provider, time,
+    price; refreshed every STATUS_SECONDS) stays under it, with the line being written; without
+    one the log is passed through untouched."""
+    if not console.is_terminal:
+        for line in sdk.follow_logs(job_id):
+            console.print(line.data, end="", markup=False, highlight=False)
+        return
+    tail = _LiveTail(job_id)
+    done = threading.Event()
+
+    def refresh() -> None:
+        while not done.wait(STATUS_SECONDS):
+            with contextlib.suppress(GpumarketError):  # a missed refresh is harmless
+                tail.spinner.update(text=_status_line(sdk.get(job_id, explain=False)))
+
+    poller = threading.Thread(target=refresh, daemon=True, name="status-line")
+    with Live(tail, console=console, transient=True, redirect_stdout=False, redirect_stderr=False):
+        poller.start()
+        try:
+            for chunk in sdk.follow_logs(job_id):
+                for finished in tail.feed(chunk.stream, chunk.data):
+                    style = _STYLES.get(chunk.stream, "")
+                    console.print(finished, style=style, markup=False, highlight=False)
+        finally:
+            done.set()
+    for stream, rest in tail.partial.items():  # output that never ended its last line
+        console.print(rest.rsplit("\r", 1)[-1], style=_STYLES.get(stream, ""), markup=False)
+
+
 def _follow(sdk: Any, job_id: str) -> None:
     _wait_for_start(sdk, job_id)
-    for line in sdk.follow_logs(job_id):
-        style = {"stderr": "red", "system": "dim"}.get(line.stream, "")
-        console.print(line.data, end="", style=style, markup=False, highlight=False)
+    _stream_logs(sdk, job_id)
     final = sdk.get(job_id, explain=False)
     err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
 

@@ -5,17 +5,19 @@ plays back job views; the views are the protocol's own."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from gpumarket.cli import jobs
-from gpumarket.protocol import JobState, JobView, PreparationProgress
+from gpumarket.protocol import JobState, JobView, LogLine, PreparationProgress
 
 
-def view(state: JobState, progress: PreparationProgress | None = None) -> JobView:
+def view(state: JobState, progress: PreparationProgress | None = None, **fields: Any) -> JobView:
     now = datetime.now(UTC)
     return JobView.model_validate(
         {
@@ -26,15 +28,24 @@ def view(state: JobState, progress: PreparationProgress | None = None) -> JobVie
             "created_at": now,
             "updated_at": now,
             "progress": progress,
+            **fields,
         }
     )
 
 
 class PlayBack:
-    """Answers ``get`` with the next view, then the last one for ever."""
+    """Answers ``get`` with the next view, then the last one for ever; ``follow_logs`` plays
+    ``lines``, one every ``pause`` seconds."""
 
-    def __init__(self, *views: JobView) -> None:
+    def __init__(self, *views: JobView, lines: tuple[str, ...] = (), pause: float = 0) -> None:
         self.views = list(views)
+        self.lines = lines
+        self.pause = pause
+
+    def follow_logs(self, job_id: str) -> Iterator[LogLine]:
+        for seq, data in enumerate(self.lines):
+            time.sleep(self.pause)
+            yield LogLine(seq=seq, stream="stdout", data=data, at=datetime.now(UTC))
 
     def get(self, job_id: str, explain: bool = True) -> JobView:
         return self.views.pop(0) if len(self.views) > 1 else self.views[0]
@@ -74,3 +85,42 @@ def test_without_a_terminal_each_change_is_one_line(monkeypatch: pytest.MonkeyPa
         "job-1: ASSIGNED",
         "job-1: pulling ghcr.io/acme/train:3 (1/4 layers)",
     ]
+
+
+def running() -> JobView:
+    """A job started 75 seconds ago."""
+    return view(
+        JobState.RUNNING,
+        provider_id="prov-7",
+        started_at=datetime.now(UTC) - timedelta(seconds=75),
+        price_per_hour="0.45",
+    )
+
+
+def stream(monkeypatch: pytest.MonkeyPatch, terminal: bool) -> str:
+    out = io.StringIO()
+    monkeypatch.setattr(jobs, "console", Console(file=out, force_terminal=terminal, width=120))
+    monkeypatch.setattr(jobs, "STATUS_SECONDS", 0.01)
+    sdk: Any = PlayBack(running(), lines=("epoch 1\n", "epoch 2\n"), pause=0.3)
+    jobs._stream_logs(sdk, "job-1")
+    return out.getvalue()
+
+
+def test_a_terminal_keeps_a_status_line_under_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = stream(monkeypatch, terminal=True)
+    assert "epoch 1" in shown and "epoch 2" in shown
+    assert "job-1: RUNNING on prov-7 for 0:01:1" in shown and "at 0.45/h" in shown
+
+
+def test_without_a_terminal_only_the_log_is_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stream(monkeypatch, terminal=False) == "epoch 1\nepoch 2\n"
+
+
+def test_the_live_tail_leaves_lines_as_a_terminal_would() -> None:
+    tail = jobs._LiveTail("job-1")
+    assert tail.feed("stdout", "epoch 1\nloading") == ["epoch 1"]
+    assert tail.feed("stderr", "warn: slow\n") == ["warn: slow"]
+    assert tail.feed("stdout", "\r 50%|#####     |") == []  # a bar redrawn in place
+    assert tail.partial == {"stdout": "loading\r 50%|#####     |"}
+    assert tail.feed("stdout", "\r100%|##########|\nepoch 2\n") == ["100%|##########|", "epoch 2"]
+    assert tail.partial == {}
