@@ -60,8 +60,13 @@ def test_developer_session(
     assert [j["id"] for j in listed["items"]] == [job_id]
     assert "COMMITTED" in cli(home, "job", "show", job_id).stdout
     assert cli(home, "job", "logs", job_id).stdout.startswith("from the cli\n")
+    chunks = [
+        json.loads(x) for x in cli(home, "job", "logs", job_id, "--json").stdout.split("\n") if x
+    ]
+    assert chunks[0]["stream"] == "stdout" and chunks[0]["data"].startswith("from the cli")
     target = tmp_path / "out.tar.gz"
-    cli(home, "job", "outputs", job_id, "--dest", str(target))
+    saved = json.loads(cli(home, "job", "outputs", job_id, "--dest", str(target), "--json").stdout)
+    assert saved == {"path": str(target), "bytes": target.stat().st_size}
     with tarfile.open(target) as tar:
         seven = tar.extractfile("seven")
         assert seven is not None and seven.read() == b"7\n"
@@ -96,7 +101,7 @@ def test_developer_session(
         "--memory",
         "128MB",
     ).stdout.split()[1]
-    assert "CANCELLED" in cli(home, "job", "cancel", slow).stdout
+    assert json.loads(cli(home, "job", "cancel", slow, "--json").stdout)["state"] == "CANCELLED"
     gone = cli(home, "job", "show", "job_doesnotexist", check=False)
     assert gone.returncode == 1 and "no job" in gone.stderr
 
@@ -119,7 +124,12 @@ def test_operator_session(
         listed = json.loads(cli(home, "admin", "providers", *token, "--json").stdout)
     provider_id = listed[0]["id"]
     assert daemon.provider_id == provider_id
-    cli(home, "admin", "ban", provider_id, "--reason", "testing bans", *token)
+    banned = cli(home, "admin", "ban", provider_id, "--reason", "testing bans", *token, "--json")
+    assert json.loads(banned.stdout) == {
+        "provider_id": provider_id,
+        "banned": True,
+        "reason": "testing bans",
+    }
     assert json.loads(cli(home, "admin", "providers", *token, "--json").stdout)[0]["banned"]
     cli(home, "admin", "unban", provider_id, *token)
     stats = cli(home, "admin", "stats", *token).stdout

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from gpumarket.cli.consoles import console
+from gpumarket.cli.output import JsonOption, emit
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import AuthenticationFailed
 from gpumarket.protocol import JobState
@@ -23,7 +24,6 @@ CoordinatorOption = Annotated[
     str | None,
     typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def admin(coordinator: str | None, token: str | None) -> Any:
@@ -72,19 +72,27 @@ def ban(
     reason: Annotated[str, typer.Option(help="Why (kept on record).")],
     coordinator: CoordinatorOption = None,
     admin_token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Stop matching jobs to a provider."""
     admin(coordinator, admin_token).ban(provider_id, reason)
-    console.print(f"banned {provider_id}: {reason}")
+    emit(
+        as_json,
+        {"provider_id": provider_id, "banned": True, "reason": reason},
+        f"banned {provider_id}: {reason}",
+    )
 
 
 @app.command()
 def unban(
-    provider_id: str, coordinator: CoordinatorOption = None, admin_token: TokenOption = None
+    provider_id: str,
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Let a banned provider take jobs again."""
     admin(coordinator, admin_token).unban(provider_id)
-    console.print(f"unbanned {provider_id}")
+    emit(as_json, {"provider_id": provider_id, "banned": False}, f"unbanned {provider_id}")
 
 
 @app.command()
@@ -133,11 +141,14 @@ def disputes(
 
 @app.command()
 def cancel(
-    job_id: str, coordinator: CoordinatorOption = None, admin_token: TokenOption = None
+    job_id: str,
+    coordinator: CoordinatorOption = None,
+    admin_token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Cancel any unfinished job."""
     job = admin(coordinator, admin_token).cancel(job_id)
-    console.print(f"{job.id}: {job.state.value}")
+    emit(as_json, job, f"{job.id}: {job.state.value}")
 
 
 @app.command()
@@ -149,10 +160,11 @@ def resolve(
     note: Annotated[str, typer.Option(help="Kept on record.")] = "",
     coordinator: CoordinatorOption = None,
     admin_token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Decide a disputed job: at fault -> REFUNDED, right -> SETTLED."""
     job = admin(coordinator, admin_token).resolve(job_id, provider_at_fault, note)
-    console.print(f"{job.id}: {job.state.value}")
+    emit(as_json, job, f"{job.id}: {job.state.value}")
 
 
 @app.command()
@@ -210,7 +222,9 @@ def pause(
     resume: Annotated[bool, typer.Option("--resume", help="Resume instead.")] = False,
     coordinator: CoordinatorOption = None,
     admin_token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Pause the market (no new jobs are opened; withdrawals keep working), or --resume it."""
     data = admin(coordinator, admin_token).set_paused(not resume)
-    console.print(f"market {'paused' if data['paused'] else 'running'} (tx {data['tx_hash']})")
+    state = "paused" if data["paused"] else "running"
+    emit(as_json, data, f"market {state} (tx {data['tx_hash']})")

@@ -10,6 +10,12 @@ from typing import Annotated
 
 import typer
 
+from gpumarket.cli.output import JsonOption, emit
+
+AlwaysJson = Annotated[
+    bool, typer.Option("--json", help="Accepted for scripts; the output is JSON either way.")
+]
+
 app = typer.Typer(
     help="Run a local dev chain or deploy the escrow contracts.", no_args_is_help=True
 )
@@ -21,6 +27,7 @@ def devnet(
     out: Annotated[Path, typer.Option(help="Where to write the deployment file.")] = Path(
         ".gpumarket/devnet.json"
     ),
+    as_json: AlwaysJson = True,
 ) -> None:
     """Start anvil, deploy the test stablecoin and the market, fund dev accounts 1-4 with
     10,000 test dollars each, print everything, and run until Ctrl-C."""
@@ -69,6 +76,7 @@ def deploy(
     ] = None,
     treasury: Annotated[str | None, typer.Option(help="Fee treasury (default: deployer).")] = None,
     out: Annotated[Path, typer.Option(help="Deployment file.")] = Path("deployment.json"),
+    as_json: AlwaysJson = True,
 ) -> None:
     """Deploy the market (and a test token unless --token), grant the deployer the
     coordinator, arbiter and pauser roles, and write the deployment file."""
@@ -101,6 +109,7 @@ def fund(
         Path, typer.Option("--deployment", help="Deployment file of the dev chain.")
     ] = Path(".gpumarket/devnet.json"),
     amount: Annotated[int, typer.Option(help="Test dollars to mint.")] = 1000,
+    as_json: JsonOption = False,
 ) -> None:
     """Dev chains only (anvil): give a wallet 10 ETH for gas and mint it test dollars, so a
     fresh `gpumarket wallet new` can deposit or stake."""
@@ -120,4 +129,8 @@ def fund(
         raise TransportError(f"cannot reach the chain at {rpc_url}")
     token = json.loads(deployment_file.read_text())["token"]
     fund_wallet(w3, token, Web3.to_checksum_address(address), amount * 10**6, DEV_KEYS[0])
-    typer.echo(f"funded {address} with 10 ETH and {amount} test dollars")
+    emit(
+        as_json,
+        {"address": address, "eth": 10, "test_dollars": amount},
+        f"funded {address} with 10 ETH and {amount} test dollars",
+    )

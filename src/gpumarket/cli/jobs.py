@@ -30,6 +30,7 @@ from rich.text import Text
 
 from gpumarket.cli.consoles import console
 from gpumarket.cli.consoles import err_console as err
+from gpumarket.cli.output import JsonOption, emit
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
 from gpumarket.protocol import JobSpec, JobState, JobView
@@ -40,7 +41,6 @@ CoordinatorOption = Annotated[
     str | None,
     typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 PASSWORD_ENV = "GPUMARKET_WALLET_PASSWORD"  # noqa: S105 - the name of a variable
 
 
@@ -417,19 +417,26 @@ def logs(
     job_id: str,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
     coordinator: CoordinatorOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per chunk (seq, stream, data, at)."),
+    ] = False,
 ) -> None:
     """The job's output."""
     sdk = client(coordinator)
     lines = sdk.follow_logs(job_id) if follow else sdk.logs(job_id, limit=10_000)
     for line in lines:
-        typer.echo(line.data, nl=False)
+        if as_json:
+            typer.echo(line.model_dump_json())
+        else:
+            typer.echo(line.data, nl=False)
 
 
 @app.command()
-def cancel(job_id: str, coordinator: CoordinatorOption = None) -> None:
+def cancel(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption = False) -> None:
     """Cancel a job that has not finished."""
     job = client(coordinator).cancel(job_id)
-    console.print(f"{job.id}: {job.state.value}")
+    emit(as_json, job, f"{job.id}: {job.state.value}")
 
 
 @app.command()
@@ -437,6 +444,7 @@ def outputs(
     job_id: str,
     dest: Annotated[Path | None, typer.Option(help="File to write.")] = None,
     coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Download the job's outputs (a tar.gz)."""
     target = dest or Path(f"{job_id}-outputs.tar.gz")
@@ -452,7 +460,8 @@ def outputs(
         client(coordinator).download_outputs(
             job_id, target, lambda done, total: bar.update(task, completed=done, total=total)
         )
-    console.print(f"saved {target} ({target.stat().st_size} bytes)")
+    size = target.stat().st_size
+    emit(as_json, {"path": str(target), "bytes": size}, f"saved {target} ({size} bytes)")
 
 
 @app.command()
@@ -460,10 +469,11 @@ def challenge(
     job_id: str,
     reason: Annotated[str, typer.Option(help="What is wrong with the result.")],
     coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Dispute a committed result before its challenge window closes (on an on-chain market
     your wallet sends the challenge and its bond to the contract)."""
     sdk = client(coordinator)
     wallet = _developer_wallet() if sdk.chain_info() is not None else None
     job = sdk.challenge(job_id, reason, wallet=wallet)
-    console.print(f"{job.id}: {job.state.value}; the operator will resolve it")
+    emit(as_json, job, f"{job.id}: {job.state.value}; the operator will resolve it")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from gpumarket.cli.consoles import console
+from gpumarket.cli.output import JsonOption
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import InvalidRequest
 from gpumarket.protocol import JobSpec, MatchExplanation
@@ -91,7 +92,7 @@ def search(
         str | None,
         typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Offers that match, cheapest per TFLOPS first, and why the other providers do not."""
     from gpumarket.sdk import Client

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from gpumarket.cli.consoles import console
+from gpumarket.cli.output import JsonOption, emit
 
 app = typer.Typer(
     help="Offer this machine's GPUs (or CPU) on the marketplace.", no_args_is_help=True
@@ -25,7 +26,7 @@ ConfigOption = Annotated[
 
 @app.command()
 def inventory(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List this host's GPUs as NVML reports them (none without an NVIDIA driver)."""
     from gpumarket.provider.gpu import NvmlInventory
@@ -84,7 +85,7 @@ def benchmark(
         str,
         typer.Option(help="Image with python3 and NumPy (and PyTorch with CUDA to measure GPUs)."),
     ] = "gpumarket-test/python:1",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Measure matmul TFLOPS in a container and compare with the theoretical figure."""
     from gpumarket.provider.benchmark import run_benchmark
@@ -182,7 +183,7 @@ def run(
 def earnings(
     config: ConfigOption = None,
     work_dir: Annotated[Path | None, typer.Option(help="The daemon's work folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """What you have earned and your standing, as the coordinator records it (uses the key
     the daemon saved in its work folder); on an on-chain market also what the contract holds
@@ -239,6 +240,7 @@ def _provider_market(config: Path | None) -> Any:
 def stake(
     amount: Annotated[str, typer.Argument(help="Tokens to stake, e.g. 150.")],
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Stake from the provider wallet: every committed result locks the market's minimum
     stake until it settles, and a lost dispute slashes it."""
@@ -247,19 +249,24 @@ def stake(
     market = _provider_market(config)
     tx = market.stake(parse_amount(amount))
     per_job = market.chain.min_stake_micros / 1e6
-    console.print(f"staked {amount} (tx {tx}); each committed result locks {per_job:g}")
+    emit(
+        as_json,
+        {"staked": amount, "tx_hash": tx, "locked_per_result": f"{per_job:.6f}"},
+        f"staked {amount} (tx {tx}); each committed result locks {per_job:g}",
+    )
 
 
 @app.command()
 def unstake(
     amount: Annotated[str, typer.Argument(help="Unlocked stake to take out.")],
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Start taking unlocked stake out; `provider withdraw --stake` collects it after the delay."""
     from gpumarket.cli.chainops import parse_amount
 
     tx = _provider_market(config).request_unstake(parse_amount(amount))
-    console.print(f"unstake of {amount} requested (tx {tx})")
+    emit(as_json, {"unstaking": amount, "tx_hash": tx}, f"unstake of {amount} requested (tx {tx})")
 
 
 @app.command()
@@ -268,13 +275,18 @@ def withdraw(
     stake_too: Annotated[
         bool, typer.Option("--stake", help="Collect unstaked tokens whose delay has passed.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Send your on-chain earnings (and, with --stake, released stake) to the provider wallet."""
     market = _provider_market(config)
+    done: dict[str, str] = {}
+    lines: list[str] = []
     if stake_too:
-        console.print(f"stake withdrawn (tx {market.withdraw_stake()})")
+        done["stake_tx_hash"] = market.withdraw_stake()
+        lines.append(f"stake withdrawn (tx {done['stake_tx_hash']})")
     earned = market.balances().earnings
-    if earned == 0 and stake_too:
-        return
-    tx = market.withdraw_earnings()
-    console.print(f"withdrew {earned / 1e6:.6f} in earnings (tx {tx})")
+    if earned > 0 or not stake_too:
+        done["earnings"] = f"{earned / 1e6:.6f}"
+        done["earnings_tx_hash"] = market.withdraw_earnings()
+        lines.append(f"withdrew {done['earnings']} in earnings (tx {done['earnings_tx_hash']})")
+    emit(as_json, done, "\n".join(lines))

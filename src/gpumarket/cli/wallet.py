@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gpumarket.cli.output import JsonOption, emit
 from gpumarket.provider.config import DEFAULT_HOME
 
 app = typer.Typer(
@@ -35,24 +36,30 @@ def password_from(env: str, confirm: bool) -> str:
 def new(
     path: PathOption = DEFAULT_HOME / "wallet.json",
     password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
+    as_json: JsonOption = False,
 ) -> None:
     """Create a wallet (refuses to overwrite one)."""
     from gpumarket.provider.wallet import create_wallet
 
     account = create_wallet(path.expanduser(), password_from(password_env, confirm=True))
-    typer.echo(f"created wallet {account.address} in {path}")
+    emit(
+        as_json,
+        {"address": account.address, "path": str(path)},
+        f"created wallet {account.address} in {path}",
+    )
 
 
 @app.command()
 def show(
     path: PathOption = DEFAULT_HOME / "wallet.json",
     password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
+    as_json: JsonOption = False,
 ) -> None:
     """Print the wallet's address (decrypting it proves the password)."""
     from gpumarket.provider.wallet import load_wallet
 
     account = load_wallet(path.expanduser(), password_from(password_env, confirm=False))
-    typer.echo(account.address)
+    emit(as_json, {"address": account.address, "path": str(path)}, account.address)
 
 
 CoordinatorOption = Annotated[
@@ -79,7 +86,7 @@ def balance(
     path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
     password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
     coordinator: CoordinatorOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Tokens in the wallet, and its deposit, earnings and stake in the market."""
     balances = _wallet_for(path, password_env, coordinator).balances()
@@ -98,13 +105,14 @@ def deposit(
     path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
     password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
     coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Move tokens from the wallet into your market deposit, which funds your jobs' escrow."""
     from gpumarket.cli.chainops import parse_amount
 
     micros = parse_amount(amount)
     tx = _wallet_for(path, password_env, coordinator).deposit(micros)
-    typer.echo(f"deposited {amount} (tx {tx})")
+    emit(as_json, {"deposited": amount, "tx_hash": tx}, f"deposited {amount} (tx {tx})")
 
 
 @app.command()
@@ -113,10 +121,11 @@ def withdraw(
     path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
     password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
     coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Take free deposit (not held in a job's escrow) back to the wallet; works while paused."""
     from gpumarket.cli.chainops import parse_amount
 
     micros = parse_amount(amount)
     tx = _wallet_for(path, password_env, coordinator).withdraw(micros)
-    typer.echo(f"withdrew {amount} (tx {tx})")
+    emit(as_json, {"withdrew": amount, "tx_hash": tx}, f"withdrew {amount} (tx {tx})")
