@@ -115,6 +115,13 @@ class ContractReverted(SettlementError):
         self.args_ = args
 
 
+class WaitTimedOut(GpumarketError):
+    """A job did not reach the awaited state in time (the job itself is untouched)."""
+
+    code = "wait_timed_out"
+    status_code = 504
+
+
 class TransportError(GpumarketError):
     """The coordinator could not be reached or answered garbage; usually worth a retry."""
 
@@ -128,6 +135,7 @@ ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
         GpumarketError,
         InvalidRequest,
         AuthenticationFailed,
+        WaitTimedOut,
         PermissionDenied,
         NotFound,
         Conflict,

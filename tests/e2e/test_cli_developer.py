@@ -56,6 +56,10 @@ def test_developer_session(
     assert "from the cli" in run.stdout and "COMMITTED" in run.stderr
     job_id = run.stdout.split()[1]
 
+    waited = json.loads(cli(home, "job", "wait", job_id, "--json").stdout)
+    assert waited["state"] == "COMMITTED" and waited["exit_code"] == 0
+    late = cli(home, "job", "wait", job_id, "--state", "SETTLED", "--timeout", "1", check=False)
+    assert late.returncode == 1 and "still COMMITTED after 1 s" in late.stderr
     listed = json.loads(cli(home, "job", "list", "--json").stdout)
     assert [j["id"] for j in listed["items"]] == [job_id]
     assert "COMMITTED" in cli(home, "job", "show", job_id).stdout
@@ -102,6 +106,8 @@ def test_developer_session(
         "128MB",
     ).stdout.split()[1]
     assert json.loads(cli(home, "job", "cancel", slow, "--json").stdout)["state"] == "CANCELLED"
+    ended = cli(home, "job", "wait", slow, check=False)  # over, but without a result
+    assert ended.returncode == 1 and f"{slow}: CANCELLED" in ended.stdout
     gone = cli(home, "job", "show", "job_doesnotexist", check=False)
     assert gone.returncode == 1 and "no job" in gone.stderr
 

@@ -33,7 +33,7 @@ from gpumarket.cli.consoles import err_console as err
 from gpumarket.cli.output import JsonOption, emit
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
-from gpumarket.protocol import JobSpec, JobState, JobView
+from gpumarket.protocol import FINISHED_STATES, JobSpec, JobState, JobView
 
 app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
 
@@ -430,6 +430,28 @@ def logs(
             typer.echo(line.model_dump_json())
         else:
             typer.echo(line.data, nl=False)
+
+
+@app.command()
+def wait(
+    job_id: str,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option(help="Wait for this state instead (repeatable)."),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Give up after this many seconds (exit status 1).")
+    ] = None,
+    coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Block until the job's run is over (or it reaches --state), for scripts. Exit status 0
+    when it ended with a result (COMMITTED, DISPUTED, SETTLED) or reached --state; 1 when it
+    failed, was cancelled or expired, or the timeout passed."""
+    job = client(coordinator).wait(job_id, state or FINISHED_STATES, timeout)
+    emit(as_json, job, f"{job.id}: {job.state.value}, exit code {job.exit_code}, cost {job.cost}")
+    if not state and job.state not in (JobState.COMMITTED, JobState.DISPUTED, JobState.SETTLED):
+        raise typer.Exit(1)
 
 
 @app.command()

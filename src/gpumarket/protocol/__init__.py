@@ -55,11 +55,12 @@ from gpumarket.protocol.settlement import (
     Receipt,
     ResultClaim,
 )
-from gpumarket.protocol.states import TERMINAL_STATES, JobState
+from gpumarket.protocol.states import FINISHED_STATES, TERMINAL_STATES, JobState
 from gpumarket.protocol.units import SizeRange, parse_size_mb
 
 __all__ = [
     "CPU_OFFER",
+    "FINISHED_STATES",
     "TERMINAL_STATES",
     "Assignment",
     "AssignmentBatch",

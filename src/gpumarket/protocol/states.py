@@ -34,3 +34,8 @@ class JobState(StrEnum):
 TERMINAL_STATES = frozenset(
     {JobState.SETTLED, JobState.REFUNDED, JobState.CANCELLED, JobState.FAILED, JobState.EXPIRED}
 )
+
+
+FINISHED_STATES = TERMINAL_STATES | {JobState.COMMITTED, JobState.DISPUTED}
+"""States a run never leaves for another run: the result is in (or the job ended without
+one). What waiting for a job waits for unless told otherwise."""

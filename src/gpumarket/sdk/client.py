@@ -4,6 +4,7 @@ failure is raised as the project's exception tree (:mod:`gpumarket.errors`)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -12,8 +13,16 @@ import httpx
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from gpumarket.errors import InvalidRequest, NotFound, TransportError, error_from_response
+from gpumarket.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    TransportError,
+    WaitTimedOut,
+    error_from_response,
+)
 from gpumarket.protocol import (
+    FINISHED_STATES,
     Assignment,
     AssignmentBatch,
     ChainInfo,
@@ -185,6 +194,36 @@ class Client(_BaseClient):
         return JobView.model_validate(
             self._json("GET", f"/v1/jobs/{job_id}", params={"explain": explain})
         )
+
+    def wait(
+        self,
+        job_id: str,
+        states: Iterable[JobState] = FINISHED_STATES,
+        timeout: float | None = None,
+        poll_seconds: float = 0.5,
+    ) -> JobView:
+        """Block until the job is in one of ``states`` (by default: its run is over, whether
+        COMMITTED or ended without a result) and return it. Polls, backing off to 5 s
+        between looks; :class:`WaitTimedOut` after ``timeout`` seconds (None: no limit)."""
+        wanted = frozenset(states)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = poll_seconds
+        while True:
+            job = self.get(job_id, explain=False)
+            if job.state in wanted:
+                return job
+            if job.state.is_terminal:  # it can never get there now
+                raise Conflict(
+                    f"job {job_id} ended {job.state.value} and will never be "
+                    + " or ".join(sorted(s.value for s in wanted))
+                )
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise WaitTimedOut(
+                    f"job {job_id} is still {job.state.value} after {timeout:g} s",
+                    details={"state": job.state.value},
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
 
     def jobs(
         self, states: Iterable[JobState] = (), limit: int = 50, cursor: str | None = None
