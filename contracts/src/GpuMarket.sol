@@ -115,6 +115,9 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     uint256 private constant T_WINDOW = 48;
     uint256 private constant T_MIN_STAKE = 80;
     uint256 private constant T_BOND = 144;
+    uint256 private constant P_BURN = 128;
+    uint256 private constant P_KEEP = 1 << 255;
+    uint256 private constant U127 = (1 << 127) - 1;
     uint256 private constant C_PAUSED = 1;
     uint256 private constant C_TERMS = 8;
     uint256 private constant U16 = type(uint16).max;
@@ -124,8 +127,10 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     IERC20 public immutable token;
     address public treasury;
     uint64 public unstakeDelay;
-    /// @dev treasury balance in the low 128 bits, burn balance in the high 128
-    uint256 private _protocol;
+    /// @dev treasury balance in the low 128 bits, burn balance in the next 127, and a bit that
+    /// is always set: the word never returns to zero, so the first finalize after the treasury
+    /// and the burn share are both paid out does not pay 20,000 gas to create it again
+    uint256 private _protocol = P_KEEP;
 
     /// @dev Every open reads this one word: the pause flag (bit 0) and the index of the
     /// current terms (bits 8-23). OpenZeppelin's Pausable would be a word of its own.
@@ -241,8 +246,9 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     function _creditProtocol(uint256 toTreasury, uint256 toBurn) internal {
         uint256 w = _protocol;
         uint128 t = uint128(w) + uint128(toTreasury);
-        uint128 b = uint128(w >> 128) + uint128(toBurn);
-        _protocol = uint256(t) | (uint256(b) << 128);
+        // 127 bits hold any burn share: every amount that reaches here is a uint64
+        uint256 b = ((w >> P_BURN) & U127) + toBurn;
+        _protocol = P_KEEP | (b << P_BURN) | uint256(t);
     }
 
     function _packTerms(Terms memory t) internal pure returns (uint256) {
@@ -313,7 +319,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice The fees' burn share, not yet burned.
     function burnBalance() public view returns (uint128) {
-        return uint128(_protocol >> 128);
+        return uint128((_protocol >> P_BURN) & U127);
     }
 
     // ------------------------------------------------------------------ accounts
@@ -762,7 +768,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     function burn() external nonReentrant {
         uint128 amount = burnBalance();
         if (amount == 0) revert ZeroAmount();
-        _protocol &= type(uint128).max;
+        _protocol &= P_KEEP | type(uint128).max;
         token.safeTransfer(BURN_ADDRESS, amount);
         emit Burned(amount);
     }

@@ -33,6 +33,18 @@ contract GpuMarketTest is Base {
         eq(usd.balanceOf(treasury), 120_000, "treasury paid");
         market.burn();
         eq(usd.balanceOf(market.BURN_ADDRESS()), 30_000, "burned");
+        eq(market.treasuryBalance(), 0, "treasury paid out");
+        eq(market.burnBalance(), 0, "burn share paid out");
+
+        // the protocol's word keeps its always-set bit through both payouts (so the next
+        // finalize does not create it again), and the next fees are counted from zero
+        bytes32 next = keccak256("job-2");
+        open(next, 10e6);
+        commit(next, 10e6);
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(next);
+        eq(market.treasuryBalance(), 200_000, "treasury after the payouts");
+        eq(market.burnBalance(), 50_000, "burn after the payouts");
     }
 
     function test_windowEdges() public {
