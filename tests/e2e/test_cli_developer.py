@@ -184,7 +184,21 @@ def test_follow_shows_the_image_pull(
             "1",
             "--follow",
         )
+        # like `docker run`: the exit status is the command's, or 1 when there was no result
+        failing = ("--cpu", "1", "--max-price", "1", "--follow")
+        crashed = cli(
+            home, "job", "submit", "--image", image, "-c", "sh -c 'exit 3'", *failing, check=False
+        )
+        missing = registry.ref("e2e/busybox:nope")
+        unpulled = cli(
+            home, "job", "submit", "--image", missing, "-c", "true", *failing, check=False
+        )
     # without a terminal the bar becomes one line per change, so a log of the session says
     # that the wait was the image
     assert f": pulling {image} (" in run.stderr and "layers)" in run.stderr
     assert "2000000 /payload" in run.stdout and "COMMITTED" in run.stderr
+    assert crashed.returncode == 3 and "COMMITTED, exit code 3" in crashed.stderr
+    assert unpulled.returncode == 1 and "FAILED" in unpulled.stderr
+    assert (
+        f"cannot pull image '{missing}'" in unpulled.stderr and "Traceback" not in unpulled.stderr
+    )

@@ -337,10 +337,18 @@ def _stream_logs(sdk: Any, job_id: str) -> None:
 
 
 def _follow(sdk: Any, job_id: str) -> None:
+    """Wait, stream, then say how it ended. Like ``docker run``, the command's exit status is
+    the container's when it ran and failed, and 1 when the job ended without a result."""
     _wait_for_start(sdk, job_id)
     _stream_logs(sdk, job_id)
     final = sdk.get(job_id, explain=False)
     err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
+    if final.failure_reason:
+        err.print(f"{job_id}: {final.failure_reason}", markup=False, highlight=False)
+    if final.state not in (JobState.COMMITTED, JobState.DISPUTED, JobState.SETTLED):
+        raise typer.Exit(1)
+    if final.exit_code:
+        raise typer.Exit(min(max(final.exit_code, 1), 255))
 
 
 def _table(jobs: list[JobView]) -> Table:

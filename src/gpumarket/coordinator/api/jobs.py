@@ -29,6 +29,7 @@ from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.errors import NotFound
 from gpumarket.protocol import (
+    FINISHED_STATES,
     JobEvent,
     JobPage,
     JobSpec,
@@ -185,7 +186,7 @@ async def job_logs(
             if not batch:
                 # logs and state are read in one transaction: an empty read of a finished job
                 # means every line has been sent
-                if current.is_terminal or current in (JobState.COMMITTED, JobState.DISPUTED):
+                if current in FINISHED_STATES:
                     return
                 if await request.is_disconnected():
                     return
