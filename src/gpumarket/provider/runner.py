@@ -94,6 +94,12 @@ class JobRunner(threading.Thread):
         try:
             container = self.existing or self._start(shipper)
             if container is None:
+                if self.handed_back.is_set():  # shutting down before it started (its pull)
+                    shipper.system("stopped: the provider is shutting down; handed back")
+                    shipper.close()
+                    self._report_failure(
+                        "provider shut down before the job started", retryable=True
+                    )
                 return
             outcome = self._follow(container, shipper)
             if outcome.cancelled:

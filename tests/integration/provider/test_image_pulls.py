@@ -124,3 +124,19 @@ def test_cancelling_during_the_pull_abandons_it(
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(image)
     assert not docker_client.containers.list(all=True, filters={"label": "gpumarket.job"})
+
+
+def test_a_provider_shutting_down_mid_pull_hands_the_job_back_at_once(
+    developer: Client, start_daemon: Start, registry: LocalRegistry
+) -> None:
+    daemon = start_daemon(shutdown_grace_seconds=0)
+    job = developer.submit(cpu_job(["true"], image=registry.ref("pulls/busybox:1")))
+    deadline = time.monotonic() + 30
+    while developer.get(job.id, explain=False).progress is None:
+        assert time.monotonic() < deadline, "no pull progress was reported"
+        time.sleep(0.1)
+    daemon.stop()
+    back = wait_for(developer, job.id, {JobState.QUEUED}, timeout=PAYLOAD / RATE + 10)
+    assert back.attempts == 1
+    reasons = [e.reason for e in developer.events(job.id)]
+    assert any("provider shut down before the job started" in r for r in reasons), reasons
