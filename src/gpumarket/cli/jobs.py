@@ -216,6 +216,8 @@ def pay(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption 
 
 
 _WAITING = (JobState.SUBMITTED, JobState.QUEUED, JobState.ASSIGNED)
+_WITH_RESULT = (JobState.COMMITTED, JobState.DISPUTED, JobState.SETTLED)
+"""Finished states in which the job's run produced a result (exit status 0 for scripts)."""
 
 
 class _PulledBytes(DownloadColumn):
@@ -345,7 +347,7 @@ def _follow(sdk: Any, job_id: str) -> None:
     err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
     if final.failure_reason:
         err.print(f"{job_id}: {final.failure_reason}", markup=False, highlight=False)
-    if final.state not in (JobState.COMMITTED, JobState.DISPUTED, JobState.SETTLED):
+    if final.state not in _WITH_RESULT:
         raise typer.Exit(1)
     if final.exit_code:
         raise typer.Exit(min(max(final.exit_code, 1), 255))
@@ -458,7 +460,7 @@ def wait(
     failed, was cancelled or expired, or the timeout passed."""
     job = client(coordinator).wait(job_id, state or FINISHED_STATES, timeout)
     emit(as_json, job, f"{job.id}: {job.state.value}, exit code {job.exit_code}, cost {job.cost}")
-    if not state and job.state not in (JobState.COMMITTED, JobState.DISPUTED, JobState.SETTLED):
+    if not state and job.state not in _WITH_RESULT:
         raise typer.Exit(1)
 
 

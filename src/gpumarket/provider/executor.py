@@ -27,7 +27,7 @@ import httpx
 from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
-from gpumarket.protocol import Assignment, JobSpec, PreparationProgress
+from gpumarket.protocol import Assignment, JobSpec
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.pulls import PullFailed, PullProgress
 
@@ -87,11 +87,12 @@ class DockerExecutor:
         self,
         image: str,
         say: Callable[[str], None],
-        on_progress: Callable[[PreparationProgress], None] | None = None,
+        on_progress: Callable[[PullProgress], None] | None = None,
     ) -> None:
         """Refuse images outside the policy; pull the image when it is not here yet, saying
         so in the job's log and handing ``on_progress`` the pull's running totals after each
-        engine event (it may raise to abandon the pull)."""
+        engine event (it snapshots them only when it reports; it may raise to abandon the
+        pull)."""
         if not self.config.image_allowed(image):
             raise JobRefused(
                 f"image {image!r} is not allowed by this provider's image policy", retryable=True
@@ -112,7 +113,7 @@ class DockerExecutor:
             ):
                 pull.feed(event)
                 if on_progress is not None:
-                    on_progress(pull.snapshot())
+                    on_progress(pull)
         except (docker.errors.APIError, PullFailed) as exc:
             reason = exc.explanation if isinstance(exc, docker.errors.APIError) else str(exc)
             raise JobRefused(

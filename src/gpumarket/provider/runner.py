@@ -16,7 +16,6 @@ from gpumarket.errors import Conflict, GpumarketError, NotFound, TransportError
 from gpumarket.protocol import (
     Assignment,
     FailureReport,
-    PreparationProgress,
     ResultReport,
     to_micros,
 )
@@ -25,6 +24,7 @@ from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import DockerExecutor, JobRefused, Outcome
 from gpumarket.provider.logship import LogShipper
 from gpumarket.provider.outputs import OutputsTooLarge, pack_outputs
+from gpumarket.provider.pulls import PullProgress
 from gpumarket.provider.retry import with_retry
 from gpumarket.sdk import ProviderClient
 
@@ -95,25 +95,16 @@ class JobRunner(threading.Thread):
             container = self.existing or self._start(shipper)
             if container is None:
                 if self.handed_back.is_set():  # shutting down before it started (its pull)
-                    shipper.system("stopped: the provider is shutting down; handed back")
-                    shipper.close()
-                    self._report_failure(
-                        "provider shut down before the job started", retryable=True
-                    )
+                    self._hand_back(shipper, "provider shut down before the job started")
                 return
             outcome = self._follow(container, shipper)
             if outcome.cancelled:
-                shipper.system(
-                    "stopped: the job was cancelled"
-                    if not self.handed_back.is_set()
-                    else "stopped: the provider is shutting down; handed back"
-                )
-                shipper.close()
                 if self.handed_back.is_set():
-                    self._report_failure(
-                        "provider shut down before the job finished", retryable=True
-                    )
-                elif self.claims is not None:
+                    self._hand_back(shipper, "provider shut down before the job finished")
+                    return
+                shipper.system("stopped: the job was cancelled")
+                shipper.close()
+                if self.claims is not None:
                     self._claim_cancelled_run(outcome)
                 return
             self._report(outcome, shipper)
@@ -163,7 +154,14 @@ class JobRunner(threading.Thread):
         container.start()
         return container
 
-    def _report_pull(self, progress: PreparationProgress) -> None:
+    def _hand_back(self, shipper: LogShipper, reason: str) -> None:
+        """The daemon is shutting down: say so in the log and give the job back to the queue
+        (a retryable failure, so another provider takes it at once)."""
+        shipper.system("stopped: the provider is shutting down; handed back")
+        shipper.close()
+        self._report_failure(reason, retryable=True)
+
+    def _report_pull(self, pull: PullProgress) -> None:
         """Tell the coordinator how the pull goes, at most once every PROGRESS_INTERVAL
         seconds. A cancel, or a 409/404 (the job is no longer ours), abandons the pull; a
         coordinator that cannot be reached only costs this one report."""
@@ -174,7 +172,7 @@ class JobRunner(threading.Thread):
             return
         self._last_progress = now
         try:
-            self.client.progress(self.job_id, progress)
+            self.client.progress(self.job_id, pull.snapshot())
         except TransportError as exc:
             log.warning("progress of %s not reported: %s", self.job_id, exc.message)
 
