@@ -455,9 +455,10 @@ def wait(
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Block until the job's run is over (or it reaches --state), for scripts. Exit status 0
-    when it ended with a result (COMMITTED, DISPUTED, SETTLED) or reached --state; 1 when it
-    failed, was cancelled or expired, or the timeout passed."""
+    """Block until the job's run is over (or it reaches --state); for scripts.
+
+    Exit status 0 when it ended with a result (COMMITTED, DISPUTED, SETTLED) or reached
+    --state; 1 when it failed, was cancelled or expired, or the timeout passed."""
     job = client(coordinator).wait(job_id, state or FINISHED_STATES, timeout)
     emit(as_json, job, f"{job.id}: {job.state.value}, exit code {job.exit_code}, cost {job.cost}")
     if not state and job.state not in _WITH_RESULT:
@@ -503,8 +504,9 @@ def challenge(
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Dispute a committed result before its challenge window closes (on an on-chain market
-    your wallet sends the challenge and its bond to the contract)."""
+    """Dispute a committed result before its challenge window closes.
+
+    On an on-chain market your wallet sends the challenge and its bond to the contract."""
     sdk = client(coordinator)
     wallet = _developer_wallet() if sdk.chain_info() is not None else None
     job = sdk.challenge(job_id, reason, wallet=wallet)

@@ -17,6 +17,7 @@ typer_app = typer.Typer(
     help="A decentralized GPU compute marketplace.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 typer_app.add_typer(coordinator.app, name="coordinator")
 typer_app.add_typer(provider.app, name="provider")

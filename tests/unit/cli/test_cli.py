@@ -23,6 +23,8 @@ def test_version_and_help() -> None:
     help_text = gpumarket("coordinator", "serve", "--help").stdout
     for flag in ("--host", "--port", "--db-url", "--admin-token", "--challenge-window"):
         assert flag in help_text
+    # bracketed hints are text, not rich markup that would swallow them
+    assert "[env GPUMARKET_DB_URL;" in help_text and "GPUMARKET_ADMIN_TOKEN" in help_text
 
 
 def test_bad_database_url_is_one_clear_line() -> None:
