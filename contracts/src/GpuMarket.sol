@@ -169,6 +169,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     event Cancelled(bytes32 indexed jobId, uint256 refund);
     event TermsChanged(uint16 indexed index, Terms terms);
     event TreasuryChanged(address treasury);
+    event UnstakeDelayChanged(uint64 delay);
     event TreasuryWithdrawn(address indexed to, uint256 amount);
     event Burned(uint256 amount);
     event Paused(address account);
@@ -698,20 +699,26 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice The coordinator cancels a job before any result: the escrow goes back.
     function cancel(bytes32 jobId) external onlyRole(COORDINATOR_ROLE) {
-        _refundOpen(jobId);
+        _refundOpen(jobId, _openJobWord(jobId));
     }
 
     /// @notice Anyone may expire a job that got no result by its order's deadline.
     function expire(bytes32 jobId) external {
-        uint32 deadline = uint32(_jobs[jobId] >> J_DEADLINE);
+        uint256 w = _openJobWord(jobId);
+        uint32 deadline = uint32(w >> J_DEADLINE);
         if (block.timestamp <= deadline) revert NotExpired(deadline, block.timestamp);
-        _refundOpen(jobId);
+        _refundOpen(jobId, w);
     }
 
-    function _refundOpen(bytes32 jobId) internal {
-        uint256 w = _jobs[jobId];
+    /// @dev The job's word, which must be Open: a job with a result (or none at all) says so
+    /// by its state, before any deadline is looked at.
+    function _openJobWord(bytes32 jobId) internal view returns (uint256 w) {
+        w = _jobs[jobId];
         State state = State(uint8(w >> J_STATE));
         if (state != State.Open) revert WrongState(jobId, state);
+    }
+
+    function _refundOpen(bytes32 jobId, uint256 w) internal {
         uint64 refund = uint64(w >> J_MAX);
         _credit(uint32(w), B_DEPOSIT, refund);
         _setState(jobId, w, State.Cancelled);
@@ -746,13 +753,17 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         return _unpackTerms(_terms[_currentTermsIndex()]);
     }
 
+    /// @notice Where `withdrawTreasury` sends the fees from now on.
     function setTreasury(address next) external onlyRole(DEFAULT_ADMIN_ROLE) {
         treasury = next;
         emit TreasuryChanged(next);
     }
 
+    /// @notice How long unstaked tokens wait before they can be withdrawn (requests already
+    /// made keep their time).
     function setUnstakeDelay(uint64 delay) external onlyRole(DEFAULT_ADMIN_ROLE) {
         unstakeDelay = delay;
+        emit UnstakeDelayChanged(delay);
     }
 
     /// @notice Send the accumulated fees to the treasury address (works while paused).

@@ -6,6 +6,12 @@ import {TestStablecoin} from "../src/TestStablecoin.sol";
 
 /// @dev The few forge cheatcodes the tests use (npm's forge-std is an unofficial old copy).
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function warp(uint256) external;
     function prank(address) external;
     function startPrank(address) external;
@@ -17,6 +23,8 @@ interface Vm {
     function addr(uint256 privateKey) external returns (address);
     function assume(bool) external;
     function chainId(uint256) external;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory);
 }
 
 /// @dev A market with a token, roles and funded actors, and small assertion helpers.
