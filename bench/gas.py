@@ -6,12 +6,18 @@ jobs: opened and committed one by one and finalized with one ``finalizeMany``; w
 ``openMany``, ``commitMany`` and ``finalizeMany`` for one developer and one provider (the
 batch keeps a recurring account's balances in memory); and the same batches when every job
 switches to another of 10 developers and 5 providers (the cache never hits).
+
+It then shows where the single job's gas goes, step by step, from anvil's instruction traces:
+the 21,000 transaction base, calldata, storage reads and writes, signature recovery, events,
+hashing and the other instructions (the figures behind docs/protocol.md's analysis of the
+150,000 target).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +41,83 @@ from gpumarket.settlement.signing import (  # noqa: E402
 
 USD = 10**6
 BATCH = 50
+TX_BASE = 21_000
+# what each instruction is counted as; everything else is "other instructions"
+CATEGORIES = {
+    "SLOAD": "storage reads",
+    "SSTORE": "storage writes",
+    "STATICCALL": "signature recovery",  # the only static call: the ecrecover precompile
+    "KECCAK256": "hashing",
+}
+COLUMNS = (
+    "transaction base",
+    "calldata",
+    "storage reads",
+    "storage writes",
+    "signature recovery",
+    "events",
+    "hashing",
+    "other instructions",
+)
+
+
+def calldata_gas(data: bytes) -> int:
+    """What the calldata costs (EIP-2028: 16 a non-zero byte, 4 a zero byte)."""
+    return sum(16 if byte else 4 for byte in data)
+
+
+def gas_breakdown(w3: Web3, tx_hash: bytes) -> Counter[str]:
+    """One transaction's gas by what it paid for, from anvil's struct logs (anvil started with
+    steps tracing). An instruction's cost is the gas it takes before the next top-level one,
+    so a call's cost includes what the callee spent."""
+    trace = w3.provider.make_request(  # type: ignore[arg-type]
+        "debug_traceTransaction",
+        ["0x" + bytes(tx_hash).hex(), {"disableStack": True, "disableStorage": True}],
+    )
+    steps = [step for step in trace["result"]["structLogs"] if step["depth"] == 1]
+    if not steps:
+        raise SystemExit("anvil returned no instruction trace (is it started with steps tracing?)")
+    spent: Counter[str] = Counter()
+    for step, following in zip(steps, [*steps[1:], None], strict=True):
+        cost = step["gas"] - following["gas"] if following else step["gasCost"]
+        op = step["op"]
+        category = "events" if op.startswith("LOG") else CATEGORIES.get(op, "other instructions")
+        spent[category] += cost
+    data = bytes(w3.eth.get_transaction(tx_hash)["input"])
+    spent["transaction base"] = TX_BASE
+    spent["calldata"] = calldata_gas(data)
+    receipt_gas = int(w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
+    if sum(spent.values()) != receipt_gas:
+        raise SystemExit(f"breakdown {sum(spent.values()):,} != receipt's {receipt_gas:,} gas")
+    return spent
+
+
+def print_breakdown(steps: dict[str, Counter[str]]) -> None:
+    """A table: a row per kind of cost, a column per step and the job's total."""
+    names = list(steps)
+    print(f"\nwhere one job's gas goes (anvil instruction traces)\n{'':<20}", end="")
+    print("".join(f"{name:>14}" for name in [*names, "job"]))
+    for column in COLUMNS:
+        row = [steps[name][column] for name in names]
+        print(f"{column:<20}" + "".join(f"{v:>14,}" for v in [*row, sum(row)]))
+    totals = [sum(steps[name].values()) for name in names]
+    print(f"{'total':<20}" + "".join(f"{v:>14,}" for v in [*totals, sum(totals)]))
 
 
 def main() -> None:
-    with Devnet.start() as net:
+    with Devnet.start(steps_tracing=True) as net:
         w3 = net.w3
         market = Market(w3, net.deployment.market)
         token = token_contract(w3, net.deployment.token)
         chain_id = net.deployment.chain_id
         coordinator, dev, prov = net.accounts[0], net.accounts[1], net.accounts[2]
 
-        def tx(who: LocalAccount, data: str) -> int:
+        traced: dict[str, bytes] = {}
+
+        def tx(who: LocalAccount, data: str, trace_as: str | None = None) -> int:
             receipt = send_signed(w3, who, {"to": market.address, "data": data, "gas": 15_000_000})
+            if trace_as:
+                traced[trace_as] = bytes(receipt["transactionHash"])
             return int(receipt["gasUsed"])
 
         def approve(who: LocalAccount) -> None:
@@ -71,12 +142,17 @@ def main() -> None:
                 ),
             }
 
-        def open_commit(name: str, amount: int) -> tuple[int, int]:
+        def open_commit(name: str, amount: int, trace: bool = False) -> tuple[int, int]:
             job = signed_job(name, dev, prov, amount)
-            opened = tx(coordinator, market.calldata("openJob", job["order"], job["sig"]))
+            opened = tx(
+                coordinator,
+                market.calldata("openJob", job["order"], job["sig"]),
+                "openJob" if trace else None,
+            )
             committed = tx(
                 coordinator,
                 market.calldata("commitResult", job["id"], job["result"], amount, job["psig"]),
+                "commitResult" if trace else None,
             )
             return opened, committed
 
@@ -107,9 +183,9 @@ def main() -> None:
         gas["stake (first)"] = tx(prov, market.calldata("stake", 5_000 * USD))
 
         # the first job on this deployment: no warm-up, the protocol's fee word already exists
-        opened, committed = open_commit("job", 6 * USD)
+        opened, committed = open_commit("job", 6 * USD, trace=True)
         net.time_travel(3600)
-        finalized = tx(prov, market.calldata("finalize", job_id_bytes("job")))
+        finalized = tx(prov, market.calldata("finalize", job_id_bytes("job")), "finalize")
         gas["openJob"], gas["commitResult"], gas["finalize"] = opened, committed, finalized
         gas["withdrawEarnings"] = tx(prov, market.calldata("withdrawEarnings"))
         gas["withdrawTreasury"] = tx(coordinator, market.calldata("withdrawTreasury"))
@@ -168,6 +244,7 @@ def main() -> None:
                 f"{c / BATCH:,.0f} + finalizeMany {f / BATCH:,.0f} = {(o + c + f) / BATCH:,.0f} "
                 "gas per job (target <= 60,000)"
             )
+        print_breakdown({step: gas_breakdown(w3, tx_hash) for step, tx_hash in traced.items()})
 
 
 if __name__ == "__main__":

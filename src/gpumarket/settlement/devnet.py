@@ -70,14 +70,18 @@ class Devnet:
         fund_micros: int = 10_000 * 10**6,
         terms: dict[str, int] | None = None,
         block_time: int | None = None,
+        steps_tracing: bool = False,
     ) -> Devnet:
         """Start anvil, deploy (account 0 is admin, coordinator and arbiter; account 5 the
         treasury), and mint test dollars to accounts 1-4. ``block_time``: mine a block every
-        that many seconds, as a real chain does, instead of one per transaction."""
+        that many seconds, as a real chain does, instead of one per transaction.
+        ``steps_tracing``: anvil keeps every instruction, so ``debug_traceTransaction`` answers
+        with its struct logs (where a transaction's gas goes: ``bench/gas.py``)."""
         port = port or free_port()
         mining = ["--block-time", str(block_time)] if block_time else []
+        tracing = ["--steps-tracing"] if steps_tracing else []
         process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
-            [find_anvil(), "--port", str(port), "--silent", "--accounts", "10", *mining],
+            [find_anvil(), "--port", str(port), "--silent", "--accounts", "10", *mining, *tracing],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
