@@ -6,10 +6,9 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from gpumarket.cli.consoles import console
-from gpumarket.cli.output import JsonOption, emit
+from gpumarket.cli.output import JsonOption, emit, print_listing
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import AuthenticationFailed
 from gpumarket.protocol import JobState
@@ -47,23 +46,24 @@ def providers(
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table(
-        "id", "region", "online", "banned", "GPUs", "active", "done", "reputation", "earned"
+    print_listing(
+        ("id", "region", "online", "banned", "GPUs", "active", "done", "reputation", "earned"),
+        (
+            (
+                p["id"],
+                p["region"] or "-",
+                str(p["online"]),
+                str(p["banned"]),
+                f"{len(p['gpus'])}x "
+                + (", ".join(sorted({g["name"] for g in p["gpus"]})) or "CPU"),
+                str(p["active_jobs"]),
+                str(p["completed_jobs"]),
+                f"{p['reputation']:.2f}",
+                p["earned"],
+            )
+            for p in rows
+        ),
     )
-    for p in rows:
-        gpus = ", ".join(sorted({g["name"] for g in p["gpus"]})) or "CPU"
-        table.add_row(
-            p["id"],
-            p["region"] or "-",
-            str(p["online"]),
-            str(p["banned"]),
-            f"{len(p['gpus'])}x {gpus}",
-            str(p["active_jobs"]),
-            str(p["completed_jobs"]),
-            f"{p['reputation']:.2f}",
-            p["earned"],
-        )
-    console.print(table)
 
 
 @app.command()
@@ -107,10 +107,14 @@ def jobs(
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
         return
-    table = Table("id", "state", "owner", "provider", "cost")
-    for j in page.items:
-        table.add_row(j.id, j.state.value, j.owner, j.provider_id or "-", str(j.cost or "-"))
-    console.print(table)
+    print_listing(
+        ("id", "state", "owner", "provider", "cost"),
+        (
+            (j.id, j.state.value, j.owner, j.provider_id or "-", str(j.cost or "-"))
+            for j in page.items
+        ),
+        keys=("id", "owner", "provider"),
+    )
 
 
 @app.command()
@@ -125,18 +129,23 @@ def disputes(
         items = [j.model_dump(mode="json") for j in waiting]
         typer.echo(json.dumps({"items": items}, indent=2))  # the shape of every listing
         return
-    table = Table("id", "state", "owner", "provider", "claimed", "challenged")
-    for j in waiting:
-        challenged = next((s.at for s in j.chain if s.step == "challenge"), j.updated_at)
-        table.add_row(
-            j.id,
-            j.state.value,
-            j.owner,
-            j.provider_id or "-",
-            str(j.cost or "-"),
-            challenged.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    console.print(table)
+    print_listing(
+        ("id", "state", "owner", "provider", "claimed", "challenged"),
+        (
+            (
+                j.id,
+                j.state.value,
+                j.owner,
+                j.provider_id or "-",
+                str(j.cost or "-"),
+                next((s.at for s in j.chain if s.step == "challenge"), j.updated_at).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
+            )
+            for j in waiting
+        ),
+        keys=("id", "owner", "provider"),
+    )
 
 
 @app.command()

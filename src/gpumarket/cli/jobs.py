@@ -25,12 +25,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.spinner import Spinner
-from rich.table import Table
 from rich.text import Text
 
 from gpumarket.cli.consoles import console
 from gpumarket.cli.consoles import err_console as err
-from gpumarket.cli.output import JsonOption, emit
+from gpumarket.cli.output import JsonOption, emit, print_listing
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
 from gpumarket.protocol import FINISHED_STATES, JobSpec, JobState, JobView
@@ -353,19 +352,23 @@ def _follow(sdk: Any, job_id: str) -> None:
         raise typer.Exit(min(max(final.exit_code, 1), 255))
 
 
-def _table(jobs: list[JobView]) -> Table:
-    table = Table("id", "state", "image", "provider", "price/h", "cost", "created")
-    for j in jobs:
-        table.add_row(
-            j.id,
-            j.state.value,
-            j.spec.image,
-            j.provider_id or "-",
-            str(j.price_per_hour or "-"),
-            str(j.cost or "-"),
-            j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    return table
+def _print_jobs(jobs: list[JobView]) -> None:
+    print_listing(
+        ("id", "state", "image", "provider", "price/h", "cost", "created"),
+        (
+            (
+                j.id,
+                j.state.value,
+                j.spec.image,
+                j.provider_id or "-",
+                str(j.price_per_hour or "-"),
+                str(j.cost or "-"),
+                j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for j in jobs
+        ),
+        keys=("id", "provider"),
+    )
 
 
 @app.command("list")
@@ -380,7 +383,7 @@ def list_jobs(
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
     else:
-        console.print(_table(page.items))
+        _print_jobs(page.items)
 
 
 @app.command()
@@ -390,7 +393,7 @@ def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
         return
-    console.print(_table([job]))
+    _print_jobs([job])
     if job.failure_reason:
         console.print(f"failure: {job.failure_reason}")
     for step in job.chain:

@@ -7,10 +7,9 @@ import re
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from gpumarket.cli.consoles import console
-from gpumarket.cli.output import JsonOption
+from gpumarket.cli.output import JsonOption, print_listing
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import InvalidRequest
 from gpumarket.protocol import JobSpec, MatchExplanation
@@ -103,15 +102,14 @@ def search(
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    table = Table("provider", "gpu", "region", "price/h")
-    for verdict in result.matches:
-        table.add_row(
-            verdict.provider_id,
-            verdict.gpu_model or "-",
-            verdict.region or "-",
-            str(verdict.price_per_hour),
-        )
-    console.print(table)
+    print_listing(
+        ("provider", "gpu", "region", "price/h"),
+        (
+            (v.provider_id, v.gpu_model or "-", v.region or "-", str(v.price_per_hour))
+            for v in result.matches
+        ),
+        keys=("provider",),
+    )
     if result.rejections:
         reasons = ", ".join(f"{name}: {count}" for name, count in result.summary.items())
         console.print(f"{len(result.rejections)} providers do not match ({reasons})")

@@ -6,11 +6,15 @@ as the API sends it, or a small dict of what the command did), never a table or 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Column, Table
+from rich.text import Text
 
 from gpumarket.cli.consoles import console
 
@@ -25,3 +29,35 @@ def emit(as_json: bool, data: BaseModel | Mapping[str, Any], text: str) -> None:
         typer.echo(data.model_dump_json(indent=2))
     else:
         typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# wide enough for any listing: piped, a table takes the width it needs
+_UNBOUNDED = 10_000
+
+
+def print_listing(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], keys: Collection[str] = ("id",)
+) -> None:
+    """Print rows as a table for people. The ``keys`` columns hold what users copy into their
+    next command (job and provider ids, GPU UUIDs), so they are never cut short: on a narrow
+    terminal the other columns give way. Piped or redirected, nothing is cut: the table is as
+    wide as its longest row. Cells are text, never rich markup (an image name may hold
+    brackets)."""
+    cells = [[Text(value) for value in row] for row in rows]
+    columns = []
+    for i, header in enumerate(headers):
+        if header in keys:
+            width = max([len(header), *(len(row[i]) for row in cells)])
+            columns.append(Column(header, no_wrap=True, min_width=width))
+        else:
+            columns.append(Column(header))
+    table = Table(*columns)
+    for row in cells:
+        table.add_row(*row)
+    if console.is_terminal:
+        console.print(table)
+        return
+    # a console of the table's own width (rich caps print's width at the console's)
+    unbounded = Console(file=console.file, width=_UNBOUNDED)
+    width = Measurement.get(unbounded, unbounded.options, table).maximum
+    Console(file=console.file, width=width, soft_wrap=True).print(table)

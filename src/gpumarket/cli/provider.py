@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from gpumarket.cli.consoles import console
-from gpumarket.cli.output import JsonOption, emit
+from gpumarket.cli.output import JsonOption, emit, print_listing
 
 app = typer.Typer(
     help="Offer this machine's GPUs (or CPU) on the marketplace.", no_args_is_help=True
@@ -46,32 +45,36 @@ def inventory(
     if not found.gpus:
         console.print(found.reason_if_empty or "no GPU found")
         return
-    table = Table(
-        "#",
-        "name",
-        "UUID",
-        "memory",
-        "CC",
-        "cores",
-        "SM MHz",
-        "TFLOPS FP32",
-        "bandwidth GB/s",
-        "power W",
+    print_listing(
+        (
+            "#",
+            "name",
+            "UUID",
+            "memory",
+            "CC",
+            "cores",
+            "SM MHz",
+            "TFLOPS FP32",
+            "bandwidth GB/s",
+            "power W",
+        ),
+        (
+            (
+                str(g.index),
+                g.name,
+                g.uuid,
+                f"{g.memory_total_mb} MB",
+                g.compute_capability or "?",
+                _n(g.cuda_cores),
+                _n(g.max_sm_clock_mhz),
+                _n(g.tflops_fp32),
+                _n(g.memory_bandwidth_gbps),
+                _n(g.power_limit_w),
+            )
+            for g in found.gpus
+        ),
+        keys=("UUID",),
     )
-    for g in found.gpus:
-        table.add_row(
-            str(g.index),
-            g.name,
-            g.uuid,
-            f"{g.memory_total_mb} MB",
-            g.compute_capability or "?",
-            _n(g.cuda_cores),
-            _n(g.max_sm_clock_mhz),
-            _n(g.tflops_fp32),
-            _n(g.memory_bandwidth_gbps),
-            _n(g.power_limit_w),
-        )
-    console.print(table)
     console.print(f"driver {found.driver_version}, CUDA {found.cuda_version}")
 
 
@@ -104,12 +107,20 @@ def benchmark(
             )
         )
         return
-    table = Table("device", "achieved TFLOPS", "theoretical TFLOPS", "efficiency", "verdict")
-    for r in results:
-        eff = f"{r.efficiency:.0%}" if r.efficiency is not None else "-"
-        verdict = "FAR BELOW SPEC" if r.far_below_spec else "ok"
-        table.add_row(r.device, f"{r.achieved_tflops:.3f}", _n(r.theoretical_tflops), eff, verdict)
-    console.print(table)
+    print_listing(
+        ("device", "achieved TFLOPS", "theoretical TFLOPS", "efficiency", "verdict"),
+        (
+            (
+                r.device,
+                f"{r.achieved_tflops:.3f}",
+                _n(r.theoretical_tflops),
+                f"{r.efficiency:.0%}" if r.efficiency is not None else "-",
+                "FAR BELOW SPEC" if r.far_below_spec else "ok",
+            )
+            for r in results
+        ),
+        keys=("device",),
+    )
 
 
 @app.command()
