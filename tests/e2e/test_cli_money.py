@@ -162,7 +162,9 @@ def staked_provider(s: Session, name: str = "provider") -> tuple[LocalAccount, P
     s.fund(account.address, "500")
     low = s.cli("prov", "provider", "stake", "0.0000001", "--config", str(config), check=False)
     assert low.returncode == 1 and "at most 6 decimals" in low.stderr
-    assert "staked 150" in s.cli("prov", "provider", "stake", "150", "--config", str(config)).stdout
+    # the same flags as `provider run`, for a provider that runs without a config file
+    flags = ["--coordinator", s.coordinator.url, "--wallet", str(wallet)]
+    assert "staked 150" in s.cli("prov", "provider", "stake", "150", *flags).stdout
     return account, config
 
 

@@ -194,6 +194,7 @@ def run(
 def earnings(
     config: ConfigOption = None,
     work_dir: Annotated[Path | None, typer.Option(help="The daemon's work folder.")] = None,
+    wallet: WalletOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """What you have earned and your standing, as the coordinator records it (uses the key
@@ -203,7 +204,7 @@ def earnings(
     from gpumarket.provider.config import load_config
     from gpumarket.sdk import ProviderClient
 
-    settings = load_config(config, work_dir=work_dir)
+    settings = load_config(config, work_dir=work_dir, wallet=wallet)
     path = settings.work_dir / "credential.json"
     if not path.exists():
         raise AuthenticationFailed(
@@ -238,11 +239,21 @@ def earnings(
         )
 
 
-def _provider_market(config: Path | None) -> Any:
+# the same flags as `provider run`, so a daemon started with them is staked and paid the same way
+WalletOption = Annotated[
+    Path | None,
+    typer.Option("--wallet", help="The provider's keystore (default: the config's wallet)."),
+]
+CoordinatorUrlOption = Annotated[
+    str | None, typer.Option("--coordinator", help="Coordinator URL (default: the config's).")
+]
+
+
+def _provider_market(config: Path | None, coordinator: str | None, wallet: Path | None) -> Any:
     from gpumarket.cli.chainops import market_wallet, open_wallet
     from gpumarket.provider.config import load_config
 
-    settings = load_config(config)
+    settings = load_config(config, coordinator_url=coordinator, wallet=wallet)
     account = open_wallet(settings.wallet, settings.wallet_password_env)
     return market_wallet(settings.coordinator_url, account)
 
@@ -251,13 +262,15 @@ def _provider_market(config: Path | None) -> Any:
 def stake(
     amount: Annotated[str, typer.Argument(help="Tokens to stake, e.g. 150.")],
     config: ConfigOption = None,
+    coordinator: CoordinatorUrlOption = None,
+    wallet: WalletOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Stake from the provider wallet: every committed result locks the market's minimum
     stake until it settles, and a lost dispute slashes it."""
     from gpumarket.cli.chainops import parse_amount
 
-    market = _provider_market(config)
+    market = _provider_market(config, coordinator, wallet)
     tx = market.stake(parse_amount(amount))
     per_job = market.chain.min_stake_micros / 1e6
     emit(
@@ -271,25 +284,29 @@ def stake(
 def unstake(
     amount: Annotated[str, typer.Argument(help="Unlocked stake to take out.")],
     config: ConfigOption = None,
+    coordinator: CoordinatorUrlOption = None,
+    wallet: WalletOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start taking unlocked stake out; `provider withdraw --stake` collects it after the delay."""
     from gpumarket.cli.chainops import parse_amount
 
-    tx = _provider_market(config).request_unstake(parse_amount(amount))
+    tx = _provider_market(config, coordinator, wallet).request_unstake(parse_amount(amount))
     emit(as_json, {"unstaking": amount, "tx_hash": tx}, f"unstake of {amount} requested (tx {tx})")
 
 
 @app.command()
 def withdraw(
     config: ConfigOption = None,
+    coordinator: CoordinatorUrlOption = None,
+    wallet: WalletOption = None,
     stake_too: Annotated[
         bool, typer.Option("--stake", help="Collect unstaked tokens whose delay has passed.")
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Send your on-chain earnings (and, with --stake, released stake) to the provider wallet."""
-    market = _provider_market(config)
+    market = _provider_market(config, coordinator, wallet)
     done: dict[str, str] = {}
     lines: list[str] = []
     if stake_too:
