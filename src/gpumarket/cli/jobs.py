@@ -179,7 +179,7 @@ def submit(
     if as_json:
         typer.echo(job.model_dump_json(indent=2))
     else:
-        console.print(f"submitted [bold]{job.id}[/bold] ({job.state.value})")
+        console.print(Text.assemble("submitted ", (job.id, "bold"), f" ({job.state.value})"))
     if follow:
         _follow(sdk, job.id)
 

@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from gpumarket import __version__
 from gpumarket.cli import admin, chain, coordinator, jobs, offers, provider, wallet
@@ -53,5 +54,5 @@ def app() -> None:
     try:
         typer_app()
     except GpumarketError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err_console.print(Text.assemble(("error:", "red"), " ", exc.message), highlight=False)
         sys.exit(1)

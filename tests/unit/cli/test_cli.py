@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from gpumarket import __version__
 
@@ -47,3 +48,16 @@ def test_usage_errors_are_reported_by_the_cli() -> None:
     result = gpumarket("coordinator", "serve", "--port", "notaport")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "--port" in result.stderr
+
+
+def test_errors_keep_their_brackets(tmp_path: Path) -> None:
+    """Error text comes from elsewhere (the OS, a YAML parser): "[Errno 2]" or a YAML line with
+    "[x" is printed as it is, not taken for rich markup and dropped."""
+    missing = gpumarket("job", "submit", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1
+    assert "[Errno 2] No such file or directory" in missing.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("image: [x\n")
+    unparsable = gpumarket("job", "submit", str(broken))
+    assert unparsable.returncode == 1
+    assert "image: [x" in unparsable.stderr and "Traceback" not in unparsable.stderr
