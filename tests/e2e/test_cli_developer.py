@@ -74,6 +74,11 @@ def test_developer_session(
     with tarfile.open(target) as tar:
         seven = tar.extractfile("seven")
         assert seven is not None and seven.read() == b"7\n"
+    folder = tmp_path / "unpacked"
+    shown = cli(home, "job", "outputs", job_id, "--extract", str(folder)).stdout
+    assert shown == f"unpacked 1 file(s) into {folder}\n  seven\n"
+    assert (folder / "seven").read_bytes() == b"7\n"
+    assert not Path(f"{job_id}-outputs.tar.gz").exists()  # no --dest: the archive is not kept
     assert "RUNNING" in cli(home, "job", "events", job_id).stdout
     assert "DISPUTED" in cli(home, "job", "challenge", job_id, "--reason", "wrong").stdout
     from tests.conftest import ADMIN_TOKEN

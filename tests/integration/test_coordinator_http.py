@@ -23,7 +23,7 @@ from gpumarket.protocol import (
     ResultReport,
     Role,
 )
-from gpumarket.sdk import AdminClient, Client, ProviderClient, register_wallet
+from gpumarket.sdk import AdminClient, Client, ProviderClient, extract_outputs, register_wallet
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import RTX4090, gpus, heartbeat, new_wallet
 from tests.integration.processes import CoordinatorProcess
@@ -111,6 +111,10 @@ def test_newcomer_flow_over_http(coordinator: CoordinatorProcess, tmp_path: Path
     with tarfile.open(downloaded) as tar:
         member = tar.extractfile("result.txt")
         assert member is not None and member.read() == b"result: 42\n"
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".part"] == []
+    unpacked = extract_outputs(downloaded, tmp_path / "unpacked")
+    assert unpacked == [Path("result.txt")]
+    assert (tmp_path / "unpacked" / "result.txt").read_bytes() == b"result: 42\n"
     states = [e.to_state for e in dev.events(job.id)]
     assert states == [
         JobState.SUBMITTED,

@@ -478,11 +478,22 @@ def cancel(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOpti
 @app.command()
 def outputs(
     job_id: str,
-    dest: Annotated[Path | None, typer.Option(help="File to write.")] = None,
+    dest: Annotated[
+        Path | None, typer.Option(help="Archive file to write [default: JOB_ID-outputs.tar.gz].")
+    ] = None,
+    extract: Annotated[
+        Path | None,
+        typer.Option(
+            help="Unpack the outputs into this folder (keeping the archive only with --dest). "
+            "Paths that would land outside it, links out and device files are refused."
+        ),
+    ] = None,
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Download the job's outputs (a tar.gz)."""
+    """Download the job's outputs (a tar.gz), and with --extract unpack them."""
+    from gpumarket.sdk import extract_outputs
+
     target = dest or Path(f"{job_id}-outputs.tar.gz")
     with Progress(
         "[progress.description]{task.description}",
@@ -497,7 +508,25 @@ def outputs(
             job_id, target, lambda done, total: bar.update(task, completed=done, total=total)
         )
     size = target.stat().st_size
-    emit(as_json, {"path": str(target), "bytes": size}, f"saved {target} ({size} bytes)")
+    if extract is None:
+        emit(as_json, {"path": str(target), "bytes": size}, f"saved {target} ({size} bytes)")
+        return
+    try:
+        files = extract_outputs(target, extract)
+    finally:
+        if dest is None:
+            target.unlink(missing_ok=True)
+    listed = "".join(f"\n  {name}" for name in files)
+    emit(
+        as_json,
+        {
+            "folder": str(extract),
+            "files": [str(name) for name in files],
+            "bytes": size,
+            "path": str(dest) if dest else None,
+        },
+        f"unpacked {len(files)} file(s) into {extract}{listed}",
+    )
 
 
 @app.command()

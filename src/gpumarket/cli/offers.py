@@ -112,4 +112,6 @@ def search(
     )
     if result.rejections:
         reasons = ", ".join(f"{name}: {count}" for name, count in result.summary.items())
-        console.print(f"{len(result.rejections)} providers do not match ({reasons})")
+        count = len(result.rejections)
+        who = "1 provider does" if count == 1 else f"{count} providers do"
+        console.print(f"{who} not match ({reasons})")

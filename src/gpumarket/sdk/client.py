@@ -291,7 +291,10 @@ class Client(_BaseClient):
         on_progress: Callable[[int, int | None], None] | None = None,
     ) -> Path:
         """Save the job's output archive to ``dest`` (a file path) and return it;
-        ``on_progress(bytes_so_far, total_or_None)`` is called as chunks arrive."""
+        ``on_progress(bytes_so_far, total_or_None)`` is called as chunks arrive. The bytes go
+        to ``dest`` + ``.part`` first: an interrupted download never leaves a truncated
+        archive under the final name (``gpumarket.sdk.extract_outputs`` unpacks it)."""
+        partial = dest.with_name(dest.name + ".part")
         try:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/outputs") as response:
                 if not response.is_success:
@@ -300,14 +303,17 @@ class Client(_BaseClient):
                 declared = response.headers.get("content-length")
                 total = int(declared) if declared and declared.isdigit() else None
                 done = 0
-                with dest.open("wb") as out:
+                with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
                         done += len(chunk)
                         if on_progress is not None:
                             on_progress(done, total)
+            partial.replace(dest)
         except httpx.TransportError as exc:
             raise TransportError(f"download interrupted: {exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
         return dest
 
     def offers(
