@@ -32,7 +32,7 @@ from gpumarket.cli.consoles import err_console as err
 from gpumarket.cli.output import JsonOption, emit, print_listing
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
-from gpumarket.protocol import FINISHED_STATES, JobSpec, JobState, JobView
+from gpumarket.protocol import FINISHED_STATES, JobSpec, JobState, JobView, MatchExplanation
 
 app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
 
@@ -227,10 +227,27 @@ class _PulledBytes(DownloadColumn):
         return super().render(task) if task.fields.get("pulling") else Text("")
 
 
+EXPLAIN_SECONDS = 5.0
+"""How often a followed job that is still queued asks the coordinator why (a dry-run match)."""
+
+
+def _waiting_reason(why: MatchExplanation) -> str:
+    """Why a queued job has no provider yet, in one line: none online, none fits (and which
+    constraints they fail), or some fit and one has yet to take it."""
+    online = why.providers_considered
+    if online == 0:
+        return "no provider is online"
+    if why.matches:
+        return f"{len(why.matches)} of {online} online provider(s) fit; waiting for one to take it"
+    failing = ", ".join(f"{name} {count}" for name, count in why.summary.items())
+    return f"none of {online} online provider(s) fits (failing: {failing})"
+
+
 def _wait_for_start(sdk: Any, job_id: str) -> None:
-    """Until a provider starts the job: its state on a spinner and, while the provider pulls
-    the image, a bar of the bytes fetched (of the layer sizes known so far). Without a
-    terminal, one line per change instead."""
+    """Until a provider starts the job: its state on a spinner, why it waits while queued
+    (refreshed every EXPLAIN_SECONDS) and, while the provider pulls the image, a bar of the
+    bytes fetched (of the layer sizes known so far). Without a terminal, one line per change
+    instead."""
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -241,14 +258,27 @@ def _wait_for_start(sdk: Any, job_id: str) -> None:
         disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(f"{job_id}: waiting for a provider", total=None, pulling=False)
-        mode: tuple[JobState, bool] | None = None
-        while (job := sdk.get(job_id, explain=False)).state in _WAITING:
+        mode: tuple[JobState, bool, str] | None = None
+        explained_at = float("-inf")
+        reason = ""
+        while True:
+            explain = time.monotonic() - explained_at >= EXPLAIN_SECONDS
+            job = sdk.get(job_id, explain=explain)
+            if job.state not in _WAITING:
+                break
+            if explain:
+                explained_at = time.monotonic()
+                reason = _waiting_reason(job.why_no_match) if job.why_no_match else ""
+            if job.state != JobState.QUEUED:
+                reason = ""
             pull = job.progress
-            now = (job.state, pull is not None)
+            now = (job.state, pull is not None, reason)
             if now != mode:  # a fresh task: rich cannot turn a sized bar back into a pulse
                 mode = now
                 bar.remove_task(task)
                 what = f"pulling {pull.detail}" if pull is not None else job.state.value
+                if reason:
+                    what += f": {reason}"
                 task = bar.add_task(f"{job_id}: {what}", total=None, pulling=pull is not None)
                 if not err.is_terminal:
                     err.print(f"{job_id}: {what}")
@@ -405,13 +435,7 @@ def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption
             f"refunded {r.refund or 0}"
         )
     if job.why_no_match is not None:
-        console.print(
-            f"why no match ({job.why_no_match.providers_considered} providers): "
-            + (
-                ", ".join(f"{k}: {v}" for k, v in job.why_no_match.summary.items())
-                or "nothing failed, waiting for the matcher"
-            )
-        )
+        console.print(f"waiting: {_waiting_reason(job.why_no_match)}")
 
 
 @app.command()

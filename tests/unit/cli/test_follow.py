@@ -87,6 +87,30 @@ def test_without_a_terminal_each_change_is_one_line(monkeypatch: pytest.MonkeyPa
     ]
 
 
+def explained(online: int, **summary: int) -> dict[str, Any]:
+    return {"matches": [], "rejections": [], "summary": summary, "providers_considered": online}
+
+
+def test_a_queued_job_says_why_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(jobs, "err", Console(file=out, force_terminal=False, width=120))
+    monkeypatch.setattr("gpumarket.cli.jobs.time.sleep", lambda seconds: None)
+    monkeypatch.setattr(jobs, "EXPLAIN_SECONDS", 0)
+    sdk: Any = PlayBack(
+        view(JobState.QUEUED, why_no_match=explained(0)),
+        view(JobState.QUEUED, why_no_match=explained(0)),
+        view(JobState.QUEUED, why_no_match=explained(2, stake=1, price=2)),
+        view(JobState.ASSIGNED),
+        view(JobState.RUNNING),
+    )
+    jobs._wait_for_start(sdk, "job-1")
+    assert out.getvalue().splitlines() == [
+        "job-1: QUEUED: no provider is online",
+        "job-1: QUEUED: none of 2 online provider(s) fits (failing: stake 1, price 2)",
+        "job-1: ASSIGNED",
+    ]
+
+
 def running() -> JobView:
     """A job started 75 seconds ago."""
     return view(
