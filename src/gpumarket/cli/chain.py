@@ -27,6 +27,14 @@ def devnet(
     out: Annotated[Path, typer.Option(help="Where to write the deployment file.")] = Path(
         ".gpumarket/devnet.json"
     ),
+    window: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="The market's challenge window in seconds (a result is paid this long after "
+            "its commit; `gpumarket chain travel` skips ahead).",
+        ),
+    ] = 3600,
     as_json: AlwaysJson = True,
 ) -> None:
     """Start anvil, deploy the test stablecoin and the market, fund dev accounts 1-4 with
@@ -34,7 +42,7 @@ def devnet(
     from gpumarket.settlement.deploy import write_deployment
     from gpumarket.settlement.devnet import Devnet
 
-    net = Devnet.start(port=port)
+    net = Devnet.start(port=port, terms={"window": window})
     write_deployment(net.deployment, out)
     typer.echo(
         json.dumps(
@@ -44,6 +52,7 @@ def devnet(
                 "deployment_file": str(out),
                 "coordinator (account 0)": net.accounts[0].address,
                 "treasury (account 5)": net.accounts[5].address,
+                "challenge_window_seconds": window,
                 "funded dev accounts": [a.address for a in net.accounts[1:5]],
             },
             indent=2,
@@ -133,4 +142,34 @@ def fund(
         as_json,
         {"address": address, "eth": 10, "test_dollars": amount},
         f"funded {address} with 10 ETH and {amount} test dollars",
+    )
+
+
+@app.command()
+def travel(
+    seconds: Annotated[int, typer.Argument(min=1, help="How far to move the clock.")],
+    rpc_url: Annotated[
+        str, typer.Option(help="The dev chain's RPC URL.")
+    ] = "http://127.0.0.1:8545",
+    as_json: JsonOption = False,
+) -> None:
+    """Dev chains only (anvil): move the chain's clock forward and mine a block, so challenge
+    windows and order deadlines pass now; the coordinator then finalizes or expires as it
+    would after the real wait."""
+    from datetime import UTC, datetime
+
+    from web3 import Web3
+
+    from gpumarket.errors import TransportError
+    from gpumarket.settlement.devnet import time_travel
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        raise TransportError(f"cannot reach the chain at {rpc_url}")
+    now = time_travel(w3, seconds)
+    shown = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    emit(
+        as_json,
+        {"advanced_seconds": seconds, "chain_time": now},
+        f"moved the chain {seconds} s ahead: chain time is now {shown}",
     )

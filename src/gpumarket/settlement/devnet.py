@@ -116,8 +116,7 @@ class Devnet:
 
     def time_travel(self, seconds: int) -> None:
         """Move the chain's clock forward and mine a block (to pass a challenge window)."""
-        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        time_travel(self.w3, seconds)
 
     def stop(self) -> None:
         """Stop anvil."""
@@ -151,3 +150,17 @@ def fund_wallet(w3: Web3, token: str, address: str, micros: int, minter_key: str
         minter,
         dict(contract.functions.mint(address, micros).build_transaction({"from": minter.address})),
     )
+
+
+def time_travel(w3: Web3, seconds: int) -> int:
+    """Dev chains only: move the chain's clock ``seconds`` forward and mine a block, so a
+    challenge window or an order's deadline passes now; returns the new block's timestamp. A
+    chain without the dev methods (``evm_increaseTime``) is refused, not silently left as is."""
+    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
+        answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in answer:
+            raise SettlementError(
+                f"{method} refused ({answer['error'].get('message', answer['error'])}): "
+                "time travel works only on dev chains such as `gpumarket chain devnet`"
+            )
+    return int(w3.eth.get_block("latest")["timestamp"])

@@ -285,6 +285,52 @@ def test_cli_deploys_to_any_rpc_endpoint(net: Devnet, tmp_path: Path) -> None:
     assert deployment["market"] != net.deployment.market
 
 
+def test_cli_devnet_with_a_short_window_and_time_travel(tmp_path: Path) -> None:
+    """`chain devnet --window` deploys with that challenge window; `chain travel` moves the
+    dev chain's clock past it; SIGTERM stops the devnet and its anvil."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from web3 import Web3
+
+    from gpumarket.settlement.devnet import free_port
+
+    port = free_port()
+    out = tmp_path / "devnet.json"
+    cli = [sys.executable, "-m", "gpumarket.cli", "chain"]
+    devnet = subprocess.Popen(
+        [*cli, "devnet", "--port", str(port), "--window", "60", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert devnet.stdout is not None
+        printed = ""
+        while not printed.endswith("}\n"):  # the JSON it prints once deployed
+            line = devnet.stdout.readline()
+            assert line, "chain devnet exited before printing its deployment"
+            printed += line
+        shown = json.loads(printed)
+        assert shown["challenge_window_seconds"] == 60
+        w3 = Web3(Web3.HTTPProvider(shown["rpc_url"]))
+        assert Market(w3, shown["market"]).view("currentTerms")[3] == 60  # window
+        before = int(w3.eth.get_block("latest")["timestamp"])
+        moved = subprocess.run(
+            [*cli, "travel", "61", "--rpc-url", shown["rpc_url"], "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(moved.stdout)["chain_time"] >= before + 61
+        assert int(w3.eth.get_block("latest")["timestamp"]) >= before + 61
+    finally:
+        devnet.send_signal(signal.SIGTERM)
+        assert devnet.wait(30) == 0
+
+
 def test_outbox_crash_between_send_and_receipt(world: World, tmp_path: Path) -> None:
     world.open("job_8", 10 * USD)
     data = world.market.calldata("cancel", job_id_bytes("job_8"))
