@@ -11,7 +11,7 @@ from gpumarket.cli.consoles import console
 from gpumarket.cli.output import JsonOption, emit, print_listing
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import AuthenticationFailed
-from gpumarket.protocol import JobState
+from gpumarket.protocol import JobEvent, JobState
 
 app = typer.Typer(help="Operate the marketplace (admin token).", no_args_is_help=True)
 
@@ -124,13 +124,14 @@ def disputes(
     as_json: JsonOption = False,
 ) -> None:
     """Jobs waiting for a ruling (DISPUTED, or a cancelled run whose claim was challenged)."""
-    waiting = admin(coordinator, admin_token).disputes()
+    operator = admin(coordinator, admin_token)
+    waiting = operator.disputes()
     if as_json:
         items = [j.model_dump(mode="json") for j in waiting]
         typer.echo(json.dumps({"items": items}, indent=2))  # the shape of every listing
         return
     print_listing(
-        ("id", "state", "owner", "provider", "claimed", "challenged"),
+        ("id", "state", "owner", "provider", "claimed", "challenged", "reason"),
         (
             (
                 j.id,
@@ -141,11 +142,21 @@ def disputes(
                 next((s.at for s in j.chain if s.step == "challenge"), j.updated_at).strftime(
                     "%Y-%m-%d %H:%M:%S"
                 ),
+                _challenge_reason(operator.events(j.id)),
             )
             for j in waiting
         ),
         keys=("id", "owner", "provider"),
     )
+
+
+def _challenge_reason(events: list[JobEvent]) -> str:
+    """What the challenger said, from the job's move to DISPUTED (a cancelled run's claim
+    challenged on-chain has no such move: the job stays CANCELLED)."""
+    for event in reversed(events):
+        if event.to_state == JobState.DISPUTED:
+            return event.reason.removeprefix("challenged: ")
+    return "the claim of a cancelled run, challenged on-chain"
 
 
 @app.command()

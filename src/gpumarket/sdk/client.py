@@ -93,6 +93,11 @@ class _BaseClient:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
+    def events(self, job_id: str) -> list[JobEvent]:
+        """The job's transitions with reasons (a developer's own jobs, a provider's, or any
+        job with the admin token)."""
+        return [JobEvent.model_validate(e) for e in self._json("GET", f"/v1/jobs/{job_id}/events")]
+
     def chain_info(self) -> ChainInfo | None:
         """The market contract the coordinator settles on; None when it settles off-chain."""
         try:
@@ -233,10 +238,6 @@ class Client(_BaseClient):
         if cursor:
             params["cursor"] = cursor
         return JobPage.model_validate(self._json("GET", "/v1/jobs", params=params))
-
-    def events(self, job_id: str) -> list[JobEvent]:
-        """The job's transitions with reasons."""
-        return [JobEvent.model_validate(e) for e in self._json("GET", f"/v1/jobs/{job_id}/events")]
 
     def cancel(self, job_id: str) -> JobView:
         """Cancel a job that has not finished."""
