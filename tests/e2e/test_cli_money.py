@@ -251,8 +251,8 @@ def test_money_through_the_cli(session: Session) -> None:
         s.wait(challenged, "COMMITTED")
         out = s.cli("dev", "job", "challenge", challenged, "--reason", "wrong numbers").stdout
         assert "DISPUTED" in out
-        waiting = s.cli("ops", "admin", "disputes").stdout
-        assert challenged in waiting and "wrong numbers" in waiting  # the operator sees why
+        disputes = s.cli("ops", "admin", "disputes").stdout
+        assert challenged in disputes and "wrong numbers" in disputes  # the operator sees why
         ruling = s.cli("ops", "admin", "resolve", challenged, "--provider-at-fault", "--json")
         assert json.loads(ruling.stdout)["state"] == "REFUNDED"
         assert s.balance("prov", *prov)["stake"] == "50.000000"
