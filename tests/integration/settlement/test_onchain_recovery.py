@@ -25,7 +25,7 @@ from gpumarket.coordinator.services import onchain
 from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.group_send import GroupSender
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import PaymentRequired
+from gpumarket.errors import PaymentRequired, SettlementError
 from gpumarket.protocol import (
     Heartbeat,
     HostResources,
@@ -370,3 +370,29 @@ def test_a_batch_committed_just_before_a_crash_is_recorded_from_its_events(
     assert all([s.step for s in v.chain] == ["open", "commit"] for v in views)
     assert len({v.chain[1].tx_hash for v in views}) == 1
     assert len(rig.outbox_keys("commits:")) == 1 and not rig.outbox_keys("commit:")
+
+
+def test_a_coordinator_key_without_the_role_or_not_a_key_is_refused_at_start(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """Every order and claim would revert under a key the market does not know as a
+    coordinator: the coordinator refuses to start and says which account needs the role."""
+    base = rig.backend
+    deployment = tmp_path / "devnet.json"
+    stranger = rig.net.accounts[1]
+
+    def settings(key: str) -> CoordinatorSettings:
+        return CoordinatorSettings(
+            db_url=sqlite_url(tmp_path / "other"),
+            data_dir=tmp_path / "other",
+            chain_rpc_url=base.rpc_url,
+            chain_deployment=deployment,
+            chain_key=key,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(SettlementError, match="does not hold the coordinator role") as refused:
+        ChainSettlement(settings("0x" + bytes(stranger.key).hex()))
+    assert stranger.address in str(refused.value)
+    with pytest.raises(SettlementError, match="is not a private key") as garbled:
+        ChainSettlement(settings("0x1234"))
+    assert "0x1234" not in str(garbled.value)  # a key, even a wrong one, is never echoed

@@ -104,7 +104,12 @@ class ChainSettlement:
         self.w3 = Web3(HTTPProvider(settings.chain_rpc_url, request_kwargs={"timeout": 30}))
         self.deployment = deployment
         self.market = Market(self.w3, deployment.market)
-        self.account: LocalAccount = Account.from_key(settings.chain_key.get_secret_value())
+        try:
+            self.account: LocalAccount = Account.from_key(settings.chain_key.get_secret_value())
+        except ValueError as exc:  # never echo the key itself
+            raise SettlementError(
+                "GPUMARKET_CHAIN_KEY is not a private key: write 64 hex digits (0x optional)"
+            ) from exc
         self.sender = TransactionSender(
             self.w3,
             self.account,
@@ -122,6 +127,24 @@ class ChainSettlement:
             raise SettlementError(
                 f"the RPC endpoint serves chain {self.sender.chain_id}, but the deployment file "
                 f"is for chain {deployment.chain_id}"
+            )
+        self._check_roles()
+
+    def _check_roles(self) -> None:
+        """Refuse to start with a key the market does not know as a coordinator (every order
+        and claim would revert), and warn when it cannot rule on disputes."""
+        me = self.account.address
+        if not self.market.view("hasRole", self.market.view("COORDINATOR_ROLE"), me):
+            raise SettlementError(
+                f"GPUMARKET_CHAIN_KEY's account {me} does not hold the coordinator role on the "
+                f"market {self.deployment.market}: use the key that does, or have the market's "
+                f"admin call grantRole(COORDINATOR_ROLE, {me})"
+            )
+        if not self.market.view("hasRole", self.market.view("ARBITER_ROLE"), me):
+            log.warning(
+                "account %s does not hold the arbiter role on the market: `admin resolve` "
+                "rulings will be refused by the contract until the admin grants it",
+                me,
             )
 
     # ------------------------------------------------------------ lifecycle hooks (no I/O)
