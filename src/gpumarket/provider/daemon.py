@@ -398,8 +398,24 @@ class ProviderDaemon:
         heartbeat.join(5)
 
     def stop(self) -> None:
-        """Stop taking work (the poll loop ends after its current long-poll)."""
+        """Stop taking work. A heartbeat tells the coordinator at once (from a thread: this
+        runs in a signal handler), which also ends the current long-poll early; running jobs
+        then get ``shutdown_grace_seconds`` to finish."""
+        if self.stopping.is_set():
+            return
         self.stopping.set()
+        log.info(  # no lock here: the signal may have interrupted its holder
+            "stopping: no new jobs; %d running job(s) get %.0fs to finish",
+            len(self.runners),
+            self.config.shutdown_grace_seconds,
+        )
+        threading.Thread(target=self._announce_draining, name="draining", daemon=True).start()
+
+    def _announce_draining(self) -> None:
+        if self.client is None:  # not connected yet: nothing to tell
+            return
+        with contextlib.suppress(GpumarketError):
+            self.beat()
 
     def _drain(self) -> None:
         with contextlib.suppress(GpumarketError):

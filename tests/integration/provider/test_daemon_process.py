@@ -21,17 +21,18 @@ pytestmark = pytest.mark.integration
 
 
 def write_config(tmp_path: Path, coordinator: CoordinatorProcess, **extra: str) -> Path:
-    lines = [
-        f'coordinator_url = "{coordinator.url}"',
-        f'wallet = "{tmp_path / "wallet.json"}"',
-        f'work_dir = "{tmp_path / "work"}"',
-        'cpu_price_per_hour = "0.10"',
-        "stop_grace_seconds = 1",
-        "poll_wait_seconds = 2",
-        *(f"{key} = {value}" for key, value in extra.items()),
-    ]
+    """A provider.toml for this test; ``extra`` adds keys or overrides these (TOML values)."""
+    keys = {
+        "coordinator_url": f'"{coordinator.url}"',
+        "wallet": f'"{tmp_path / "wallet.json"}"',
+        "work_dir": f'"{tmp_path / "work"}"',
+        "cpu_price_per_hour": '"0.10"',
+        "stop_grace_seconds": "1",
+        "poll_wait_seconds": "2",
+        **extra,
+    }
     path = tmp_path / "provider.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("".join(f"{key} = {value}\n" for key, value in keys.items()))
     return path
 
 
@@ -101,3 +102,28 @@ def test_sigterm_hands_unfinished_jobs_back(
     assert back.state is JobState.QUEUED
     reasons = " ".join(e.reason for e in developer.events(job.id))
     assert "shut down before the job finished" in reasons
+
+
+def test_sigterm_stops_an_idle_daemon_without_waiting_out_its_long_poll(
+    coordinator: CoordinatorProcess, tmp_path: Path
+) -> None:
+    """Ctrl-C on an idle daemon: its heartbeat says it is draining, which ends the 25 s
+    long-poll it is in, so it exits in about a second, not at the poll's end."""
+    config = write_config(tmp_path, coordinator, poll_wait_seconds="25")
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "registered as" not in log.read_text():
+            assert time.monotonic() < deadline and daemon.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(2)  # inside its first long-poll
+        asked = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()
+        took = time.monotonic() - asked
+        assert took < 15, f"took {took:.1f}s: the daemon waited for its long-poll to end"
+        assert "stopping: no new jobs; 0 running job(s)" in log.read_text()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()

@@ -70,23 +70,28 @@ async def poll_assignments(
     settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description="seconds to hold the request open")] = 25.0,
 ) -> AssignmentBatch:
-    """Long-poll: answers as soon as a job is assigned to you, or empty after ``wait``."""
+    """Long-poll: answers as soon as a job is assigned to you, or empty after ``wait``, or at
+    once while your heartbeat says you are draining (so a daemon asked to stop is not held
+    for the rest of the poll)."""
     deadline = time.monotonic() + min(wait, settings.long_poll_max_seconds)
     notifier = request.app.state.notifier
     factory = request.app.state.read_session_factory
 
-    def fetch() -> AssignmentBatch:
+    def fetch() -> tuple[AssignmentBatch, bool]:
         with session_scope(factory) as session:
             provider = providers.get_provider(session, principal.account_id)
             providers.ensure_not_banned(provider)
-            return AssignmentBatch(
+            batch = AssignmentBatch(
                 assignments=providers.pending_assignments(session, principal.account_id)
             )
+            return batch, provider.accepting
 
     while True:
-        batch = await run_in_threadpool(fetch)
+        batch, accepting = await run_in_threadpool(fetch)
         remaining = deadline - time.monotonic()
-        if batch.assignments or remaining <= 0 or await request.is_disconnected():
+        if batch.assignments or not accepting or remaining <= 0:
+            return batch
+        if await request.is_disconnected():
             return batch
         await notifier.wait(principal.account_id, min(DB_POLL_SECONDS, remaining))
 
