@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -60,9 +61,26 @@ def serve(
         logging.getLogger("gpumarket").warning(
             "no admin token set: admin endpoints are disabled (set GPUMARKET_ADMIN_TOKEN)"
         )
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=log_level.lower(), access_log=False
+    app = create_app(settings)
+
+    class _Server(uvicorn.Server):
+        """uvicorn, telling the app as soon as it is asked to stop, so long-polls and log
+        streams end at once rather than holding the graceful shutdown."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.shutting_down.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+        # what still runs after this (a slow upload) is cut: a restart is never held for long
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    _Server(config).run()
 
 
 @app.command()

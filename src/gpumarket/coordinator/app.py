@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -100,6 +101,9 @@ def create_app(
     app.state.notifier = notifier
     app.state.pipelines = pipelines
     app.state.store = ContentStore(settings.outputs_dir)
+    # set when the server is asked to stop: long-polls and log streams end at once, cleanly
+    # (clients poll again or resume), instead of holding the shutdown until they are cut
+    app.state.shutting_down = threading.Event()
 
     @app.exception_handler(GpumarketError)
     async def _domain_error(_: Request, exc: GpumarketError) -> JSONResponse:

@@ -36,6 +36,12 @@ class CoordinatorSettings(BaseSettings):
     )
     max_attempts: int = Field(default=3, ge=1, description="assignments before a job FAILS")
     long_poll_max_seconds: float = Field(default=30.0, description="cap on ?wait= of long-polls")
+    shutdown_grace_seconds: int = Field(
+        default=5,
+        ge=1,
+        description="on SIGTERM, how long open requests (long-polls, log streams) may go on "
+        "before they are closed (providers poll again, the SDK resumes a log stream)",
+    )
     challenge_window_seconds: int = Field(
         default=3600, ge=0, description="COMMITTED -> SETTLED after this unless challenged"
     )

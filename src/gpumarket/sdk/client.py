@@ -53,6 +53,9 @@ from gpumarket.protocol.pricing import max_payment_micros
 from gpumarket.settlement.signing import Order, job_id_bytes, sign_order
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+RESUME_SECONDS = 60.0
+"""How long a followed log stream keeps trying to resume before it gives up."""
+_GATEWAY_ERRORS = (502, 503, 504)
 
 
 class _BaseClient:
@@ -267,23 +270,50 @@ class Client(_BaseClient):
         data = self._json("GET", f"/v1/jobs/{job_id}/logs", params={"after": after, "limit": limit})
         return [LogLine.model_validate(x) for x in data]
 
-    def follow_logs(self, job_id: str, after: int = -1) -> Iterator[LogLine]:
-        """Stream log chunks as they arrive until the job finishes."""
-        try:
-            with self._http.stream(
-                "GET",
-                f"/v1/jobs/{job_id}/logs",
-                params={"after": after, "follow": True},
-                timeout=httpx.Timeout(None, connect=5.0),
-            ) as response:
-                if not response.is_success:
-                    response.read()
-                    _raise_for_status(response)
-                for line in response.iter_lines():
-                    if line.strip():
-                        yield LogLine.model_validate_json(line)
-        except httpx.TransportError as exc:
-            raise TransportError(f"log stream interrupted: {exc}") from exc
+    def follow_logs(
+        self, job_id: str, after: int = -1, resume_seconds: float = RESUME_SECONDS
+    ) -> Iterator[LogLine]:
+        """Stream log chunks as they arrive until the job finishes. A stream that ends or
+        breaks while the job is unfinished (the coordinator restarting, a proxy answering
+        502-504, the network) is resumed after the last chunk received, so nothing is lost or
+        repeated; :class:`TransportError` once the coordinator has been unreachable for
+        ``resume_seconds``."""
+        cursor = after
+        failing_since: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                with self._http.stream(
+                    "GET",
+                    f"/v1/jobs/{job_id}/logs",
+                    params={"after": cursor, "follow": True},
+                    timeout=httpx.Timeout(None, connect=5.0),
+                ) as response:
+                    if response.status_code in _GATEWAY_ERRORS:
+                        raise httpx.RemoteProtocolError(f"HTTP {response.status_code}")
+                    if not response.is_success:
+                        response.read()
+                        _raise_for_status(response)
+                    failing_since, delay = None, 0.5
+                    for line in response.iter_lines():
+                        if line.strip():
+                            chunk = LogLine.model_validate_json(line)
+                            cursor = chunk.seq
+                            yield chunk
+                # the server ends the stream once the job has finished, or when it stops
+                if self.get(job_id, explain=False).state in FINISHED_STATES:
+                    return
+                time.sleep(delay)
+            except (httpx.TransportError, TransportError) as exc:  # the stream, or the get
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= resume_seconds:
+                    raise TransportError(
+                        f"log stream interrupted, and the coordinator unreachable for "
+                        f"{resume_seconds:.0f}s: {exc}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def download_outputs(
         self,

@@ -172,7 +172,8 @@ async def job_logs(
     follow: Annotated[bool, Query(description="stream NDJSON until the job ends")] = False,
 ) -> object:
     """The job's output. With ``follow=true`` the answer is a stream of NDJSON ``LogLine``s
-    that keeps going while the job runs and ends once it has finished."""
+    that keeps going while the job runs and ends once it has finished (or the coordinator is
+    stopping: a client that finds the job unfinished resumes with ``after``)."""
     lines, state = await run_in_threadpool(_read_logs, request, principal, job_id, after, limit)
     if not follow:
         return lines
@@ -190,6 +191,8 @@ async def job_logs(
                     return
                 if await request.is_disconnected():
                     return
+                if request.app.state.shutting_down.is_set():
+                    return  # the SDK sees the job unfinished and resumes after `cursor`
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
             batch, current = await run_in_threadpool(
                 _read_logs, request, principal, job_id, cursor, limit

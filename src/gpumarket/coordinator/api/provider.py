@@ -91,7 +91,7 @@ async def poll_assignments(
         remaining = deadline - time.monotonic()
         if batch.assignments or not accepting or remaining <= 0:
             return batch
-        if await request.is_disconnected():
+        if await request.is_disconnected() or request.app.state.shutting_down.is_set():
             return batch
         await notifier.wait(principal.account_id, min(DB_POLL_SECONDS, remaining))
 
