@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
@@ -453,3 +454,27 @@ def test_a_provider_without_stake_gets_no_job_until_it_stakes(world: World) -> N
     while not (got := newcomer.poll(wait=1)):
         assert time.monotonic() < deadline, "the newly staked provider got no job"
     assert got[0].job_id == job.id
+
+
+def test_metrics_show_the_chain_side(world: World) -> None:
+    """An operator's alerts: the RPC endpoint up, the coordinator's gas money, the outbox."""
+
+    def gauges() -> dict[str, float]:
+        text = httpx.get(f"{world.coordinator.url}/metrics", timeout=10).text
+        lines = [line.split() for line in text.splitlines() if line.startswith("gpumarket_chain")]
+        return {name: float(value) for name, value in lines}
+
+    world.dev_wallet.deposit(100 * USD)  # the developer's own gas
+    before = gauges()
+    assert before["gpumarket_chain_up"] == 1.0
+    assert before["gpumarket_chain_outbox_pending"] == 0.0
+    assert before["gpumarket_chain_block"] == world.net.w3.eth.block_number
+    gas = world.net.w3.eth.get_balance(world.net.accounts[0].address) / 10**18
+    assert before["gpumarket_chain_sender_balance_eth"] == pytest.approx(gas)
+
+    job = world.dev.submit(spec(), wallet=world.net.accounts[1])  # an open spends gas
+    wait_for(world, job.id, JobState.QUEUED)
+    after = gauges()
+    balance = "gpumarket_chain_sender_balance_eth"
+    assert after[balance] < before[balance]
+    assert after["gpumarket_chain_block"] > before["gpumarket_chain_block"]

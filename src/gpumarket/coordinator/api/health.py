@@ -14,6 +14,7 @@ from gpumarket import __version__
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import ReadSessionDep, SettingsDep
 from gpumarket.coordinator.services import stats
+from gpumarket.coordinator.services.chain import ChainHealth, ChainSettlement
 
 router = APIRouter(tags=["health"])
 
@@ -26,13 +27,18 @@ def healthz(session: ReadSessionDep, request: Request) -> dict[str, str]:
 
 
 class _StatsCollector:
-    """Turns one stats snapshot into gauge families at scrape time."""
+    """Turns one stats snapshot (and, on-chain, the chain's health) into gauge families at
+    scrape time."""
 
-    def __init__(self, snapshot: stats.MarketStats) -> None:
+    def __init__(self, snapshot: stats.MarketStats, chain: ChainHealth | None) -> None:
         self.snapshot = snapshot
+        self.chain = chain
 
     def collect(self) -> Iterator[Metric]:
-        for name, doc, samples in stats.prometheus_families(self.snapshot):
+        families = stats.prometheus_families(self.snapshot)
+        if self.chain is not None:
+            families += stats.chain_families(self.chain)
+        for name, doc, samples in families:
             labels = sorted(samples[0][0]) if samples and samples[0][0] else []
             family = GaugeMetricFamily(name, doc, labels=labels)
             for label_values, value in samples:
@@ -42,9 +48,13 @@ class _StatsCollector:
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request, settings: SettingsDep) -> Response:
-    """Prometheus exposition of the marketplace gauges (computed from the database)."""
+    """Prometheus exposition of the marketplace gauges (computed from the database) and, on
+    an on-chain market, of the chain's health (RPC up, block, the coordinator's gas money,
+    transactions awaiting receipts)."""
     with session_scope(request.app.state.read_session_factory) as session:
         snapshot = stats.market_stats(session, settings)
+    backend = request.app.state.settlement
+    chain = backend.health() if isinstance(backend, ChainSettlement) else None
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatsCollector(snapshot))
+    registry.register(_StatsCollector(snapshot, chain))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

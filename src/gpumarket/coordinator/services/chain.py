@@ -64,6 +64,22 @@ class TxOutcome:
 
 
 @dataclass(frozen=True)
+class ChainHealth:
+    """What an operator watches on the chain side (``/metrics``): whether the RPC endpoint
+    answers, its latest block, the gas money left on the coordinator's account (every open,
+    commit and finalize spends it) and the transactions still waiting for a receipt."""
+
+    up: bool
+    block: int | None
+    sender_balance_wei: int | None
+    outbox_pending: int
+
+
+PROBE_TIMEOUT_SECONDS = 3.0
+"""A scrape never waits on a slow RPC endpoint longer than this."""
+
+
+@dataclass(frozen=True)
 class _SignedOrder:
     """A developer's signed order on its way to ``openJob`` or ``openMany``."""
 
@@ -102,6 +118,9 @@ class ChainSettlement:
         self.rpc_url = settings.chain_rpc_url
         self.public_rpc_url = settings.chain_public_rpc_url or settings.chain_rpc_url
         self.w3 = Web3(HTTPProvider(settings.chain_rpc_url, request_kwargs={"timeout": 30}))
+        self._probe = Web3(
+            HTTPProvider(settings.chain_rpc_url, request_kwargs={"timeout": PROBE_TIMEOUT_SECONDS})
+        )
         self.deployment = deployment
         self.market = Market(self.w3, deployment.market)
         try:
@@ -146,6 +165,18 @@ class ChainSettlement:
                 "rulings will be refused by the contract until the admin grants it",
                 me,
             )
+
+    def health(self) -> ChainHealth:
+        """The chain-side figures for ``/metrics``; an unreachable endpoint reads as down."""
+        pending = self.sender.pending()
+        try:
+            block = int(self._probe.eth.block_number)
+            balance = int(self._probe.eth.get_balance(self.account.address))
+        except Exception:
+            return ChainHealth(
+                up=False, block=None, sender_balance_wei=None, outbox_pending=pending
+            )
+        return ChainHealth(up=True, block=block, sender_balance_wei=balance, outbox_pending=pending)
 
     # ------------------------------------------------------------ lifecycle hooks (no I/O)
 

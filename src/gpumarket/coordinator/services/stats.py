@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, OfferRow, Provider
+from gpumarket.coordinator.services.chain import ChainHealth
 from gpumarket.coordinator.services.matching import heartbeat_cutoff
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import CPU_OFFER, JobState
@@ -144,4 +145,33 @@ def prometheus_families(
         ("gpumarket_jobs", "Jobs by lifecycle state", jobs)
     ]
     families += [(name, doc, [({}, float(value))]) for name, doc, value in single]
+    return families
+
+
+def chain_families(
+    health: ChainHealth,
+) -> list[tuple[str, str, list[tuple[dict[str, str], float]]]]:
+    """The chain's gauges: an alert on ``gpumarket_chain_up == 0``, on a low
+    ``gpumarket_chain_sender_balance_eth`` (no gas: no open, commit or payout goes out) or on
+    a growing ``gpumarket_chain_outbox_pending`` catches what stops payments."""
+    families: list[tuple[str, str, list[tuple[dict[str, str], float]]]] = [
+        ("gpumarket_chain_up", "1 when the chain's RPC endpoint answers", [({}, float(health.up))]),
+        (
+            "gpumarket_chain_outbox_pending",
+            "Coordinator transactions sent and awaiting a receipt",
+            [({}, float(health.outbox_pending))],
+        ),
+    ]
+    if health.block is not None:
+        families.append(
+            ("gpumarket_chain_block", "Latest block of the chain", [({}, float(health.block))])
+        )
+    if health.sender_balance_wei is not None:
+        families.append(
+            (
+                "gpumarket_chain_sender_balance_eth",
+                "Gas money left on the coordinator's account (ETH)",
+                [({}, health.sender_balance_wei / 10**18)],
+            )
+        )
     return families
