@@ -7,6 +7,7 @@ import json
 import shlex
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -367,11 +368,27 @@ def _stream_logs(sdk: Any, job_id: str) -> None:
         console.print(rest.rsplit("\r", 1)[-1], style=_STYLES.get(stream, ""), markup=False)
 
 
+@contextlib.contextmanager
+def _detached_on_interrupt(job_id: str) -> Iterator[None]:
+    """Ctrl-C while following a job stops the following, not the job: say so and how to come
+    back, and exit 130 as an interrupted command does."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(
+            f"\nstopped following {job_id}; the job goes on: `gpumarket job logs {job_id} -f` "
+            f"follows it again, `gpumarket job cancel {job_id}` stops it",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+
+
 def _follow(sdk: Any, job_id: str) -> None:
     """Wait, stream, then say how it ended. Like ``docker run``, the command's exit status is
     the container's when it ran and failed, and 1 when the job ended without a result."""
-    _wait_for_start(sdk, job_id)
-    _stream_logs(sdk, job_id)
+    with _detached_on_interrupt(job_id):
+        _wait_for_start(sdk, job_id)
+        _stream_logs(sdk, job_id)
     final = sdk.get(job_id, explain=False)
     err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
     if final.failure_reason:
@@ -462,11 +479,12 @@ def logs(
     """The job's output."""
     sdk = client(coordinator)
     lines = sdk.follow_logs(job_id) if follow else sdk.logs(job_id, limit=10_000)
-    for line in lines:
-        if as_json:
-            typer.echo(line.model_dump_json())
-        else:
-            typer.echo(line.data, nl=False)
+    with _detached_on_interrupt(job_id):
+        for line in lines:
+            if as_json:
+                typer.echo(line.model_dump_json())
+            else:
+                typer.echo(line.data, nl=False)
 
 
 @app.command()

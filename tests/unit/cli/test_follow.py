@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
 
 from gpumarket.cli import jobs
@@ -148,3 +149,24 @@ def test_the_live_tail_leaves_lines_as_a_terminal_would() -> None:
     assert tail.partial == {"stdout": "loading\r 50%|#####     |"}
     assert tail.feed("stdout", "\r100%|##########|\nepoch 2\n") == ["100%|##########|", "epoch 2"]
     assert tail.partial == {}
+
+
+class Interrupted(PlayBack):
+    """Ctrl-C arrives while the log streams."""
+
+    def follow_logs(self, job_id: str) -> Iterator[LogLine]:
+        yield LogLine(seq=0, stream="stdout", data="tick 1\n", at=datetime.now(UTC))
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_following_not_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(jobs, "err", Console(file=out, force_terminal=False, width=200))
+    monkeypatch.setattr(jobs, "console", Console(file=io.StringIO(), force_terminal=False))
+    monkeypatch.setattr("gpumarket.cli.jobs.time.sleep", lambda seconds: None)
+    sdk: Any = Interrupted(view(JobState.RUNNING))
+    with pytest.raises(typer.Exit) as stopped:
+        jobs._follow(sdk, "job-1")
+    assert stopped.value.exit_code == 130
+    assert "stopped following job-1; the job goes on" in out.getvalue()
+    assert "gpumarket job logs job-1 -f" in out.getvalue()
