@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from gpumarket.cli.consoles import console
-from gpumarket.cli.output import JsonOption, emit, print_listing
+from gpumarket.cli.output import JsonOption, emit, or_dash, print_listing
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import AuthenticationFailed
 from gpumarket.protocol import JobEvent, JobState
@@ -109,10 +109,7 @@ def jobs(
         return
     print_listing(
         ("id", "state", "owner", "provider", "cost"),
-        (
-            (j.id, j.state.value, j.owner, j.provider_id or "-", str(j.cost or "-"))
-            for j in page.items
-        ),
+        ((j.id, j.state.value, j.owner, j.provider_id or "-", or_dash(j.cost)) for j in page.items),
         keys=("id", "owner", "provider"),
     )
 
@@ -138,7 +135,7 @@ def disputes(
                 j.state.value,
                 j.owner,
                 j.provider_id or "-",
-                str(j.cost or "-"),
+                or_dash(j.cost),
                 next((s.at for s in j.chain if s.step == "challenge"), j.updated_at).strftime(
                     "%Y-%m-%d %H:%M:%S"
                 ),

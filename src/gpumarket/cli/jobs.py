@@ -30,7 +30,7 @@ from rich.text import Text
 
 from gpumarket.cli.consoles import console
 from gpumarket.cli.consoles import err_console as err
-from gpumarket.cli.output import JsonOption, emit, print_listing
+from gpumarket.cli.output import JsonOption, emit, or_dash, print_listing
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
 from gpumarket.protocol import FINISHED_STATES, JobSpec, JobState, JobView, MatchExplanation
@@ -408,8 +408,8 @@ def _print_jobs(jobs: list[JobView]) -> None:
                 j.state.value,
                 j.spec.image,
                 j.provider_id or "-",
-                str(j.price_per_hour or "-"),
-                str(j.cost or "-"),
+                or_dash(j.price_per_hour),
+                or_dash(j.cost),
                 j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             )
             for j in jobs
@@ -421,16 +421,25 @@ def _print_jobs(jobs: list[JobView]) -> None:
 @app.command("list")
 def list_jobs(
     state: Annotated[list[JobState] | None, typer.Option(help="Filter, repeatable.")] = None,
-    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Page size.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(help="Where the next page starts (printed under a full page).")
+    ] = None,
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Your jobs, newest first."""
-    page = client(coordinator).jobs(state or [], limit=limit)
+    """Your jobs, newest first, a page at a time."""
+    page = client(coordinator).jobs(state or [], limit=limit, cursor=cursor)
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
-    else:
-        _print_jobs(page.items)
+        return
+    _print_jobs(page.items)
+    if page.next_cursor:
+        err.print(
+            f"more: gpumarket job list --cursor {page.next_cursor}"
+            + (f" --limit {limit}" if limit != 50 else ""),
+            highlight=False,
+        )
 
 
 @app.command()

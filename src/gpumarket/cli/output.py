@@ -61,3 +61,8 @@ def print_listing(
     unbounded = Console(file=console.file, width=_UNBOUNDED)
     width = Measurement.get(unbounded, unbounded.options, table).maximum
     Console(file=console.file, width=width, soft_wrap=True).print(table)
+
+
+def or_dash(value: object) -> str:
+    """A table cell: the value, or "-" when there is none (a zero cost is 0, not missing)."""
+    return "-" if value is None else str(value)

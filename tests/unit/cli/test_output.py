@@ -42,3 +42,10 @@ def test_piped_nothing_is_cut_and_brackets_stay_text(monkeypatch: pytest.MonkeyP
     for value in ROW:
         assert value in text  # "[nightly]" printed as is, not taken for a style
     assert len(text.splitlines()) == 5  # top, header, rule, one row, bottom: nothing wrapped
+
+
+def test_a_zero_is_a_value_not_a_missing_one() -> None:
+    from decimal import Decimal
+
+    assert output.or_dash(Decimal("0.000000")) == "0.000000"  # a run too short to cost anything
+    assert output.or_dash(None) == "-"
