@@ -9,6 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
+from gpumarket.cli.logsetup import (
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    configure_logging,
+)
+
 app = typer.Typer(help="Run the coordinator (REST API, matching, lifecycle).", no_args_is_help=True)
 
 
@@ -38,16 +46,15 @@ def serve(
         int | None,
         typer.Option(help="Challenge window in seconds [env GPUMARKET_CHALLENGE_WINDOW_SECONDS]."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs); migrates the database first."""
     import uvicorn
 
     from gpumarket.coordinator.app import create_app
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level, log_format)
     settings = _settings(
         db_url=db_url,
         data_dir=data_dir,
@@ -75,7 +82,9 @@ def serve(
         app,
         host=host,
         port=port,
-        log_level=log_level.lower(),
+        log_level=log_level.value,
+        # JSON: uvicorn's own records go through our handler too, not its text formatter
+        log_config=None if log_format is LogFormat.JSON else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         # what still runs after this (a slow upload) is cut: a restart is never held for long
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,

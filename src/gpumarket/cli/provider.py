@@ -11,6 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from gpumarket.cli.consoles import console
+from gpumarket.cli.logsetup import (
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    configure_logging,
+)
 from gpumarket.cli.output import JsonOption, emit, print_listing
 
 app = typer.Typer(
@@ -144,7 +151,8 @@ def run(
         str | None,
         typer.Option(help="Benchmark in this image at start and advertise the measured TFLOPS."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Register with the coordinator and run the jobs it assigns until SIGTERM/Ctrl-C."""
     from gpumarket.errors import InvalidRequest
@@ -152,9 +160,7 @@ def run(
     from gpumarket.provider.daemon import ProviderDaemon
     from gpumarket.provider.wallet import load_or_create_wallet
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level, log_format)
     prices = None
     if price:
         prices = {}

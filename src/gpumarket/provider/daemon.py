@@ -129,7 +129,7 @@ class ProviderDaemon:
         """Reuse the saved API key for this wallet and coordinator, or register anew; learn
         whether the market settles on-chain (then every result carries a signed claim)."""
         client = self._connect()
-        chain = with_retry(client.chain_info, "read the market's chain")
+        chain = with_retry(client.chain_info, "read the market's chain", stop=self.stopping)
         if chain is not None:
             self.claims = ClaimSigner(self.account, chain)
             log.info(
@@ -366,7 +366,15 @@ class ProviderDaemon:
             )
         if self.config.benchmark_image:
             self.benchmark(self.config.benchmark_image)
-        client = with_retry(self.connect, "connect to the coordinator", give_up_after=600)
+        try:
+            client = with_retry(
+                self.connect, "connect to the coordinator", give_up_after=600, stop=self.stopping
+            )
+        except TransportError:
+            if not self.stopping.is_set():
+                raise
+            log.info("stopped before reaching the coordinator")
+            return
         self.reconcile()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()

@@ -127,3 +127,29 @@ def test_sigterm_stops_an_idle_daemon_without_waiting_out_its_long_poll(
     finally:
         if daemon.poll() is None:
             daemon.kill()
+
+
+def test_sigterm_stops_a_daemon_still_trying_to_reach_its_coordinator(
+    coordinator: CoordinatorProcess, tmp_path: Path
+) -> None:
+    """A daemon whose coordinator is down retries for ten minutes; Ctrl-C ends that at once."""
+    from tests.integration.processes import free_port
+
+    nobody = f'"http://127.0.0.1:{free_port()}"'  # nothing listens there
+    config = write_config(tmp_path, coordinator, coordinator_url=nobody)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "connect to the coordinator failed" not in log.read_text():
+            assert time.monotonic() < deadline and daemon.poll() is None, log.read_text()
+            time.sleep(0.2)
+        asked = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()
+        took = time.monotonic() - asked
+        assert took < 10, f"took {took:.1f}s: the daemon kept retrying after SIGTERM"
+        assert "stopped before reaching the coordinator" in log.read_text()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
