@@ -104,29 +104,36 @@ def test_sigterm_hands_unfinished_jobs_back(
     assert "shut down before the job finished" in reasons
 
 
+def sigterm_once_logged(config: Path, log: Path, line: str, settle: float = 0) -> str:
+    """Start the daemon, send SIGTERM once ``line`` is in its log (and ``settle`` seconds
+    more), and return its log once it has exited; fails if it took more than 10 s."""
+    daemon = start_daemon(config, log)
+    try:
+        deadline = time.monotonic() + 60
+        while line not in log.read_text():
+            assert time.monotonic() < deadline and daemon.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(settle)
+        asked = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()
+        took = time.monotonic() - asked
+        assert took < 10, f"took {took:.1f}s to stop after SIGTERM:\n{log.read_text()}"
+        return log.read_text()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+
+
 def test_sigterm_stops_an_idle_daemon_without_waiting_out_its_long_poll(
     coordinator: CoordinatorProcess, tmp_path: Path
 ) -> None:
     """Ctrl-C on an idle daemon: its heartbeat says it is draining, which ends the 25 s
     long-poll it is in, so it exits in about a second, not at the poll's end."""
     config = write_config(tmp_path, coordinator, poll_wait_seconds="25")
-    log = tmp_path / "daemon.log"
-    daemon = start_daemon(config, log)
-    try:
-        deadline = time.monotonic() + 60
-        while "registered as" not in log.read_text():
-            assert time.monotonic() < deadline and daemon.poll() is None, log.read_text()
-            time.sleep(0.2)
-        time.sleep(2)  # inside its first long-poll
-        asked = time.monotonic()
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(30) == 0, log.read_text()
-        took = time.monotonic() - asked
-        assert took < 15, f"took {took:.1f}s: the daemon waited for its long-poll to end"
-        assert "stopping: no new jobs; 0 running job(s)" in log.read_text()
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
+    # two seconds into its first long-poll
+    shown = sigterm_once_logged(config, tmp_path / "daemon.log", "registered as", settle=2)
+    assert "stopping: no new jobs; 0 running job(s)" in shown
 
 
 def test_sigterm_stops_a_daemon_still_trying_to_reach_its_coordinator(
@@ -138,18 +145,5 @@ def test_sigterm_stops_a_daemon_still_trying_to_reach_its_coordinator(
     nobody = f'"http://127.0.0.1:{free_port()}"'  # nothing listens there
     config = write_config(tmp_path, coordinator, coordinator_url=nobody)
     log = tmp_path / "daemon.log"
-    daemon = start_daemon(config, log)
-    try:
-        deadline = time.monotonic() + 60
-        while "connect to the coordinator failed" not in log.read_text():
-            assert time.monotonic() < deadline and daemon.poll() is None, log.read_text()
-            time.sleep(0.2)
-        asked = time.monotonic()
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(30) == 0, log.read_text()
-        took = time.monotonic() - asked
-        assert took < 10, f"took {took:.1f}s: the daemon kept retrying after SIGTERM"
-        assert "stopped before reaching the coordinator" in log.read_text()
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
+    shown = sigterm_once_logged(config, log, "connect to the coordinator failed")
+    assert "stopped before reaching the coordinator" in shown
