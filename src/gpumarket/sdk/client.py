@@ -212,12 +212,29 @@ class Client(_BaseClient):
     ) -> JobView:
         """Block until the job is in one of ``states`` (by default: its run is over, whether
         COMMITTED or ended without a result) and return it. Polls, backing off to 5 s
-        between looks; :class:`WaitTimedOut` after ``timeout`` seconds (None: no limit)."""
+        between looks; :class:`WaitTimedOut` after ``timeout`` seconds (None: no limit). A
+        coordinator that restarts meanwhile is waited for, up to ``RESUME_SECONDS`` of
+        failed looks in a row (then :class:`TransportError`)."""
         wanted = frozenset(states)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = poll_seconds
+        failing_since: float | None = None
         while True:
-            job = self.get(job_id, explain=False)
+            try:
+                job = self.get(job_id, explain=False)
+            except TransportError:
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= RESUME_SECONDS:
+                    raise
+                if deadline is not None and now + delay > deadline:
+                    raise WaitTimedOut(
+                        f"job {job_id}: the coordinator did not answer before {timeout:g} s"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 1.5, 5.0)
+                continue
+            failing_since = None
             if job.state in wanted:
                 return job
             if job.state.is_terminal:  # it can never get there now
