@@ -319,6 +319,11 @@ class Client(_BaseClient):
                             yield chunk
                 # the server ends the stream once the job has finished, or when it stops
                 if self.get(job_id, explain=False).state in FINISHED_STATES:
+                    # it may have finished after a stop cut the stream: read what is left
+                    while rest := self.logs(job_id, after=cursor):
+                        for chunk in rest:
+                            cursor = chunk.seq
+                            yield chunk
                     return
                 time.sleep(delay)
             except (httpx.TransportError, TransportError) as exc:  # the stream, or the get

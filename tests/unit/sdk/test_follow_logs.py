@@ -40,8 +40,10 @@ def test_a_stream_that_ends_early_or_breaks_is_resumed_after_its_last_line(
             httpx.Response(200, json=job("RUNNING")),  # not finished: resume after 1
             httpx.ConnectError("refused"),  # restarting
             httpx.Response(502),  # its proxy, still waiting for it
-            httpx.Response(200, content=chunk(2)),
-            httpx.Response(200, json=job("COMMITTED")),  # finished: the end
+            httpx.Response(200, content=chunk(2)),  # ends: stopping again
+            httpx.Response(200, json=job("COMMITTED")),  # finished meanwhile:
+            httpx.Response(200, json=[json.loads(chunk(3))]),  # its last line, read at once
+            httpx.Response(200, json=[]),  # and nothing after it
         ]
     )
 
@@ -54,8 +56,8 @@ def test_a_stream_that_ends_early_or_breaks_is_resumed_after_its_last_line(
 
     with Client("http://coordinator", "key", transport=httpx.MockTransport(answer)) as sdk:
         seen = [line.seq for line in sdk.follow_logs("job_1")]
-    assert seen == [0, 1, 2]
-    assert asked == ["-1", "-", "1", "1", "1", "-"]  # the get has no "after"
+    assert seen == [0, 1, 2, 3]
+    assert asked == ["-1", "-", "1", "1", "1", "-", "2", "3"]  # the gets have no "after"
 
 
 def test_a_coordinator_that_stays_away_ends_the_follow(monkeypatch: pytest.MonkeyPatch) -> None:
