@@ -298,8 +298,9 @@ STATUS_SECONDS = 1.0
 
 
 def _status_line(job: JobView) -> str:
-    """What a developer following a job sees under its log: state, provider, time, price."""
-    parts = [f"{job.id}: {job.state.value}"]
+    """What a developer following a job sees under its log: state, provider, time, price
+    (not the job's id, which the submit printed: the line fits 80 columns)."""
+    parts = [job.state.value]
     if job.provider_id:
         parts.append(f"on {job.provider_id}")
     if job.started_at is not None:
@@ -319,10 +320,10 @@ class _LiveTail:
     (a progress bar redrawn with carriage returns shows there as a terminal would show it) and
     the status line with a spinner. Finished lines are printed above it and stay."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self) -> None:
         self.partial: dict[str, str] = {}
         self.last_stream = "stdout"
-        self.spinner = Spinner("dots", text=f"{job_id}: RUNNING")
+        self.spinner = Spinner("dots", text="RUNNING")
 
     def __rich__(self) -> Group:
         shown = self.partial.get(self.last_stream, "").rsplit("\r", 1)[-1]
@@ -346,7 +347,7 @@ def _stream_logs(sdk: Any, job_id: str) -> None:
         for line in sdk.follow_logs(job_id):
             console.print(line.data, end="", markup=False, highlight=False)
         return
-    tail = _LiveTail(job_id)
+    tail = _LiveTail()
     done = threading.Event()
 
     def refresh() -> None:

@@ -134,7 +134,8 @@ def stream(monkeypatch: pytest.MonkeyPatch, terminal: bool) -> str:
 def test_a_terminal_keeps_a_status_line_under_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = stream(monkeypatch, terminal=True)
     assert "epoch 1" in shown and "epoch 2" in shown
-    assert "job-1: RUNNING on prov-7 for 0:01:1" in shown and "at 0.45/h" in shown
+    assert "RUNNING on prov-7 for 0:01:1" in shown and "at 0.45/h" in shown
+    assert "job-1: RUNNING" not in shown  # the id was printed at submit: the line fits 80
 
 
 def test_without_a_terminal_only_the_log_is_printed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +143,7 @@ def test_without_a_terminal_only_the_log_is_printed(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_live_tail_leaves_lines_as_a_terminal_would() -> None:
-    tail = jobs._LiveTail("job-1")
+    tail = jobs._LiveTail()
     assert tail.feed("stdout", "epoch 1\nloading") == ["epoch 1"]
     assert tail.feed("stderr", "warn: slow\n") == ["warn: slow"]
     assert tail.feed("stdout", "\r 50%|#####     |") == []  # a bar redrawn in place
