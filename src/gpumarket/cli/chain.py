@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -90,9 +90,8 @@ def deploy(
     """Deploy the market (and a test token unless --token), grant the deployer the
     coordinator, arbiter and pauser roles, and write the deployment file."""
     from eth_account import Account
-    from web3 import Web3
 
-    from gpumarket.errors import InvalidRequest, TransportError
+    from gpumarket.errors import InvalidRequest
     from gpumarket.settlement.deploy import deploy as deploy_contracts
     from gpumarket.settlement.deploy import write_deployment
 
@@ -100,9 +99,7 @@ def deploy(
         account = Account.from_key(key)
     except (ValueError, TypeError) as exc:
         raise InvalidRequest("--key is not a private key (0x + 64 hex digits)") from exc
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        raise TransportError(f"cannot reach the chain at {rpc_url}")
+    w3 = _connect(rpc_url)
     deployment = deploy_contracts(w3, account, token=token, treasury=treasury)
     write_deployment(deployment, out)
     typer.echo(json.dumps(deployment.as_dict(), indent=2))
@@ -124,7 +121,7 @@ def fund(
     fresh `gpumarket wallet new` can deposit or stake."""
     from web3 import Web3
 
-    from gpumarket.errors import InvalidRequest, TransportError
+    from gpumarket.errors import InvalidRequest
     from gpumarket.settlement.devnet import DEV_KEYS, fund_wallet
 
     if not Web3.is_address(address):
@@ -133,9 +130,7 @@ def fund(
         raise InvalidRequest(
             f"no deployment file at {deployment_file}; run `gpumarket chain devnet`"
         )
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        raise TransportError(f"cannot reach the chain at {rpc_url}")
+    w3 = _connect(rpc_url)
     token = json.loads(deployment_file.read_text())["token"]
     fund_wallet(w3, token, Web3.to_checksum_address(address), amount * 10**6, DEV_KEYS[0])
     emit(
@@ -158,18 +153,24 @@ def travel(
     would after the real wait."""
     from datetime import UTC, datetime
 
-    from web3 import Web3
-
-    from gpumarket.errors import TransportError
     from gpumarket.settlement.devnet import time_travel
 
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        raise TransportError(f"cannot reach the chain at {rpc_url}")
-    now = time_travel(w3, seconds)
+    now = time_travel(_connect(rpc_url), seconds)
     shown = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     emit(
         as_json,
         {"advanced_seconds": seconds, "chain_time": now},
         f"moved the chain {seconds} s ahead: chain time is now {shown}",
     )
+
+
+def _connect(rpc_url: str) -> Any:
+    """A web3 client of the chain at ``rpc_url``, or a one-line error when nothing answers."""
+    from web3 import Web3
+
+    from gpumarket.errors import TransportError
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        raise TransportError(f"cannot reach the chain at {rpc_url}")
+    return w3

@@ -345,7 +345,7 @@ def _stream_logs(sdk: Any, job_id: str) -> None:
     one the log is passed through untouched."""
     if not console.is_terminal:
         for line in sdk.follow_logs(job_id):
-            console.print(line.data, end="", markup=False, highlight=False)
+            console.print(line.data, end="", highlight=False)
         return
     tail = _LiveTail()
     done = threading.Event()
@@ -362,11 +362,11 @@ def _stream_logs(sdk: Any, job_id: str) -> None:
             for chunk in sdk.follow_logs(job_id):
                 for finished in tail.feed(chunk.stream, chunk.data):
                     style = _STYLES.get(chunk.stream, "")
-                    console.print(finished, style=style, markup=False, highlight=False)
+                    console.print(finished, style=style, highlight=False)
         finally:
             done.set()
     for stream, rest in tail.partial.items():  # output that never ended its last line
-        console.print(rest.rsplit("\r", 1)[-1], style=_STYLES.get(stream, ""), markup=False)
+        console.print(rest.rsplit("\r", 1)[-1], style=_STYLES.get(stream, ""))
 
 
 @contextlib.contextmanager
@@ -393,7 +393,7 @@ def _follow(sdk: Any, job_id: str) -> None:
     final = sdk.get(job_id, explain=False)
     err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
     if final.failure_reason:
-        err.print(f"{job_id}: {final.failure_reason}", markup=False, highlight=False)
+        err.print(f"{job_id}: {final.failure_reason}", highlight=False)
     if final.state not in _WITH_RESULT:
         raise typer.Exit(1)
     if final.exit_code:

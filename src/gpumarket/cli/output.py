@@ -24,7 +24,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 def emit(as_json: bool, data: BaseModel | Mapping[str, Any], text: str) -> None:
     """Print ``data`` as JSON when ``as_json``, else the one line ``text``."""
     if not as_json:
-        console.print(text, markup=False, highlight=False)
+        console.print(text, highlight=False)
     elif isinstance(data, BaseModel):
         typer.echo(data.model_dump_json(indent=2))
     else:

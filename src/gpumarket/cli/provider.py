@@ -30,6 +30,16 @@ ConfigOption = Annotated[
 ]
 
 
+# the same flags as `provider run`, so a daemon started with them is staked and paid the same way
+WalletOption = Annotated[
+    Path | None,
+    typer.Option("--wallet", help="The provider's keystore (default: the config's wallet)."),
+]
+CoordinatorUrlOption = Annotated[
+    str | None, typer.Option("--coordinator", help="Coordinator URL (default: the config's).")
+]
+
+
 @app.command()
 def inventory(
     as_json: JsonOption = False,
@@ -243,16 +253,6 @@ def earnings(
             f"({on_chain['locked_stake']} locked by jobs in their window), "
             f"{on_chain['unstaking']} unstaking"
         )
-
-
-# the same flags as `provider run`, so a daemon started with them is staked and paid the same way
-WalletOption = Annotated[
-    Path | None,
-    typer.Option("--wallet", help="The provider's keystore (default: the config's wallet)."),
-]
-CoordinatorUrlOption = Annotated[
-    str | None, typer.Option("--coordinator", help="Coordinator URL (default: the config's).")
-]
 
 
 def _provider_market(config: Path | None, coordinator: str | None, wallet: Path | None) -> Any:

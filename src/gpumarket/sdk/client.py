@@ -58,6 +58,26 @@ RESUME_SECONDS = 60.0
 _GATEWAY_ERRORS = (502, 503, 504)
 
 
+class _Outage:
+    """A run of failed attempts to reach the coordinator, for a client that rides out a
+    restart (a followed log, a wait): it gives up once the run has lasted ``limit`` seconds."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.since: float | None = None
+
+    def over(self) -> None:
+        """The coordinator answered: the run is over."""
+        self.since = None
+
+    def too_long(self) -> bool:
+        """Another failure: whether the run has now lasted ``limit`` seconds."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        return now - self.since >= self.limit
+
+
 class _BaseClient:
     """Shared transport: base URL, bearer key, error mapping."""
 
@@ -218,23 +238,21 @@ class Client(_BaseClient):
         wanted = frozenset(states)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = poll_seconds
-        failing_since: float | None = None
+        outage = _Outage(RESUME_SECONDS)
         while True:
             try:
                 job = self.get(job_id, explain=False)
             except TransportError:
-                now = time.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since >= RESUME_SECONDS:
+                if outage.too_long():
                     raise
-                if deadline is not None and now + delay > deadline:
+                if deadline is not None and time.monotonic() + delay > deadline:
                     raise WaitTimedOut(
                         f"job {job_id}: the coordinator did not answer before {timeout:g} s"
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 1.5, 5.0)
                 continue
-            failing_since = None
+            outage.over()
             if job.state in wanted:
                 return job
             if job.state.is_terminal:  # it can never get there now
@@ -296,7 +314,7 @@ class Client(_BaseClient):
         repeated; :class:`TransportError` once the coordinator has been unreachable for
         ``resume_seconds``."""
         cursor = after
-        failing_since: float | None = None
+        outage = _Outage(resume_seconds)
         delay = 0.5
         while True:
             try:
@@ -311,7 +329,8 @@ class Client(_BaseClient):
                     if not response.is_success:
                         response.read()
                         _raise_for_status(response)
-                    failing_since, delay = None, 0.5
+                    outage.over()
+                    delay = 0.5
                     for line in response.iter_lines():
                         if line.strip():
                             chunk = LogLine.model_validate_json(line)
@@ -327,9 +346,7 @@ class Client(_BaseClient):
                     return
                 time.sleep(delay)
             except (httpx.TransportError, TransportError) as exc:  # the stream, or the get
-                now = time.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since >= resume_seconds:
+                if outage.too_long():
                     raise TransportError(
                         f"log stream interrupted, and the coordinator unreachable for "
                         f"{resume_seconds:.0f}s: {exc}"

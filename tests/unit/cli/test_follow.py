@@ -18,6 +18,11 @@ from gpumarket.cli import jobs
 from gpumarket.protocol import JobState, JobView, LogLine, PreparationProgress
 
 
+def console_double(file: io.StringIO, terminal: bool, width: int = 120) -> Console:
+    """A console like the CLI's (no markup), writing to ``file``."""
+    return Console(file=file, force_terminal=terminal, width=width, markup=False)
+
+
 def view(state: JobState, progress: PreparationProgress | None = None, **fields: Any) -> JobView:
     now = datetime.now(UTC)
     return JobView.model_validate(
@@ -66,7 +71,7 @@ VIEWS = (
 
 def run_wait(monkeypatch: pytest.MonkeyPatch, terminal: bool) -> str:
     out = io.StringIO()
-    monkeypatch.setattr(jobs, "err", Console(file=out, force_terminal=terminal, width=120))
+    monkeypatch.setattr(jobs, "err", console_double(out, terminal, 120))
     monkeypatch.setattr("gpumarket.cli.jobs.time.sleep", lambda seconds: None)
     sdk: Any = PlayBack(*VIEWS)
     jobs._wait_for_start(sdk, "job-1")
@@ -94,7 +99,7 @@ def explained(online: int, **summary: int) -> dict[str, Any]:
 
 def test_a_queued_job_says_why_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(jobs, "err", Console(file=out, force_terminal=False, width=120))
+    monkeypatch.setattr(jobs, "err", console_double(out, False, 120))
     monkeypatch.setattr("gpumarket.cli.jobs.time.sleep", lambda seconds: None)
     monkeypatch.setattr(jobs, "EXPLAIN_SECONDS", 0)
     sdk: Any = PlayBack(
@@ -124,7 +129,7 @@ def running() -> JobView:
 
 def stream(monkeypatch: pytest.MonkeyPatch, terminal: bool) -> str:
     out = io.StringIO()
-    monkeypatch.setattr(jobs, "console", Console(file=out, force_terminal=terminal, width=120))
+    monkeypatch.setattr(jobs, "console", console_double(out, terminal, 120))
     monkeypatch.setattr(jobs, "STATUS_SECONDS", 0.01)
     sdk: Any = PlayBack(running(), lines=("epoch 1\n", "epoch 2\n"), pause=0.3)
     jobs._stream_logs(sdk, "job-1")
@@ -162,8 +167,8 @@ class Interrupted(PlayBack):
 
 def test_ctrl_c_stops_following_not_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(jobs, "err", Console(file=out, force_terminal=False, width=200))
-    monkeypatch.setattr(jobs, "console", Console(file=io.StringIO(), force_terminal=False))
+    monkeypatch.setattr(jobs, "err", console_double(out, False, 200))
+    monkeypatch.setattr(jobs, "console", console_double(io.StringIO(), False))
     monkeypatch.setattr("gpumarket.cli.jobs.time.sleep", lambda seconds: None)
     sdk: Any = Interrupted(view(JobState.RUNNING))
     with pytest.raises(typer.Exit) as stopped:
