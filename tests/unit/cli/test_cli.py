@@ -28,6 +28,14 @@ def test_version_and_help() -> None:
     assert "[env GPUMARKET_DB_URL;" in help_text and "GPUMARKET_ADMIN_TOKEN" in help_text
 
 
+def test_help_shows_flags_as_flags() -> None:
+    """A flag takes no value, so its help names no type (typer 0.29 printed "<bool>")."""
+    lines = gpumarket("job", "submit", "--help").stdout.splitlines()
+    follow = next(line for line in lines if "--follow" in line)
+    assert "Stream the log." in follow
+    assert "bool" not in follow.lower()
+
+
 def test_bad_database_url_is_one_clear_line() -> None:
     result = gpumarket("coordinator", "serve", "--db-url", "nosuchdb://x")
     assert result.returncode == 1
