@@ -232,6 +232,10 @@ EXPLAIN_SECONDS = 5.0
 """How often a followed job that is still queued asks the coordinator why (a dry-run match)."""
 
 
+# constraint names (the keys of a match explanation's summary) that say little on their own
+CONSTRAINT_WORDS = {"excluded": "already failed this job", "online": "offline"}
+
+
 def _waiting_reason(why: MatchExplanation) -> str:
     """Why a queued job has no provider yet, in one line: none online, none fits (and which
     constraints they fail), or some fit and one has yet to take it."""
@@ -240,7 +244,9 @@ def _waiting_reason(why: MatchExplanation) -> str:
         return "no provider is online"
     if why.matches:
         return f"{len(why.matches)} of {online} online provider(s) fit; waiting for one to take it"
-    failing = ", ".join(f"{name} {count}" for name, count in why.summary.items())
+    failing = ", ".join(
+        f"{CONSTRAINT_WORDS.get(name, name)} {count}" for name, count in why.summary.items()
+    )
     return f"none of {online} online provider(s) fits (failing: {failing})"
 
 
@@ -384,6 +390,17 @@ def _detached_on_interrupt(job_id: str) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def _ending(job: JobView) -> str:
+    """How a job's run ended, in one line: its state, and its exit code and cost when it has
+    them (a job that never ran has neither)."""
+    parts = [f"{job.id}: {job.state.value}"]
+    if job.exit_code is not None:
+        parts.append(f"exit code {job.exit_code}")
+    if job.cost is not None:
+        parts.append(f"cost {job.cost}")
+    return ", ".join(parts)
+
+
 def _follow(sdk: Any, job_id: str) -> None:
     """Wait, stream, then say how it ended. Like ``docker run``, the command's exit status is
     the container's when it ran and failed, and 1 when the job ended without a result."""
@@ -391,7 +408,7 @@ def _follow(sdk: Any, job_id: str) -> None:
         _wait_for_start(sdk, job_id)
         _stream_logs(sdk, job_id)
     final = sdk.get(job_id, explain=False)
-    err.print(f"{job_id}: {final.state.value}, exit code {final.exit_code}, cost {final.cost}")
+    err.print(_ending(final))
     if final.failure_reason:
         err.print(f"{job_id}: {final.failure_reason}", highlight=False)
     if final.state not in _WITH_RESULT:
@@ -515,7 +532,7 @@ def wait(
     Exit status 0 when it ended with a result (COMMITTED, DISPUTED, SETTLED) or reached
     --state; 1 when it failed, was cancelled or expired, or the timeout passed."""
     job = client(coordinator).wait(job_id, state or FINISHED_STATES, timeout)
-    emit(as_json, job, f"{job.id}: {job.state.value}, exit code {job.exit_code}, cost {job.cost}")
+    emit(as_json, job, _ending(job))
     if not state and job.state not in _WITH_RESULT:
         raise typer.Exit(1)
 

@@ -41,6 +41,7 @@ LogFormatOption = Annotated[
 ]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CHATTY_LOGGERS = ("httpx", "httpcore")
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,9 +61,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: LogLevel, fmt: LogFormat) -> None:
-    """Send every logger's records to stderr at ``level`` in ``fmt``."""
+    """Send every logger's records to stderr at ``level`` in ``fmt``; HTTP clients' request
+    lines only at debug."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter() if fmt is LogFormat.JSON else logging.Formatter(TEXT_FORMAT)
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # a line per HTTP request (a provider's heartbeats and long-polls: ten a minute when idle)
+    # would bury what the daemon does; they are detail for debugging
+    for chatty in CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.NOTSET if level is LogLevel.DEBUG else "WARNING")

@@ -376,6 +376,12 @@ class ProviderDaemon:
             log.info("stopped before reaching the coordinator")
             return
         self.reconcile()
+        log.info(
+            "serving %s as %s: up to %d job(s) at once",
+            self.config.coordinator_url,
+            self.provider_id,
+            self.config.max_concurrent_jobs,
+        )
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         backoff = 1.0

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -37,6 +38,30 @@ LABEL_JOB = "gpumarket.job"
 LABEL_PROVIDER = "gpumarket.provider"
 PIDS_LIMIT = 512
 INPUT_DOWNLOAD_CAP = 1024 * 1024 * 1024
+
+
+# what the engine says when a container's command cannot be executed, and what that means
+# (the messages `docker run` maps to its exit codes 127 and 126)
+_EXEC_PROBLEMS = (
+    ("executable file not found", "{command} is not on the image's PATH"),
+    ("no such file or directory", "{command} does not exist in the image"),
+    ("not a directory", "{command} does not exist in the image"),
+    ("permission denied", "{command} is not an executable file"),
+)
+
+
+def _exec_problem(explanation: str) -> str | None:
+    """Why the engine could not execute a container's command (``exec: "python": executable
+    file not found in $PATH``), when that is why it refused to start the container; None for
+    any other refusal."""
+    named = re.search(r'exec: "([^"]*)"', explanation)
+    if named is None:
+        return None
+    lowered = explanation.lower()
+    for needle, problem in _EXEC_PROBLEMS:
+        if needle in lowered:
+            return problem.format(command=repr(named.group(1)))
+    return None
 
 
 class JobRefused(Exception):
@@ -219,6 +244,21 @@ class DockerExecutor:
                 return self.docker.containers.get(container_name(assignment.job_id))
             raise JobRefused(
                 f"docker refused the container: {exc.explanation or exc}", retryable=True
+            ) from exc
+
+    @staticmethod
+    def start(container: Container, spec: JobSpec) -> None:
+        """Start a created container. A command the image cannot run (not found, not
+        executable) is the job's error, not this provider's: refused for good, as `docker run`
+        would exit 127 or 126, rather than sent to another provider that would fail the same."""
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            problem = _exec_problem(str(exc.explanation or exc))
+            if problem is None:
+                raise
+            raise JobRefused(
+                f"the command cannot start in image {spec.image!r}: {problem}", retryable=False
             ) from exc
 
     def wait(

@@ -17,6 +17,7 @@ from gpumarket.protocol import (
     Assignment,
     FailureReport,
     ResultReport,
+    from_micros,
     to_micros,
 )
 from gpumarket.provider.claims import ClaimSigner
@@ -91,6 +92,16 @@ class JobRunner(threading.Thread):
             self.client, self.job_id, self.config.max_log_bytes, job_dir / "logs.json"
         )
         keep_work = False
+        if self.existing is None:
+            spec = self.assignment.spec
+            gpus = len(self.assignment.gpu_uuids)
+            log.info(
+                "%s: taken: %s, %s at %s/h",
+                self.job_id,
+                spec.image,
+                f"{gpus} GPU(s)" if gpus else f"{spec.resources.cpu:g} CPU(s)",
+                self.assignment.price_per_hour,
+            )
         try:
             container = self.existing or self._start(shipper)
             if container is None:
@@ -102,6 +113,7 @@ class JobRunner(threading.Thread):
                 if self.handed_back.is_set():
                     self._hand_back(shipper, "provider shut down before the job finished")
                     return
+                log.info("%s: cancelled after %.1fs", self.job_id, outcome.usage_seconds)
                 shipper.system("stopped: the job was cancelled")
                 shipper.close()
                 if self.claims is not None:
@@ -109,6 +121,7 @@ class JobRunner(threading.Thread):
                 return
             self._report(outcome, shipper)
         except JobRefused as exc:
+            log.info("%s: refused: %s", self.job_id, exc.reason)
             shipper.system(f"refused: {exc.reason}")
             shipper.close()
             self._report_failure(exc.reason, exc.retryable)
@@ -151,7 +164,8 @@ class JobRunner(threading.Thread):
         )
         self._reader.start()
         with_retry(lambda: self.client.started(self.job_id, container.id), "report started")
-        container.start()
+        self.executor.start(container, self.assignment.spec)
+        log.info("%s: running", self.job_id)
         return container
 
     def _hand_back(self, shipper: LogShipper, reason: str) -> None:
@@ -197,7 +211,9 @@ class JobRunner(threading.Thread):
             shipper.system(f"killed: the job went over its memory limit of {spec.resources.memory}")
         if outcome.timed_out:
             shipper.system(f"stopped: over max_duration_seconds={spec.max_duration_seconds}")
-        shipper.system(f"exit code {outcome.exit_code} after {outcome.usage_seconds:.1f}s")
+        ended = f"exit code {outcome.exit_code} after {outcome.usage_seconds:.1f}s"
+        shipper.system(ended)
+        log.info("%s: %s", self.job_id, ended)
         job_dir = self.executor.job_dir(self.job_id)
         output_hash = output_size = None
         try:
@@ -221,8 +237,7 @@ class JobRunner(threading.Thread):
             claim = self.claims.claim(
                 self.assignment, outcome.exit_code, output_hash, outcome.usage_seconds
             )
-            shipper_note = f"claiming {claim.amount_micros} micro-units for this run"
-            log.info("%s: %s", self.job_id, shipper_note)
+            log.info("%s: claiming %s for this run", self.job_id, from_micros(claim.amount_micros))
         report = ResultReport(
             exit_code=outcome.exit_code,
             usage_seconds=outcome.usage_seconds,
@@ -231,6 +246,7 @@ class JobRunner(threading.Thread):
             claim=claim,
         )
         with_retry(lambda: self.client.report_result(self.job_id, report), "report result")
+        log.info("%s: result reported", self.job_id)
 
     def _claim_cancelled_run(self, outcome: Outcome) -> None:
         """On-chain markets pay a cancelled run for the seconds it ran: send the signed claim

@@ -217,6 +217,27 @@ def test_image_policy_and_unpullable_images_are_refused_clearly(
         time.sleep(0.2)
 
 
+def test_a_command_the_image_cannot_run_fails_the_job_for_good(
+    start_daemon: Start, developer: Client
+) -> None:
+    """Like `docker run` exiting 127/126: the developer's error, not the provider's, so the
+    job fails at once with what to fix instead of going round every provider."""
+    start_daemon()
+    not_on_path = developer.submit(cpu_job(["python", "-V"], image=PYTHON))  # it has python3
+    not_a_program = developer.submit(cpu_job(["/etc/passwd"], image=PYTHON))
+    for job, problem in (
+        (not_on_path, "'python' is not on the image's PATH"),
+        (not_a_program, "'/etc/passwd' is not an executable file"),
+    ):
+        failed = wait_for(developer, job.id, {JobState.FAILED})
+        assert f"the command cannot start in image '{PYTHON}': {problem}" in (
+            failed.failure_reason or ""
+        )
+        assert not any("back in the queue" in e.reason for e in developer.events(job.id))
+    fine = developer.submit(cpu_job(["python3", "-c", "print('still serving')"], image=PYTHON))
+    assert wait_for(developer, fine.id, SETTLED_ENOUGH).exit_code == 0
+
+
 def test_inputs_are_read_only_and_nothing_is_left_behind(
     start_daemon: Start, developer: Client, docker_client: docker.DockerClient
 ) -> None:

@@ -106,6 +106,7 @@ def test_a_queued_job_says_why_it_waits(monkeypatch: pytest.MonkeyPatch) -> None
         view(JobState.QUEUED, why_no_match=explained(0)),
         view(JobState.QUEUED, why_no_match=explained(0)),
         view(JobState.QUEUED, why_no_match=explained(2, stake=1, price=2)),
+        view(JobState.QUEUED, why_no_match=explained(1, excluded=1)),
         view(JobState.ASSIGNED),
         view(JobState.RUNNING),
     )
@@ -113,6 +114,7 @@ def test_a_queued_job_says_why_it_waits(monkeypatch: pytest.MonkeyPatch) -> None
     assert out.getvalue().splitlines() == [
         "job-1: QUEUED: no provider is online",
         "job-1: QUEUED: none of 2 online provider(s) fits (failing: stake 1, price 2)",
+        "job-1: QUEUED: none of 1 online provider(s) fits (failing: already failed this job 1)",
         "job-1: ASSIGNED",
     ]
 
@@ -176,3 +178,9 @@ def test_ctrl_c_stops_following_not_the_job(monkeypatch: pytest.MonkeyPatch) -> 
     assert stopped.value.exit_code == 130
     assert "stopped following job-1; the job goes on" in out.getvalue()
     assert "gpumarket job logs job-1 -f" in out.getvalue()
+
+
+def test_the_ending_names_only_what_the_job_has() -> None:
+    assert jobs._ending(view(JobState.FAILED)) == "job-1: FAILED"
+    ran = view(JobState.COMMITTED, exit_code=3, cost="0.000120")
+    assert jobs._ending(ran) == "job-1: COMMITTED, exit code 3, cost 0.000120"

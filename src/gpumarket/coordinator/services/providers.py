@@ -341,7 +341,7 @@ def report_failure(
             blame_provider=False,
         )
     else:
-        lifecycle.fail(session, job, f"provider could not run it: {report.reason}", settlement)
+        lifecycle.fail(session, job, f"the job cannot run: {report.reason}", settlement)
     return job
 
 
