@@ -1,5 +1,6 @@
 """``gpumarket offers search``: the offer book queried like vast.ai's search, e.g.
-``gpumarket offers search gpu=A100 vram>=40 price<=2.5 region=eu count>=2``."""
+``gpumarket offers search gpu=A100 'vram>=40' 'price<=2.5' region=eu 'count>=2'`` (terms with
+``<`` or ``>`` quoted, or the shell takes them for redirections)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ def parse_query(terms: list[str]) -> JobSpec:
     for term in terms:
         match = _TERM.match(term.strip())
         if not match:
+            if term.strip() in KEYS:  # what is left of an unquoted `vram>=40` in a shell
+                raise InvalidRequest(
+                    f"{term!r} has no operator and value: quote terms with > or < (the shell "
+                    f"reads them as redirections), e.g. '{term.strip()}{KEYS[term.strip()]}40'"
+                )
             raise InvalidRequest(f"{term!r} is not KEY OP VALUE, e.g. vram>=40 or gpu=A100")
         key, op, value = match["key"], match["op"], match["value"].strip()
         if key not in KEYS:
@@ -84,7 +90,8 @@ def search(
     query: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Terms like gpu=A100 vram>=40 price<=2.5 region=eu count>=2 cc>=8.0 tflops>=50."
+            help="Terms like gpu=A100 'vram>=40' 'price<=2.5' region=eu 'count>=2' 'cc>=8.0' "
+            "'tflops>=50' (quote those with < or >: the shell reads them as redirections)."
         ),
     ] = None,
     coordinator: Annotated[
