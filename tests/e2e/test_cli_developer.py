@@ -43,17 +43,24 @@ def test_developer_session(
     spec = tmp_path / "job.yaml"
     spec.write_text(
         f"image: {BUSYBOX}\nmax_price_per_hour: '1.00'\nresources: {{cpu: 1, memory: 128MB}}\n"
+        "inputs: [{file: data}]\n"  # a local folder, next to the spec
     )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "n.txt").write_text("5\n")
+    (tmp_path / "msg.txt").write_text("shipped\n")
     run = cli(
         home,
         "job",
         "submit",
         str(spec),
         "--command",
-        "sh -c 'echo from the cli; echo 7 > /outputs/seven; sleep 1'",
+        "sh -c 'echo from the cli; cat /inputs/notes/msg.txt /inputs/data/n.txt; "
+        "echo 7 > /outputs/seven; sleep 1'",
+        "--input",
+        f"{tmp_path / 'msg.txt'}:notes/msg.txt",
         "--follow",
     )
-    assert "from the cli" in run.stdout and "COMMITTED" in run.stderr
+    assert "from the cli\nshipped\n5\n" in run.stdout and "COMMITTED" in run.stderr
     job_id = run.stdout.split()[1]
 
     waited = json.loads(cli(home, "job", "wait", job_id, "--json").stdout)

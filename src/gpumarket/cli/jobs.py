@@ -33,7 +33,13 @@ from gpumarket.cli.consoles import err_console as err
 from gpumarket.cli.output import JsonOption, emit, or_dash, print_listing
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
-from gpumarket.protocol import FINISHED_STATES, JobSpec, JobState, JobView, MatchExplanation
+from gpumarket.protocol import (
+    FINISHED_STATES,
+    JobSpec,
+    JobState,
+    JobView,
+    MatchExplanation,
+)
 
 app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
 
@@ -88,6 +94,7 @@ def _spec_from(
     env: list[str] | None,
     name: str | None,
     network: bool,
+    inputs: list[str] | None = None,
 ) -> JobSpec:
     data: dict[str, Any] = {}
     if spec_file is not None:
@@ -98,6 +105,13 @@ def _spec_from(
         if not isinstance(loaded, dict):
             raise InvalidRequest(f"{spec_file} must hold a mapping of job spec fields")
         data.update(loaded)
+        if isinstance(data.get("inputs"), list):
+            data["inputs"] = _with_local_files(data["inputs"], spec_file.parent)
+    from gpumarket.sdk.inputs import parse_input_option
+
+    for item in inputs or []:
+        local, target = parse_input_option(item)
+        data.setdefault("inputs", []).extend(_inputs_from(local, target))
     resources: dict[str, Any] = dict(data.get("resources") or {})
     for key, value in (("gpu", gpu), ("cpu", cpu), ("memory", memory)):
         if value is not None:
@@ -133,6 +147,33 @@ def _spec_from(
         raise InvalidRequest(f"invalid job spec: {problems}") from exc
 
 
+def _with_local_files(entries: list[Any], base: Path) -> list[Any]:
+    """A YAML spec's inputs with each ``file: LOCAL`` entry (relative to the spec's folder)
+    replaced by the inline inputs that carry it (at its ``path``, default its own name)."""
+    expanded: list[Any] = []
+    for entry in entries:
+        if isinstance(entry, dict) and "file" in entry:
+            extra = set(entry) - {"file", "path"}
+            if extra:
+                raise InvalidRequest(
+                    f"input {entry['file']!r}: a file entry takes only file and path, "
+                    f"not {', '.join(sorted(extra))}"
+                )
+            local = Path(str(entry["file"])).expanduser()
+            target = entry.get("path")
+            expanded.extend(_inputs_from(base / local, None if target is None else str(target)))
+        else:
+            expanded.append(entry)
+    return expanded
+
+
+def _inputs_from(local: Path, target: str | None) -> list[dict[str, Any]]:
+    """The inline inputs that carry a local file or folder, as spec data."""
+    from gpumarket.sdk import local_inputs
+
+    return [f.model_dump(mode="json", exclude_none=True) for f in local_inputs(local, target)]
+
+
 @app.command()
 def submit(
     spec_file: Annotated[Path | None, typer.Argument(help="A YAML job spec.")] = None,
@@ -154,6 +195,15 @@ def submit(
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     name: Annotated[str | None, typer.Option(help="A label.")] = None,
     network: Annotated[bool, typer.Option(help="Ask for network access.")] = False,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A local file or folder sent with the job, read-only under /inputs: LOCAL, "
+            "or LOCAL:NAME for /inputs/NAME (repeatable; 1 MiB in all, larger inputs by url).",
+        ),
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream the log.")] = False,
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
@@ -172,6 +222,7 @@ def submit(
         env,
         name,
         network,
+        inputs,
     )
     sdk = client(coordinator)
     job = sdk.submit(spec)
