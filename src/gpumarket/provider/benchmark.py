@@ -14,6 +14,7 @@ import docker
 from docker.types import DeviceRequest
 
 from gpumarket.protocol import GpuInfo
+from gpumarket.provider.executor import docker_client
 
 FAR_BELOW_SPEC = 0.5
 """A GPU reaching less than this share of its theoretical FP32 peak is flagged."""
@@ -97,7 +98,7 @@ def run_benchmark(
     image: str, gpus: list[GpuInfo], client: docker.DockerClient | None = None
 ) -> list[BenchmarkResult]:
     """Run the benchmark container (no network, read-only, no capabilities) and parse it."""
-    client = client or docker.from_env()
+    client = client or docker_client()
     device_requests = (
         [DeviceRequest(driver="nvidia", device_ids=[g.uuid for g in gpus], capabilities=[["gpu"]])]
         if gpus

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import shutil
 import time
@@ -28,6 +29,7 @@ import httpx
 from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
+from gpumarket.errors import GpumarketError
 from gpumarket.protocol import Assignment, JobSpec
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.pulls import PullFailed, PullProgress
@@ -62,6 +64,25 @@ def _exec_problem(explanation: str) -> str | None:
         if needle in lowered:
             return problem.format(command=repr(named.group(1)))
     return None
+
+
+class DockerUnavailable(GpumarketError):
+    """The provider's Docker engine cannot be reached: nothing can run until it can."""
+
+    code = "docker_unavailable"
+
+
+def docker_client() -> docker.DockerClient:
+    """The local engine's client, as ``DOCKER_HOST`` (default: the unix socket) says; an engine
+    that is down or out of reach is one clear error, not the SDK's chained traceback."""
+    try:
+        return docker.from_env()
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise DockerUnavailable(
+            f"cannot reach the Docker engine at {where}: is it running, and may this user use "
+            f"it (root, or the docker group)? ({exc})"
+        ) from exc
 
 
 class JobRefused(Exception):
@@ -99,7 +120,7 @@ class DockerExecutor:
         provider_id: str = "unregistered",
     ) -> None:
         self.config = config
-        self.docker = client or docker.from_env()
+        self.docker = client or docker_client()
         self.provider_id = provider_id
 
     # ------------------------------------------------------------ preparation

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gpumarket import __version__
 
 
@@ -69,3 +71,12 @@ def test_errors_keep_their_brackets(tmp_path: Path) -> None:
     unparsable = gpumarket("job", "submit", str(broken))
     assert unparsable.returncode == 1
     assert "image: [x" in unparsable.stderr and "Traceback" not in unparsable.stderr
+
+
+def test_a_docker_engine_out_of_reach_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    result = gpumarket("provider", "benchmark", "--image", "python:3.12-slim")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot reach the Docker engine at unix://{tmp_path}/no-engine.sock" in result.stderr
