@@ -284,7 +284,11 @@ EXPLAIN_SECONDS = 5.0
 
 
 # constraint names (the keys of a match explanation's summary) that say little on their own
-CONSTRAINT_WORDS = {"excluded": "already failed this job", "online": "offline"}
+CONSTRAINT_WORDS = {
+    "excluded": "already failed this job",
+    "online": "offline",
+    "accepting": "not taking jobs",
+}
 
 
 def _waiting_reason(why: MatchExplanation) -> str:

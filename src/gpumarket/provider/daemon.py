@@ -87,6 +87,8 @@ class ProviderDaemon:
         self.stopping = threading.Event()
         self.cpu_tflops: float | None = None
         self.claims: ClaimSigner | None = None
+        self.engine_problem: str | None = None
+        """Why the Docker engine did not answer at the last heartbeat (None: it did)."""
 
     # ------------------------------------------------------------ registration
 
@@ -204,7 +206,8 @@ class ProviderDaemon:
     # ------------------------------------------------------------ heartbeat
 
     def heartbeat_body(self) -> Heartbeat:
-        """Inventory, telemetry, capacity, prices and running jobs, as the coordinator wants."""
+        """Inventory, telemetry, capacity, prices and running jobs, as the coordinator wants;
+        not accepting work while stopping or while the Docker engine does not answer."""
         models = {gpu.model for gpu in self.inventory.gpus}
         offers = [
             OfferAsk(gpu_model=model, price_per_hour=price)
@@ -218,6 +221,16 @@ class ProviderDaemon:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             running = list(self.runners)
+        engine_problem = self.executor.engine_problem()
+        if engine_problem != self.engine_problem:
+            if engine_problem:
+                log.warning(
+                    "the Docker engine does not answer (%s): taking no jobs until it does",
+                    engine_problem,
+                )
+            else:
+                log.info("the Docker engine answers again: taking jobs")
+            self.engine_problem = engine_problem
         return Heartbeat(
             gpus=self.inventory.gpus,
             telemetry=self.inventory_source.telemetry() if self.inventory.gpus else [],
@@ -231,7 +244,7 @@ class ProviderDaemon:
             region=self.config.region,
             running_jobs=running,
             version=__version__,
-            accepting=not self.stopping.is_set(),
+            accepting=not self.stopping.is_set() and engine_problem is None,
             allows_network=self.config.allow_network,
         )
 

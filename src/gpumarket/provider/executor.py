@@ -123,6 +123,15 @@ class DockerExecutor:
         self.docker = client or docker_client()
         self.provider_id = provider_id
 
+    def engine_problem(self) -> str | None:
+        """None while the engine answers; otherwise why not (it stopped, its socket went away),
+        so the daemon stops taking jobs it could only fail."""
+        try:
+            self.docker.ping()
+        except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+            return str(exc) or type(exc).__name__
+        return None
+
     # ------------------------------------------------------------ preparation
 
     def job_dir(self, job_id: str) -> Path:

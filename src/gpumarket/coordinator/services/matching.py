@@ -264,7 +264,12 @@ def provider_misses(
     ):
         misses.append(ConstraintMiss(constraint="online", message="no recent heartbeat"))
     elif not provider.accepting:
-        misses.append(ConstraintMiss(constraint="accepting", message="draining, not taking jobs"))
+        misses.append(
+            ConstraintMiss(
+                constraint="accepting",
+                message="not taking jobs now (shutting down, or its Docker engine is down)",
+            )
+        )
     if provider.reputation < settings.min_reputation:
         misses.append(
             ConstraintMiss(
