@@ -86,6 +86,9 @@ class JobRunner(threading.Thread):
         self._cancel.set()
 
     def run(self) -> None:
+        """The job from assignment to report, on this runner's thread: start (or re-attach to)
+        its container, follow it, then report the result, the refusal or the failure; the
+        container and the job's work folder are removed whatever happened."""
         job_dir = self.executor.job_dir(self.job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
         shipper = LogShipper(
