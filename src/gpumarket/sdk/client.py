@@ -3,6 +3,7 @@ failure is raised as the project's exception tree (:mod:`gpumarket.errors`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 
 from gpumarket.errors import (
     Conflict,
+    IntegrityError,
     InvalidRequest,
     NotFound,
     TransportError,
@@ -363,7 +365,8 @@ class Client(_BaseClient):
         """Save the job's output archive to ``dest`` (a file path) and return it;
         ``on_progress(bytes_so_far, total_or_None)`` is called as chunks arrive. The bytes go
         to ``dest`` + ``.part`` first: an interrupted download never leaves a truncated
-        archive under the final name (``gpumarket.sdk.extract_outputs`` unpacks it)."""
+        archive under the final name (``gpumarket.sdk.extract_outputs`` unpacks it), nor one
+        whose hash differs from the one the provider's result names (``IntegrityError``)."""
         partial = dest.with_name(dest.name + ".part")
         try:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/outputs") as response:
@@ -372,13 +375,22 @@ class Client(_BaseClient):
                     _raise_for_status(response)
                 declared = response.headers.get("content-length")
                 total = int(declared) if declared and declared.isdigit() else None
+                expected = response.headers.get("x-content-sha256")
+                digest = hashlib.sha256()
                 done = 0
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
+                        digest.update(chunk)
                         done += len(chunk)
                         if on_progress is not None:
                             on_progress(done, total)
+            got = f"sha256:{digest.hexdigest()}"
+            if expected is not None and got != expected:
+                raise IntegrityError(
+                    f"the outputs of {job_id} arrived damaged: their hash is {got}, the "
+                    f"provider's result names {expected}; download them again"
+                )
             partial.replace(dest)
         except httpx.TransportError as exc:
             raise TransportError(f"download interrupted: {exc}") from exc

@@ -1,8 +1,9 @@
-"""Output archives come from providers: unpacked only inside the folder, downloaded whole or
-not at all."""
+"""Output archives come from providers: unpacked only inside the folder, downloaded whole and
+as the result names them, or not at all."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections.abc import Iterator
@@ -101,3 +102,25 @@ def test_an_interrupted_download_leaves_no_archive(tmp_path: Path) -> None:
     ):
         sdk.download_outputs("job_1", dest)
     assert list(tmp_path.iterdir()) == []  # neither a truncated archive nor its .part
+
+
+def test_a_download_whose_hash_differs_from_the_result_is_refused(tmp_path: Path) -> None:
+    body = b"an archive"
+    named = f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+    def serve(header: str) -> httpx.MockTransport:
+        return httpx.MockTransport(
+            lambda request: httpx.Response(200, headers={"x-content-sha256": header}, content=body)
+        )
+
+    dest = tmp_path / "job-outputs.tar.gz"
+    with Client("http://coordinator", "key", transport=serve(named)) as sdk:
+        assert sdk.download_outputs("job_1", dest).read_bytes() == body
+    dest.unlink()
+    other = "sha256:" + "0" * 64
+    with (
+        Client("http://coordinator", "key", transport=serve(other)) as sdk,
+        pytest.raises(IntegrityError, match=f"arrived damaged: their hash is {named}"),
+    ):
+        sdk.download_outputs("job_1", dest)
+    assert list(tmp_path.iterdir()) == []
