@@ -15,6 +15,7 @@ import random
 import shutil
 import threading
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -369,6 +370,24 @@ class ProviderDaemon:
 
     # ------------------------------------------------------------ main loop
 
+    def pricing_problems(self) -> list[str]:
+        """What the owner most likely meant to offer but does not: GPU models found here with
+        no price (they are not offered at all), and prices for models this host lacks."""
+        found = Counter(gpu.model for gpu in self.inventory.gpus)
+        problems = [
+            f"{count} {model} GPU(s) have no price, so they are not offered: set one with "
+            f"--price {model}=PRICE or under [prices] in the config (per GPU-hour)"
+            for model, count in found.items()
+            if model not in self.config.prices
+        ]
+        problems += [
+            f"a price is set for {model}, but this host has no such GPU"
+            + (f" (it has {', '.join(sorted(found))})" if found else "")
+            for model in self.config.prices
+            if model not in found
+        ]
+        return problems
+
     def run(self) -> None:
         """Serve until :meth:`stop` (or SIGTERM through the CLI)."""
         if self.inventory.reason_if_empty:
@@ -377,6 +396,8 @@ class ProviderDaemon:
             log.info(
                 "inventory: %s", ", ".join(f"{g.name} ({g.uuid})" for g in self.inventory.gpus)
             )
+        for problem in self.pricing_problems():
+            log.warning(problem)
         if self.config.benchmark_image:
             self.benchmark(self.config.benchmark_image)
         try:

@@ -116,3 +116,27 @@ def test_daemon_refuses_gpus_that_changed_since_they_were_advertised(tmp_path) -
     nvml.cards = [RTX4090, swapped]  # same UUID, different card
     reason = daemon.check_gpus(assignment(A100.uuid)) or ""
     assert "now a NVIDIA GeForce RTX 3090" in reason and "advertised as NVIDIA A100" in reason
+
+
+def test_daemon_names_gpus_without_a_price_and_prices_without_a_gpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from eth_account import Account
+
+    from gpumarket.provider.config import ProviderConfig
+    from gpumarket.provider.daemon import ProviderDaemon
+
+    config = ProviderConfig(work_dir=tmp_path, prices={"RTX4090": "0.45", "H100": "2"})  # type: ignore[dict-item]
+    daemon = ProviderDaemon(
+        config,
+        Account.create(),
+        executor=object(),
+        inventory=NvmlInventory(FakeNvml([RTX4090, A100, A100])),
+    )  # type: ignore[arg-type]
+    problems = daemon.pricing_problems()
+    assert problems[0].startswith("2 A100 GPU(s) have no price, so they are not offered")
+    assert "--price A100=PRICE" in problems[0]
+    assert problems[1:] == [
+        "a price is set for H100, but this host has no such GPU (it has A100, RTX4090)"
+    ]
+    config.prices.pop("H100")
+    config.prices["A100"] = config.prices["RTX4090"]
+    assert daemon.pricing_problems() == []
