@@ -90,6 +90,11 @@ class _BaseClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidRequest(
+                f"the coordinator URL {base_url!r} must start with http:// or https://, e.g. "
+                f"http://{base_url.split('://')[-1]}"
+            )
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
