@@ -35,6 +35,15 @@ def devnet(
             "its commit; `gpumarket chain travel` skips ahead).",
         ),
     ] = 3600,
+    block_time: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also mine a block every this many seconds, so the chain's clock (which ends "
+            "challenge windows) moves while nothing happens, as on a real chain; 0: blocks only "
+            "for transactions.",
+        ),
+    ] = 1,
     as_json: AlwaysJson = True,
 ) -> None:
     """Start anvil, deploy the test stablecoin and the market, fund dev accounts 1-4 with
@@ -42,7 +51,7 @@ def devnet(
     from gpumarket.settlement.deploy import write_deployment
     from gpumarket.settlement.devnet import Devnet
 
-    net = Devnet.start(port=port, terms={"window": window})
+    net = Devnet.start(port=port, terms={"window": window}, block_time=block_time or None)
     write_deployment(net.deployment, out)
     typer.echo(
         json.dumps(

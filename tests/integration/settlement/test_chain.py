@@ -287,7 +287,8 @@ def test_cli_deploys_to_any_rpc_endpoint(net: Devnet, tmp_path: Path) -> None:
 
 def test_cli_devnet_with_a_short_window_and_time_travel(tmp_path: Path) -> None:
     """`chain devnet --window` deploys with that challenge window; `chain travel` moves the
-    dev chain's clock past it; SIGTERM stops the devnet and its anvil."""
+    dev chain's clock past it, and the clock moves by itself while the chain is idle (a block a
+    second); SIGTERM stops the devnet and its anvil."""
     import json
     import signal
     import subprocess
@@ -326,6 +327,12 @@ def test_cli_devnet_with_a_short_window_and_time_travel(tmp_path: Path) -> None:
         )
         assert json.loads(moved.stdout)["chain_time"] >= before + 61
         assert int(w3.eth.get_block("latest")["timestamp"]) >= before + 61
+        # idle, the chain still mines a block a second: its clock moves, windows end
+        idle_from = w3.eth.get_block("latest")
+        time.sleep(2.5)
+        idle_to = w3.eth.get_block("latest")
+        assert idle_to["number"] >= idle_from["number"] + 2
+        assert idle_to["timestamp"] >= idle_from["timestamp"] + 2
     finally:
         devnet.send_signal(signal.SIGTERM)
         assert devnet.wait(30) == 0
