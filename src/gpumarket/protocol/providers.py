@@ -65,6 +65,11 @@ class HeartbeatAck(ResponseModel):
     cancel_jobs: list[str] = Field(default_factory=list)
     next_heartbeat_seconds: float
     banned: bool = False
+    held_back: list[str] = Field(
+        default_factory=list,
+        description="why no job is matched to this provider now, that it can change (its free "
+        "stake, its reputation); empty while it gets jobs",
+    )
 
 
 class Offer(ResponseModel):

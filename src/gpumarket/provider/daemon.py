@@ -89,6 +89,8 @@ class ProviderDaemon:
         self.cpu_tflops: float | None = None
         self.claims: ClaimSigner | None = None
         self.engine_problem: str | None = None
+        self.held_back: list[str] = []
+        """Why the coordinator matches no job here, as its last heartbeat answer said."""
         """Why the Docker engine did not answer at the last heartbeat (None: it did)."""
 
     # ------------------------------------------------------------ registration
@@ -261,7 +263,25 @@ class ProviderDaemon:
                 runner.cancel()
         if ack.banned:
             log.error("this provider is banned by the coordinator's operator")
+        self._note_held_back(ack.held_back)
         return ack.next_heartbeat_seconds
+
+    def _note_held_back(self, reasons: list[str]) -> None:
+        """Say once why the coordinator stopped matching jobs here, and once when it matches
+        them again: an owner otherwise sees only an idle daemon."""
+        if reasons == self.held_back:
+            return
+        if reasons:
+            hint = ""
+            if any("stake" in reason for reason in reasons):
+                hint = (
+                    "; stake more with `gpumarket provider stake AMOUNT` (each result in its "
+                    "challenge window locks its share) or wait for results to settle"
+                )
+            log.warning("the coordinator matches no job here: %s%s", "; ".join(reasons), hint)
+        else:
+            log.info("the coordinator matches jobs here again")
+        self.held_back = reasons
 
     def _heartbeat_loop(self) -> None:
         delay, backoff = 0.0, 1.0

@@ -250,6 +250,32 @@ def _few_affordable(session: Session, stream: str | None, base: list[Any]) -> li
 # ---------------------------------------------------------------- why no match
 
 
+def held_back(
+    reputation: float, stake_micros: int, settings: CoordinatorSettings
+) -> list[ConstraintMiss]:
+    """What keeps every job from the provider that the provider itself can change: its
+    reputation under the market's floor, or its free stake under what a result locks (each
+    committed result locks that much until its challenge window ends)."""
+    misses: list[ConstraintMiss] = []
+    if reputation < settings.min_reputation:
+        misses.append(
+            ConstraintMiss(
+                constraint="reputation",
+                message=f"reputation {reputation:.2f} < floor {settings.min_reputation}",
+            )
+        )
+    if stake_micros < settings.min_stake_micros:
+        misses.append(
+            ConstraintMiss(
+                constraint="stake",
+                message=f"free stake {from_micros(stake_micros)} < the "
+                f"{from_micros(settings.min_stake_micros)} each result locks until its "
+                "challenge window ends",
+            )
+        )
+    return misses
+
+
 def provider_misses(
     provider: Provider, req: Requirements, now: datetime, settings: CoordinatorSettings
 ) -> list[ConstraintMiss]:
@@ -270,21 +296,7 @@ def provider_misses(
                 message="not taking jobs now (shutting down, or its Docker engine is down)",
             )
         )
-    if provider.reputation < settings.min_reputation:
-        misses.append(
-            ConstraintMiss(
-                constraint="reputation",
-                message=f"reputation {provider.reputation:.2f} < floor {settings.min_reputation}",
-            )
-        )
-    if provider.stake_micros < settings.min_stake_micros:
-        misses.append(
-            ConstraintMiss(
-                constraint="stake",
-                message=f"stake {from_micros(provider.stake_micros)} < minimum "
-                f"{from_micros(settings.min_stake_micros)}",
-            )
-        )
+    misses += held_back(provider.reputation, provider.stake_micros, settings)
     if provider.id in req.excluded_providers:
         misses.append(ConstraintMiss(constraint="excluded", message="already failed this job once"))
     if req.region is not None and provider.region != req.region:

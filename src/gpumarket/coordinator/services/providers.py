@@ -16,7 +16,7 @@ from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import GpuReservation, Job, OfferRow, Provider
 from gpumarket.coordinator.services import lifecycle
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.matching import rank_price
+from gpumarket.coordinator.services.matching import held_back, rank_price
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -153,6 +153,8 @@ def heartbeat(
             Provider.allows_network,
             Provider.inventory_digest,
             Provider.banned,
+            Provider.reputation,
+            Provider.stake_micros,
         )
         .where(Provider.id == principal.account_id)
         .with_for_update()
@@ -220,6 +222,9 @@ def heartbeat(
         cancel_jobs=cancel_jobs,
         next_heartbeat_seconds=settings.heartbeat_interval_seconds,
         banned=state.banned,
+        held_back=[
+            miss.message for miss in held_back(state.reputation, state.stake_micros, settings)
+        ],
     )
     return HeartbeatOutcome(ack=ack, market_changed=market_changed)
 

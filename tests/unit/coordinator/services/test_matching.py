@@ -191,3 +191,29 @@ def test_fast_path_reference_query_and_explanation_agree(
             for verdict in explained.rejections:
                 assert verdict.misses, verdict
     assert seen_matches > 20 and seen_rejections > 20  # both sides were really exercised
+
+
+def test_the_heartbeat_answer_says_what_holds_jobs_back(
+    factory: sessionmaker[Session], svc_settings: CoordinatorSettings
+) -> None:
+    from gpumarket.coordinator.services import providers
+
+    beat = heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"})
+    provider = add_provider(factory, svc_settings, beat, stake_micros=50_000_000)
+    settings = svc_settings.model_copy(
+        update={"min_stake_micros": 100_000_000, "min_reputation": 0.1}
+    )
+    with session_scope(factory) as session:
+        held = providers.heartbeat(session, provider, beat, settings).ack.held_back
+    assert held == [
+        "free stake 50.000000 < the 100.000000 each result locks until its challenge window ends"
+    ]
+    with session_scope(factory) as session:
+        row = session.get(Provider, provider.account_id)
+        assert row is not None
+        row.stake_micros, row.reputation = 100_000_000, 0.05
+    with session_scope(factory) as session:
+        held = providers.heartbeat(session, provider, beat, settings).ack.held_back
+    assert held == ["reputation 0.05 < floor 0.1"]
+    with session_scope(factory) as session:
+        assert providers.heartbeat(session, provider, beat, svc_settings).ack.held_back == []

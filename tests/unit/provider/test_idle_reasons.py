@@ -1,5 +1,6 @@
-"""A daemon whose Docker engine stops answering stops taking jobs (it could only fail them,
-each counting against it) and takes them again once the engine is back."""
+"""Why a daemon is idle, said once: a Docker engine that stopped answering (it takes no jobs
+it could only fail, and takes them again once the engine is back), or the coordinator holding
+jobs back (its free stake is all locked by results in their windows)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,24 @@ def test_no_jobs_while_the_engine_does_not_answer(
     assert "the Docker engine answers again: taking jobs" in caplog.text
     daemon.stopping.set()
     assert daemon.heartbeat_body().accepting is False
+
+
+def test_jobs_held_back_by_the_coordinator_are_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = ProviderConfig(work_dir=tmp_path / "work")
+    daemon = ProviderDaemon(
+        config,
+        Account.create(),
+        executor=DockerExecutor(config, client=AnsweringEngine()),  # type: ignore[arg-type]
+        inventory=NvmlInventory(FakeNvml([])),
+    )
+    caplog.set_level(logging.INFO, logger="gpumarket.provider.daemon")
+    stake = "free stake 50.000000 < the 100.000000 each result locks until its window ends"
+    daemon._note_held_back([stake])
+    daemon._note_held_back([stake])
+    daemon._note_held_back([])
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2
+    assert said[0].startswith(f"the coordinator matches no job here: {stake}; stake more with")
+    assert said[1] == "the coordinator matches jobs here again"
