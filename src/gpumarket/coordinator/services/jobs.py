@@ -22,7 +22,15 @@ from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidRequest, NotFound
-from gpumarket.protocol import JobEvent, JobSpec, JobState, JobView, Role, from_micros
+from gpumarket.protocol import (
+    JobEvent,
+    JobSpec,
+    JobState,
+    JobView,
+    Role,
+    VerificationMode,
+    from_micros,
+)
 from gpumarket.protocol.jobs import spec_hash
 from gpumarket.protocol.pricing import max_payment_micros
 
@@ -37,6 +45,13 @@ def submit(
 ) -> Job:
     """Create a job and queue it once its escrow is open; a retried request with the same
     ``Idempotency-Key`` returns the job the first one created."""
+    if spec.verification is not VerificationMode.OPTIMISTIC:
+        # accepting a mode and ignoring it would promise a check that never happens
+        raise InvalidRequest(
+            f"verification {spec.verification.value!r} is not offered by this coordinator yet: "
+            "results are verified optimistically (you may challenge one within its challenge "
+            "window); submit with verification: optimistic"
+        )
     spec_json = spec.model_dump(mode="json")
     digest = spec_hash(spec_json)
     if idempotency_key is not None:

@@ -51,6 +51,21 @@ def test_bad_spec_gets_one_line_naming_each_field(client: TestClient) -> None:
     assert {e["field"] for e in body["errors"]} >= {"image", "resources.gpu.count", "gpus"}
 
 
+def test_a_verification_mode_not_offered_is_refused_not_ignored(client: TestClient) -> None:
+    dev, _ = register(client, "developer")
+    for mode in ("sampled", "redundant"):
+        reply = client.post("/v1/jobs", headers=bearer(dev), json=cpu_spec(verification=mode))
+        assert reply.status_code == 422, reply.text
+        assert f"verification '{mode}' is not offered by this coordinator yet" in (
+            reply.json()["detail"]
+        )
+    assert client.get("/v1/jobs", headers=bearer(dev)).json()["items"] == []  # nothing created
+    optimistic = client.post(
+        "/v1/jobs", headers=bearer(dev), json=cpu_spec(verification="optimistic")
+    )
+    assert optimistic.status_code == 201, optimistic.text
+
+
 def test_developers_see_only_their_jobs_and_pages_are_stable(client: TestClient) -> None:
     alice, _ = register(client, "developer")
     bob, _ = register(client, "developer")
