@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit integration bench postgres docker contracts contract-test clean
+.PHONY: demo test lint typecheck unit integration bench postgres docker browser contracts contract-test clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ postgres:
 docker:
 	@bash scripts/ensure-docker.sh
 	@bash scripts/build-test-images.sh
+
+# headless Chromium for the dashboard's browser test (Playwright drives Debian's build)
+browser:
+	@bash scripts/ensure-chromium.sh
 
 # Solidity toolchain from npm (solc-js, forge, anvil, OpenZeppelin), pinned by the lock file
 contracts/node_modules/.installed: contracts/package.json contracts/package-lock.json
@@ -45,13 +49,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
-integration: $(STAMP) postgres docker
+integration: $(STAMP) postgres docker browser
 	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
-		$(BIN)/python -m pytest tests/integration -q
+		GPUMARKET_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/integration -q
 
-test: $(STAMP) postgres docker contracts lint typecheck contract-test
+test: $(STAMP) postgres docker browser contracts lint typecheck contract-test
 	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
-		$(BIN)/python -m pytest tests -q
+		GPUMARKET_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests -q
 
 bench: $(STAMP) docker contracts
 	$(BIN)/python bench/matching.py

@@ -13,7 +13,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gpumarket import __version__
-from gpumarket.coordinator.api import admin, auth, chain, health, jobs, offers, provider
+from gpumarket.coordinator.api import (
+    admin,
+    auth,
+    chain,
+    dashboard,
+    health,
+    jobs,
+    offers,
+    provider,
+)
 from gpumarket.coordinator.background.notifier import Notifier
 from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db import migrate
@@ -127,6 +136,6 @@ def create_app(
             status_code=500,
         )
 
-    for module in (auth, jobs, offers, provider, admin, chain, health):
+    for module in (auth, jobs, offers, provider, admin, chain, health, dashboard):
         app.include_router(module.router)
     return app

@@ -56,8 +56,9 @@ def test_a_verification_mode_not_offered_is_refused_not_ignored(client: TestClie
     for mode in ("sampled", "redundant"):
         reply = client.post("/v1/jobs", headers=bearer(dev), json=cpu_spec(verification=mode))
         assert reply.status_code == 422, reply.text
-        assert f"verification '{mode}' is not offered by this coordinator yet" in (
-            reply.json()["detail"]
+        assert (
+            f"verification '{mode}' is not offered by this coordinator yet"
+            in (reply.json()["detail"])
         )
     assert client.get("/v1/jobs", headers=bearer(dev)).json()["items"] == []  # nothing created
     optimistic = client.post(

@@ -1,0 +1,1 @@
+"""The operator dashboard's page, script and stylesheet (served by ``api/dashboard.py``)."""
