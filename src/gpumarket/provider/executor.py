@@ -42,8 +42,12 @@ PIDS_LIMIT = 512
 INPUT_DOWNLOAD_CAP = 1024 * 1024 * 1024
 
 
-# what the engine says when a container's command cannot be executed, and what that means
-# (the messages `docker run` maps to its exit codes 127 and 126)
+# why a container's command could not be executed: as the engine says it when it refuses to
+# start the container (``exec: "python": executable file not found in $PATH``), or as the
+# container's init says it on stderr before exiting 127 or 126 (``[FATAL tini (7)] exec python
+# failed: No such file or directory``); the cases `docker run` maps to its exit codes 127, 126
+_ENGINE_EXEC = re.compile(r'exec: "(?P<command>[^"]*)"(?P<why>.*)', re.DOTALL)
+_INIT_EXEC = re.compile(r"\[FATAL tini \(\d+\)\] exec (?P<command>.+?) failed: (?P<why>.*)")
 _EXEC_PROBLEMS = (
     ("executable file not found", "{command} is not on the image's PATH"),
     ("no such file or directory", "{command} does not exist in the image"),
@@ -52,17 +56,18 @@ _EXEC_PROBLEMS = (
 )
 
 
-def _exec_problem(explanation: str) -> str | None:
-    """Why the engine could not execute a container's command (``exec: "python": executable
-    file not found in $PATH``), when that is why it refused to start the container; None for
-    any other refusal."""
-    named = re.search(r'exec: "([^"]*)"', explanation)
+def _exec_problem(message: str) -> str | None:
+    """What to tell the developer when ``message`` (the engine's refusal, or the init's last
+    words) says the command could not be executed; None for anything else."""
+    named = _ENGINE_EXEC.search(message) or _INIT_EXEC.search(message)
     if named is None:
         return None
-    lowered = explanation.lower()
+    command, why = named["command"], named["why"].lower()
+    if "no such file" in why and "/" not in command:  # a bare name is looked up on PATH
+        why = "executable file not found"
     for needle, problem in _EXEC_PROBLEMS:
-        if needle in lowered:
-            return problem.format(command=repr(named.group(1)))
+        if needle in why:
+            return problem.format(command=repr(command))
     return None
 
 
@@ -263,6 +268,10 @@ class DockerExecutor:
             # the "local" driver keeps a bounded, compressed copy a restarted daemon can replay,
             # and is the fastest driver that keeps one (json-file is ~15% slower here)
             "log_config": {"type": "local", "config": {"max-size": "20m", "max-file": "2"}},
+            # a minimal init (Docker's tini) as PID 1: the job's command gets the SIGTERM of a
+            # cancel or a time limit (PID 1 would ignore it and run on until the SIGKILL), and
+            # the processes it leaves behind are reaped
+            "init": True,
             "detach": True,
         }
         try:
@@ -290,6 +299,24 @@ class DockerExecutor:
             raise JobRefused(
                 f"the command cannot start in image {spec.image!r}: {problem}", retryable=False
             ) from exc
+
+    @staticmethod
+    def exec_failure(container: Container, outcome: Outcome, spec: JobSpec) -> JobRefused | None:
+        """A run that ended 127 or 126 at once because its init could not execute the command
+        (not on PATH, not a file, not executable): the job's error, refused for good as
+        :meth:`start` refuses it, rather than a result the developer pays for."""
+        if outcome.exit_code not in (126, 127) or outcome.cancelled or outcome.timed_out:
+            return None
+        try:
+            last_words = container.logs(stdout=False, stderr=True, tail=5).decode(errors="replace")
+        except docker.errors.APIError:
+            return None
+        problem = _exec_problem(last_words)
+        if problem is None:
+            return None
+        return JobRefused(
+            f"the command cannot start in image {spec.image!r}: {problem}", retryable=False
+        )
 
     def wait(
         self, container: Container, timeout_seconds: float, cancelled: Callable[[], bool]

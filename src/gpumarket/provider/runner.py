@@ -112,6 +112,9 @@ class JobRunner(threading.Thread):
                     self._hand_back(shipper, "provider shut down before the job started")
                 return
             outcome = self._follow(container, shipper)
+            refused = self.executor.exec_failure(container, outcome, self.assignment.spec)
+            if refused is not None:
+                raise refused
             if outcome.cancelled:
                 if self.handed_back.is_set():
                     self._hand_back(shipper, "provider shut down before the job finished")
