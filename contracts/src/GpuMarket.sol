@@ -15,13 +15,23 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// the protocol fee (a share of which is burned), the developer gets the rest back. A challenge
 /// inside the window goes to the arbiter, who either slashes the provider's locked stake and
 /// refunds the developer, or pays the provider (with the challenger's bond).
-/// @dev Gas matters: a job is one storage word, accounts are numbered so a job can name both
-/// of its parties in it, each account's balances share one word, and the treasury and burn
-/// balances share one. Each step reads such a word once and writes it once (packed by hand:
-/// the compiler writes a struct field by field). Batches keep the terms and the last account's
-/// balances in memory between jobs. Money leaves only through pull withdrawals, so one blocked
-/// recipient never stops the others. Invariant: the token balance equals deposits + earnings +
-/// stakes + unstaking + escrow + bonds + treasury + burn.
+/// @dev Gas matters: one job, opened, committed and finalized, costs under 150,000 gas. A job
+/// is one storage word; accounts are numbered so a job can name both of its parties in it.
+/// Each step reads the fewest words it can, once, and writes each once (packed by hand: the
+/// compiler writes a struct field by field):
+/// - an open and a commit read the config word (pause flag, current terms' index, window and
+///   minStake, and the primary coordinator, whose calls skip the role mapping), the job, and
+///   the signer's wallet word keyed by its address (id, deposit, stake, locked stake);
+/// - a finalize reads the job, the protocol word (treasury and burn balances, and the current
+///   terms' fee, burn share and minStake), and the two parties' id words, which it credits:
+///   the provider's earnings and unlocked stake, the developer's refund. An open or a withdrawal
+///   that runs short folds the refunds into the deposit; a commit or an unstake that runs short
+///   folds the unlocked stake out of the locked. Views add them up, so a refund is part of the
+///   deposit, and unlocked stake free, the moment they are credited.
+/// Batches keep the last wallet word, or the last id words and the terms, between jobs. Money
+/// leaves only through pull withdrawals, so one blocked recipient never stops the others.
+/// Invariant: the token balance equals deposits + earnings + stakes + unstaking + escrow +
+/// bonds + treasury + burn.
 contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     using SafeERC20 for IERC20;
 
@@ -29,13 +39,13 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant VERIFIER_ROLE = keccak256("VERIFIER_ROLE");
-    bytes32 public constant ORDER_TYPEHASH = keccak256(
+    bytes32 internal constant ORDER_TYPEHASH = keccak256(
         "Order(bytes32 jobId,bytes32 specHash,uint64 maxPayment,uint64 deadline,uint64 nonce)"
     );
-    bytes32 public constant RESULT_TYPEHASH =
+    bytes32 internal constant RESULT_TYPEHASH =
         keccak256("Result(bytes32 jobId,bytes32 resultHash,uint64 amount)");
     uint16 public constant MAX_FEE_BPS = 1000;
-    uint16 public constant BPS = 10_000;
+    uint16 internal constant BPS = 10_000;
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
     enum State {
@@ -104,22 +114,43 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     uint256 private constant J_DEADLINE = 192;
     uint256 private constant J_TERMS = 224;
     uint256 private constant J_STATE = 240;
-    // An account's balances (one word each; 64 bits a field).
-    uint256 private constant B_DEPOSIT = 0;
+    // An account's word keyed by its address (`_wallets`): its id, deposit, stake, and the
+    // stake locked by the results it committed (less what finalize has since unlocked, which
+    // sits in its id word until a commit or an unstake runs short and folds it in).
+    uint256 private constant A_DEPOSIT = 32;
+    uint256 private constant A_STAKE = 96;
+    uint256 private constant A_LOCKED = 160;
+    // An account's word keyed by its id (`_balances`), which steps that know only the id
+    // credit: refunds (part of the deposit), earnings, and stake unlocked by settled results.
+    uint256 private constant B_REFUNDS = 0;
     uint256 private constant B_EARNINGS = 64;
-    uint256 private constant B_STAKE = 128;
-    uint256 private constant B_LOCKED = 192;
+    uint256 private constant B_UNLOCKED = 128;
+    uint256 private constant B_KEEP = 1 << 255; // the id word is never zero: never re-created
     // Terms: feeBps, burnBps, slashShareBps, window, minStake, challengeBond.
     uint256 private constant T_BURN = 16;
     uint256 private constant T_SLASH = 32;
     uint256 private constant T_WINDOW = 48;
     uint256 private constant T_MIN_STAKE = 80;
     uint256 private constant T_BOND = 144;
-    uint256 private constant P_BURN = 128;
-    uint256 private constant P_KEEP = 1 << 255;
-    uint256 private constant U127 = (1 << 127) - 1;
+    // The config word: pause flag, current terms index (15 bits), the current terms' window and
+    // minStake (48 bits), and the primary coordinator.
     uint256 private constant C_PAUSED = 1;
-    uint256 private constant C_TERMS = 8;
+    uint256 private constant C_TERMS = 1;
+    uint256 private constant C_WINDOW = 16;
+    uint256 private constant C_MIN_STAKE = 48;
+    uint256 private constant C_COORDINATOR = 96;
+    uint256 private constant U15 = (1 << 15) - 1;
+    uint256 private constant U48 = (1 << 48) - 1;
+    // The protocol word: treasury (71 bits), a bit always set, burn (72 bits), and the current
+    // terms' index, fee, burn share and minStake (what finalize needs).
+    uint256 private constant U71 = (1 << 71) - 1;
+    uint256 private constant U72 = (1 << 72) - 1;
+    uint256 private constant P_KEEP = 1 << 71;
+    uint256 private constant P_BURN = 72;
+    uint256 private constant P_TERMS = 144;
+    uint256 private constant P_FEE = 160;
+    uint256 private constant P_BURN_BPS = 176;
+    uint256 private constant P_MIN_STAKE = 192;
     uint256 private constant U16 = type(uint16).max;
     uint256 private constant U32 = type(uint32).max;
     uint256 private constant U64 = type(uint64).max;
@@ -127,18 +158,21 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     IERC20 public immutable token;
     address public treasury;
     uint64 public unstakeDelay;
-    /// @dev treasury balance in the low 128 bits, burn balance in the next 127, and a bit that
-    /// is always set: the word never returns to zero, so the first finalize after the treasury
-    /// and the burn share are both paid out does not pay 20,000 gas to create it again
+    /// @dev The fees owed to the treasury (low 71 bits) and the burn share not yet burned (72
+    /// bits from bit 72), with a bit always set so the word never returns to zero (the first
+    /// finalize after both are paid out does not pay 20,000 gas to create it again); above
+    /// them, the current terms' index, fee, burn share and minStake, so a finalize of a job on
+    /// the current terms reads no terms word.
     uint256 private _protocol = P_KEEP;
 
-    /// @dev Every open reads this one word: the pause flag (bit 0) and the index of the
-    /// current terms (bits 8-23). OpenZeppelin's Pausable would be a word of its own.
+    /// @dev Every open and commit reads this one word: the pause flag, the current terms' index,
+    /// window and minStake (a commit on the current terms reads no terms word) and the primary
+    /// coordinator (whose calls need no read of the role mapping; other coordinators' do).
     uint256 private _config;
     /// @dev A mapping, not an array: reading a job's terms needs no length check (a cold read).
     mapping(uint256 index => uint256) private _terms;
     mapping(bytes32 jobId => uint256) private _jobs;
-    mapping(address account => uint32) public accountId;
+    mapping(address account => uint256) private _wallets;
     address[] public accounts;
     mapping(uint32 id => uint256) private _balances;
     mapping(uint32 id => Unstaking) public unstaking;
@@ -150,12 +184,12 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     event UnstakeRequested(address indexed provider, uint256 amount, uint256 readyAt);
     event StakeWithdrawn(address indexed provider, uint256 amount);
     event EarningsWithdrawn(address indexed account, uint256 amount);
-    event JobOpened(
-        bytes32 indexed jobId, address indexed developer, bytes32 specHash, uint256 maxPayment
-    );
+    /// @dev The developer is `accounts(jobs(jobId).developer)`: naming it here would cost every
+    /// job 375 gas.
+    event JobOpened(bytes32 indexed jobId, bytes32 specHash, uint256 maxPayment);
     event ResultCommitted(
         bytes32 indexed jobId,
-        address indexed provider,
+        address provider,
         bytes32 resultHash,
         uint256 amount,
         uint256 windowEnd
@@ -192,6 +226,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     error EnforcedPause();
     error ExpectedPause();
     error UnknownTerms(uint256 index);
+    error ProtocolBalanceFull();
 
     constructor(IERC20 token_, address admin, address treasury_, Terms memory initial)
         EIP712("gpumarket", "1")
@@ -217,6 +252,28 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         j.state = State(uint8(w >> J_STATE));
     }
 
+    /// @dev The storage slot of job `jobId`'s word, computed once per step (the compiler would
+    /// hash the key again for the write after the signature check).
+    function _jobSlot(bytes32 jobId) internal pure returns (bytes32 slot) {
+        assembly ("memory-safe") {
+            mstore(0, jobId)
+            mstore(0x20, _jobs.slot)
+            slot := keccak256(0, 0x40)
+        }
+    }
+
+    function _loadSlot(bytes32 slot) internal view returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := sload(slot)
+        }
+    }
+
+    function _storeSlot(bytes32 slot, uint256 w) internal {
+        assembly ("memory-safe") {
+            sstore(slot, w)
+        }
+    }
+
     function _setState(bytes32 jobId, uint256 w, State next) internal {
         _jobs[jobId] = (w & ~(uint256(0xff) << J_STATE)) | (uint256(uint8(next)) << J_STATE);
     }
@@ -232,24 +289,72 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         return (w & ~(U64 << at)) | (uint256(value) << at);
     }
 
+    /// @dev Add to field `at` (a B_ offset) of an account's id word.
     function _credit(uint32 id, uint256 at, uint64 amount) internal {
         uint256 w = _balances[id];
         _balances[id] = _put(w, at, _get(w, at) + amount);
     }
 
-    function _debit(uint32 id, uint256 at, uint64 amount) internal {
-        uint256 w = _balances[id];
-        uint64 has = _get(w, at);
-        if (has < amount) revert InsufficientBalance(has, amount);
-        _balances[id] = _put(w, at, has - amount);
+    /// @dev The wallet word with the refunds finalize and cancel credited (in the id word)
+    /// moved into its deposit: what an open or a withdrawal does when the deposit runs short.
+    function _foldRefunds(uint256 a) internal returns (uint256) {
+        uint32 id = uint32(a);
+        uint256 b = _balances[id];
+        uint64 refunds = _get(b, B_REFUNDS);
+        if (refunds == 0) return a;
+        _balances[id] = _put(b, B_REFUNDS, 0);
+        return _put(a, A_DEPOSIT, _get(a, A_DEPOSIT) + refunds);
+    }
+
+    /// @dev The wallet word with the stake finalize unlocked (in the id word) taken off its
+    /// locked stake: what a commit or an unstake does when the free stake runs short.
+    function _foldUnlocked(uint256 a) internal returns (uint256) {
+        uint32 id = uint32(a);
+        uint256 b = _balances[id];
+        uint64 unlocked = _get(b, B_UNLOCKED);
+        if (unlocked == 0) return a;
+        _balances[id] = _put(b, B_UNLOCKED, 0);
+        return _put(a, A_LOCKED, _get(a, A_LOCKED) - unlocked);
     }
 
     function _creditProtocol(uint256 toTreasury, uint256 toBurn) internal {
-        uint256 w = _protocol;
-        uint128 t = uint128(w) + uint128(toTreasury);
-        // 127 bits hold any burn share: every amount that reaches here is a uint64
-        uint256 b = ((w >> P_BURN) & U127) + toBurn;
-        _protocol = P_KEEP | (b << P_BURN) | uint256(t);
+        _protocol = _withShare(_protocol, toTreasury, toBurn);
+    }
+
+    /// @dev Protocol word `w` with `toTreasury` and `toBurn` added.
+    function _withShare(uint256 w, uint256 toTreasury, uint256 toBurn)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 t = (w & U71) + toTreasury;
+        uint256 b = ((w >> P_BURN) & U72) + toBurn;
+        // 71 and 72 bits hold 2^7 of the largest possible fees before a withdrawal
+        if (t > U71 || b > U72) revert ProtocolBalanceFull();
+        return (w & ~((U72 << P_BURN) | U71)) | (b << P_BURN) | t;
+    }
+
+    /// @dev Terms word fields a settlement needs (fee, burn share, minStake), from protocol
+    /// word `p`, which holds them for the current terms.
+    function _cachedTerms(uint256 p) internal pure returns (uint256) {
+        return uint256(uint16(p >> P_FEE)) | (uint256(uint16(p >> P_BURN_BPS)) << T_BURN)
+            | (uint256(uint64(p >> P_MIN_STAKE)) << T_MIN_STAKE);
+    }
+
+    /// @dev How a committed job's escrow splits under terms `t`: the amount claimed, the fee
+    /// (rounded down: the dust stays with the provider), its burn share, the refund.
+    function _split(uint256 w, uint256 t)
+        internal
+        pure
+        returns (uint64 amount, uint64 fee, uint64 burned, uint64 refund)
+    {
+        amount = uint64(w >> J_AMOUNT);
+        unchecked {
+            // fee <= amount and burned <= fee (both shares <= 100%), amount <= maxPayment
+            fee = uint64(uint256(amount) * uint16(t) / BPS);
+            burned = uint64(uint256(fee) * uint16(t >> T_BURN) / BPS);
+            refund = uint64(w >> J_MAX) - amount;
+        }
     }
 
     function _packTerms(Terms memory t) internal pure returns (uint256) {
@@ -291,8 +396,19 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         view
         returns (uint64 deposit_, uint64 earnings, uint64 stake_, uint64 lockedStake)
     {
-        uint256 w = _balances[id];
-        return (_get(w, B_DEPOSIT), _get(w, B_EARNINGS), _get(w, B_STAKE), _get(w, B_LOCKED));
+        uint256 b = _balances[id];
+        uint256 a = id < accounts.length ? _wallets[accounts[id]] : 0;
+        return (
+            _get(a, A_DEPOSIT) + _get(b, B_REFUNDS),
+            _get(b, B_EARNINGS),
+            _get(a, A_STAKE),
+            _get(a, A_LOCKED) - _get(b, B_UNLOCKED)
+        );
+    }
+
+    /// @notice An address's account id (0: none).
+    function accountId(address account) external view returns (uint32) {
+        return uint32(_wallets[account]);
     }
 
     /// @notice The terms at `index` (a job's snapshot; the last one is current).
@@ -315,42 +431,50 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice Fees owed to the treasury, not yet withdrawn.
     function treasuryBalance() public view returns (uint128) {
-        return uint128(_protocol);
+        return uint128(_protocol & U71);
     }
 
     /// @notice The fees' burn share, not yet burned.
     function burnBalance() public view returns (uint128) {
-        return uint128((_protocol >> P_BURN) & U127);
+        return uint128((_protocol >> P_BURN) & U72);
     }
 
     // ------------------------------------------------------------------ accounts
 
-    function _account(address who) internal returns (uint32 id) {
-        id = accountId[who];
-        if (id == 0) {
-            id = uint32(accounts.length);
+    /// @dev The wallet word of `who`, giving it the next account id (stored at once) when it
+    /// has none.
+    function _account(address who) internal returns (uint256 a) {
+        a = _wallets[who];
+        if (uint32(a) == 0) {
+            a = accounts.length;
             accounts.push(who);
-            accountId[who] = id;
+            _wallets[who] = a;
+            // created here, once, so that no finalize pays to create it
+            _balances[uint32(a)] = B_KEEP;
         }
     }
 
-    function _known(address who) internal view returns (uint32 id) {
-        id = accountId[who];
-        if (id == 0) revert UnknownAccount(who);
+    function _known(address who) internal view returns (uint256 a) {
+        a = _wallets[who];
+        if (uint32(a) == 0) revert UnknownAccount(who);
     }
 
     /// @notice Add to your deposit, from which jobs are escrowed.
     function deposit(uint64 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
-        uint32 id = _account(msg.sender);
+        uint256 a = _account(msg.sender);
         token.safeTransferFrom(msg.sender, address(this), amount);
-        _credit(id, B_DEPOSIT, amount);
+        _wallets[msg.sender] = _put(a, A_DEPOSIT, _get(a, A_DEPOSIT) + amount);
         emit Deposited(msg.sender, amount);
     }
 
     /// @notice Take free deposit back; works while paused.
     function withdraw(uint64 amount) external nonReentrant {
-        _debit(_known(msg.sender), B_DEPOSIT, amount);
+        uint256 a = _known(msg.sender);
+        if (_get(a, A_DEPOSIT) < amount) a = _foldRefunds(a);
+        uint64 has = _get(a, A_DEPOSIT);
+        if (has < amount) revert InsufficientBalance(has, amount);
+        _wallets[msg.sender] = _put(a, A_DEPOSIT, has - amount);
         token.safeTransfer(msg.sender, amount);
         emit Withdrawn(msg.sender, amount);
     }
@@ -358,21 +482,21 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// @notice Stake as a provider; a committed job locks `minStake` of it until settled.
     function stake(uint64 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
-        uint32 id = _account(msg.sender);
+        uint256 a = _account(msg.sender);
         token.safeTransferFrom(msg.sender, address(this), amount);
-        _credit(id, B_STAKE, amount);
+        _wallets[msg.sender] = _put(a, A_STAKE, _get(a, A_STAKE) + amount);
         emit Staked(msg.sender, amount);
     }
 
     /// @notice Start taking unlocked stake out; it can be withdrawn after `unstakeDelay`.
     function requestUnstake(uint64 amount) external {
-        uint32 id = _known(msg.sender);
-        uint256 w = _balances[id];
-        uint64 staked = _get(w, B_STAKE);
-        uint64 free = staked - _get(w, B_LOCKED);
+        uint256 a = _known(msg.sender);
+        uint64 staked = _get(a, A_STAKE);
+        if (staked - _get(a, A_LOCKED) < amount) a = _foldUnlocked(a);
+        uint64 free = staked - _get(a, A_LOCKED);
         if (free < amount) revert InsufficientBalance(free, amount);
-        _balances[id] = _put(w, B_STAKE, staked - amount);
-        Unstaking storage u = unstaking[id];
+        _wallets[msg.sender] = _put(a, A_STAKE, staked - amount);
+        Unstaking storage u = unstaking[uint32(a)];
         u.amount += amount;
         u.readyAt = uint64(block.timestamp) + unstakeDelay;
         emit UnstakeRequested(msg.sender, amount, u.readyAt);
@@ -380,7 +504,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice Withdraw stake whose unstake delay has passed; works while paused.
     function withdrawStake() external nonReentrant {
-        uint32 id = _known(msg.sender);
+        uint32 id = uint32(_known(msg.sender));
         Unstaking memory u = unstaking[id];
         if (block.timestamp < u.readyAt) revert UnstakeNotReady(u.readyAt, block.timestamp);
         if (u.amount == 0) revert ZeroAmount();
@@ -391,7 +515,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice Withdraw earnings (providers' pay, challengers' rewards); works while paused.
     function withdrawEarnings() external nonReentrant {
-        uint32 id = _known(msg.sender);
+        uint32 id = uint32(_known(msg.sender));
         uint256 w = _balances[id];
         uint64 amount = _get(w, B_EARNINGS);
         if (amount == 0) revert ZeroAmount();
@@ -402,20 +526,31 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     // ------------------------------------------------------------------ batches
 
-    /// @dev What a step keeps in memory between the jobs of a batch (a single call is a batch
-    /// of one): the last provider's and developer's balance words and the last terms, so an
-    /// account that recurs is read and written once per batch, and the protocol's share,
-    /// credited once at the end (`_flush`). An account is never held in both slots (a
-    /// developer may also be the provider): taking it moves it across.
+    /// @dev What a settlement keeps in memory between the jobs of a batch (a single finalize
+    /// is a batch of one): the last provider's and developer's id words and the last terms, so
+    /// an account that recurs is read and written once per batch, and the protocol's share,
+    /// credited once at the end (`_flush`). An account is never held in both slots (a developer
+    /// may also be the provider): taking it moves it across. (Opens and commits keep only the
+    /// last wallet word, on the stack: see `_open` and `_commit`.)
     struct Batch {
         uint32 providerId;
         uint32 developerId;
         uint32 termsKey; // index + 1; 0: none loaded
+        uint32 cachedKey; // the protocol word's terms index + 1; 0: not read yet
         uint256 provider;
         uint256 developer;
         uint256 terms;
+        uint256 cachedTerms; // the protocol word's terms, as a terms word (fee, burn, minStake)
         uint256 fees;
         uint256 burned;
+    }
+
+    /// @dev The wallet word of `who`, taken from the one a batch holds (`held`, `heldWord`) or
+    /// read after writing the held one back.
+    function _takeWallet(address who, address held, uint256 heldWord) internal returns (uint256) {
+        if (who == held) return heldWord;
+        if (held != address(0)) _wallets[held] = heldWord;
+        return _wallets[who];
     }
 
     function _useProvider(Batch memory b, uint32 id) internal {
@@ -448,6 +583,18 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
             b.terms = _terms[index];
         }
         return b.terms;
+    }
+
+    /// @dev The fee, burn share and minStake of terms `index` for a settlement: from the
+    /// protocol word (which the settlement writes anyway) when they are the current terms.
+    function _settlementTerms(Batch memory b, uint16 index) internal view returns (uint256) {
+        if (b.cachedKey == 0) {
+            uint256 p = _protocol;
+            b.cachedKey = uint32(uint16(p >> P_TERMS)) + 1;
+            b.cachedTerms = _cachedTerms(p);
+        }
+        if (b.cachedKey == uint32(index) + 1) return b.cachedTerms;
+        return _termsOf(b, index);
     }
 
     function _flush(Batch memory b) internal {
@@ -486,57 +633,71 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// @notice Escrow a developer's signed order. The coordinator relays it, but can never
     /// move more than the developer signed for, nor reuse the signature for another job,
     /// contract or chain (the job id and the EIP-712 domain are signed).
-    function openJob(Order calldata order, Sig calldata signature)
-        external
-        onlyRole(COORDINATOR_ROLE)
-    {
-        Batch memory b;
-        _open(order, signature, _openingTerms(), b);
-        _flush(b);
+    function openJob(Order calldata order, Sig calldata signature) external {
+        (address developer, uint256 a) = _open(order, signature, _openingConfig(), address(0), 0);
+        _wallets[developer] = a;
     }
 
-    /// @dev The terms index new jobs get; reverts while paused (one read for both).
-    function _openingTerms() internal view returns (uint16) {
-        uint256 c = _config;
+    /// @dev The config word, for a coordinator's open; reverts for anyone else and while
+    /// paused (one read for the caller check, the pause flag and the current terms).
+    function _openingConfig() internal view returns (uint256 c) {
+        c = _config;
+        _onlyCoordinator(c);
         if (c & C_PAUSED != 0) revert EnforcedPause();
-        return uint16(c >> C_TERMS);
+    }
+
+    /// @dev The coordinator role check: the primary coordinator (kept in the config word) needs
+    /// no read of the role mapping.
+    function _onlyCoordinator(uint256 c) internal view {
+        if (
+            msg.sender != address(uint160(c >> C_COORDINATOR))
+                && !hasRole(COORDINATOR_ROLE, msg.sender)
+        ) revert AccessControlUnauthorizedAccount(msg.sender, COORDINATOR_ROLE);
     }
 
     /// @notice Open many jobs in one transaction (all or none: any bad order reverts it).
-    function openMany(Order[] calldata orders, Sig[] calldata signatures)
-        external
-        onlyRole(COORDINATOR_ROLE)
-    {
-        uint16 current = _openingTerms();
-        Batch memory b;
+    function openMany(Order[] calldata orders, Sig[] calldata signatures) external {
+        uint256 c = _openingConfig();
+        address held;
+        uint256 heldWord;
         for (uint256 i = 0; i < orders.length; ++i) {
-            _open(orders[i], signatures[i], current, b);
+            (held, heldWord) = _open(orders[i], signatures[i], c, held, heldWord);
         }
-        _flush(b);
+        if (held != address(0)) _wallets[held] = heldWord;
     }
 
-    function _open(Order calldata order, Sig calldata signature, uint16 current, Batch memory b)
-        internal
-    {
+    /// @dev Opens one job and returns its developer's wallet word, to be written back by the
+    /// caller (a batch holds it while the next order is the same developer's).
+    function _open(
+        Order calldata order,
+        Sig calldata signature,
+        uint256 c,
+        address held,
+        uint256 heldWord
+    ) internal returns (address developer, uint256 a) {
         bytes32 jobId = order.jobId;
-        uint256 existing = _jobs[jobId];
+        bytes32 slot = _jobSlot(jobId);
+        uint256 existing = _loadSlot(slot);
         if (existing != 0) revert WrongState(jobId, State(uint8(existing >> J_STATE)));
         if (block.timestamp > order.deadline) revert OrderExpired(order.deadline, block.timestamp);
-        address developer = ECDSA.recover(orderDigest(order), signature.r, signature.vs);
-        uint32 dev = accountId[developer];
+        developer = ECDSA.recover(orderDigest(order), signature.r, signature.vs);
+        a = _takeWallet(developer, held, heldWord);
+        uint32 dev = uint32(a);
         if (dev == 0) revert BadSignature(developer);
         uint64 maxPayment = order.maxPayment;
-        _useDeveloper(b, dev);
-        uint64 free = _get(b.developer, B_DEPOSIT);
+        if (_get(a, A_DEPOSIT) < maxPayment) a = _foldRefunds(a);
+        uint64 free = _get(a, A_DEPOSIT);
         if (free < maxPayment) revert InsufficientBalance(free, maxPayment);
-        b.developer = _put(b.developer, B_DEPOSIT, free - maxPayment);
+        unchecked {
+            a = _put(a, A_DEPOSIT, free - maxPayment); // free >= maxPayment
+        }
         // a deadline past 2106 is kept as the largest the job's 32 bits hold, never truncated
         // (a truncated one would let anyone expire the job at once)
         uint256 deadline = order.deadline > U32 ? U32 : order.deadline;
-        _jobs[jobId] = uint256(dev) | (uint256(maxPayment) << J_MAX)
-            | (deadline << J_DEADLINE) | (uint256(current) << J_TERMS)
-            | (uint256(uint8(State.Open)) << J_STATE);
-        emit JobOpened(jobId, developer, order.specHash, maxPayment);
+        _storeSlot(slot, uint256(dev) | (uint256(maxPayment) << J_MAX)
+            | (deadline << J_DEADLINE) | (((c >> C_TERMS) & U15) << J_TERMS)
+            | (uint256(uint8(State.Open)) << J_STATE));
+        emit JobOpened(jobId, order.specHash, maxPayment);
     }
 
     /// @notice Record the provider's signed result and start the challenge window; locks
@@ -546,10 +707,12 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         bytes32 resultHash,
         uint64 amount,
         Sig calldata providerSignature
-    ) external onlyRole(COORDINATOR_ROLE) {
-        Batch memory b;
-        _commit(jobId, resultHash, amount, providerSignature, b);
-        _flush(b);
+    ) external {
+        uint256 c = _config;
+        _onlyCoordinator(c);
+        (address provider, uint256 a) =
+            _commit(jobId, resultHash, amount, providerSignature, c, address(0), 0);
+        _wallets[provider] = a;
     }
 
     /// @notice Commit many results in one transaction (all or none).
@@ -558,12 +721,17 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         bytes32[] calldata resultHashes,
         uint64[] calldata amounts,
         Sig[] calldata providerSignatures
-    ) external onlyRole(COORDINATOR_ROLE) {
-        Batch memory b;
+    ) external {
+        uint256 c = _config;
+        _onlyCoordinator(c);
+        address held;
+        uint256 heldWord;
         for (uint256 i = 0; i < jobIds.length; ++i) {
-            _commit(jobIds[i], resultHashes[i], amounts[i], providerSignatures[i], b);
+            (held, heldWord) = _commit(
+                jobIds[i], resultHashes[i], amounts[i], providerSignatures[i], c, held, heldWord
+            );
         }
-        _flush(b);
+        if (held != address(0)) _wallets[held] = heldWord;
     }
 
     function _commit(
@@ -571,30 +739,49 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         bytes32 resultHash,
         uint64 amount,
         Sig calldata providerSignature,
-        Batch memory b
-    ) internal {
-        uint256 w = _jobs[jobId];
-        State state = State(uint8(w >> J_STATE));
-        if (state != State.Open) revert WrongState(jobId, state);
+        uint256 c,
+        address held,
+        uint256 heldWord
+    ) internal returns (address provider, uint256 a) {
+        bytes32 slot = _jobSlot(jobId);
+        uint256 w = _loadSlot(slot);
+        if (uint8(w >> J_STATE) != uint8(State.Open)) {
+            revert WrongState(jobId, State(uint8(w >> J_STATE)));
+        }
         uint64 maxPayment = uint64(w >> J_MAX);
         if (amount > maxPayment) revert AmountOverMax(amount, maxPayment);
-        address provider = ECDSA.recover(
+        provider = ECDSA.recover(
             resultDigest(jobId, resultHash, amount), providerSignature.r, providerSignature.vs
         );
-        uint32 prov = accountId[provider];
+        a = _takeWallet(provider, held, heldWord);
+        uint32 prov = uint32(a);
         if (prov == 0) revert BadSignature(provider);
-        uint256 t = _termsOf(b, uint16(w >> J_TERMS));
-        uint64 minStake = uint64(t >> T_MIN_STAKE);
-        _useProvider(b, prov);
-        uint64 locked = _get(b.provider, B_LOCKED);
-        uint64 free = _get(b.provider, B_STAKE) - locked;
-        if (free < minStake) revert StakeTooLow(free, minStake);
-        b.provider = _put(b.provider, B_LOCKED, locked + minStake);
-        uint32 windowEnd = uint32(block.timestamp) + uint32(t >> T_WINDOW);
+        uint256 index = uint16(w >> J_TERMS);
+        uint32 window;
+        uint64 minStake;
+        if (index == (c >> C_TERMS) & U15) {
+            window = uint32(c >> C_WINDOW);
+            minStake = uint64((c >> C_MIN_STAKE) & U48);
+        } else {
+            uint256 t = _terms[index];
+            window = uint32(t >> T_WINDOW);
+            minStake = uint64(t >> T_MIN_STAKE);
+        }
+        uint64 staked = _get(a, A_STAKE);
+        if (staked - _get(a, A_LOCKED) < minStake) a = _foldUnlocked(a);
+        uint64 locked = _get(a, A_LOCKED);
+        if (staked - locked < minStake) revert StakeTooLow(staked - locked, minStake);
+        unchecked {
+            a = _put(a, A_LOCKED, locked + minStake); // <= staked, a uint64
+        }
+        uint32 windowEnd = uint32(block.timestamp) + window;
         // keeps the developer, maxPayment and terms; the deadline becomes the window's end
-        _jobs[jobId] = (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS)))
-            | (uint256(prov) << J_PROVIDER) | (uint256(amount) << J_AMOUNT)
-            | (uint256(windowEnd) << J_DEADLINE) | (uint256(uint8(State.Committed)) << J_STATE);
+        _storeSlot(
+            slot,
+            (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS))) | (uint256(prov) << J_PROVIDER)
+                | (uint256(amount) << J_AMOUNT) | (uint256(windowEnd) << J_DEADLINE)
+                | (uint256(uint8(State.Committed)) << J_STATE)
+        );
         emit ResultCommitted(jobId, provider, resultHash, amount, windowEnd);
     }
 
@@ -609,7 +796,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         }
         uint64 bond = uint64(_terms[j.terms] >> T_BOND);
         if (bond > 0) token.safeTransferFrom(msg.sender, address(this), bond);
-        disputes[jobId] = Dispute({challenger: _account(msg.sender), bond: bond});
+        disputes[jobId] = Dispute({challenger: uint32(_account(msg.sender)), bond: bond});
         _setState(jobId, w, State.Disputed);
         emit Challenged(jobId, msg.sender, bond);
     }
@@ -626,13 +813,14 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         Terms memory t = _unpackTerms(_terms[j.terms]);
         if (providerAtFault) {
             uint64 slashed = t.minStake;
-            uint256 p = _balances[j.provider];
-            p = _put(p, B_LOCKED, _get(p, B_LOCKED) - slashed);
-            _balances[j.provider] = _put(p, B_STAKE, _get(p, B_STAKE) - slashed);
+            address provider = accounts[j.provider];
+            uint256 a = _wallets[provider];
+            a = _put(a, A_LOCKED, _get(a, A_LOCKED) - slashed);
+            _wallets[provider] = _put(a, A_STAKE, _get(a, A_STAKE) - slashed);
             uint64 reward = uint64(uint256(slashed) * t.slashShareBps / BPS);
             _credit(d.challenger, B_EARNINGS, reward + d.bond);
             _creditProtocol(slashed - reward, 0);
-            _credit(j.developer, B_DEPOSIT, j.maxPayment);
+            _credit(j.developer, B_REFUNDS, j.maxPayment);
             _setState(jobId, w, State.Refunded);
             emit Resolved(jobId, true, slashed);
             emit Refunded(jobId, j.maxPayment);
@@ -647,14 +835,30 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     /// @notice Pay out a committed job once its window has passed (anyone may call).
     function finalize(bytes32 jobId) external {
-        uint256 w = _jobs[jobId];
-        State state = State(uint8(w >> J_STATE));
-        if (state != State.Committed) revert WrongState(jobId, state);
+        bytes32 slot = _jobSlot(jobId);
+        uint256 w = _loadSlot(slot);
+        if (uint8(w >> J_STATE) != uint8(State.Committed)) {
+            revert WrongState(jobId, State(uint8(w >> J_STATE)));
+        }
         uint32 windowEnd = uint32(w >> J_DEADLINE);
         if (block.timestamp < windowEnd) revert WindowOpen(windowEnd, block.timestamp);
-        Batch memory b;
-        _settle(jobId, w, b);
-        _flush(b);
+        // `_settle` for one job, straight to storage: no batch to keep
+        uint256 p = _protocol;
+        uint256 index = uint16(w >> J_TERMS);
+        uint256 t = index == uint16(p >> P_TERMS) ? _cachedTerms(p) : _terms[index];
+        (uint64 amount, uint64 fee, uint64 burned, uint64 refund) = _split(w, t);
+        uint32 prov = uint32(w >> J_PROVIDER);
+        uint256 pw = _balances[prov];
+        pw = _put(pw, B_EARNINGS, _get(pw, B_EARNINGS) + (amount - fee));
+        pw = _put(pw, B_UNLOCKED, _get(pw, B_UNLOCKED) + uint64(t >> T_MIN_STAKE));
+        if (refund > 0) {
+            if (uint32(w) == prov) pw = _put(pw, B_REFUNDS, _get(pw, B_REFUNDS) + refund);
+            else _credit(uint32(w), B_REFUNDS, refund);
+        }
+        _balances[prov] = pw;
+        if (fee > 0) _protocol = _withShare(p, fee - burned, burned);
+        _storeSlot(slot, (w & ~(uint256(0xff) << J_STATE)) | (uint256(uint8(State.Settled)) << J_STATE));
+        emit Settled(jobId, amount - fee, fee, burned, refund);
     }
 
     /// @notice Finalize many jobs in one transaction; jobs not ready are skipped, not fatal.
@@ -678,18 +882,15 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// @dev Pays the provider, refunds the developer and adds the protocol's share, all through
     /// the batch (the caller flushes it), and marks the job settled.
     function _settle(bytes32 jobId, uint256 w, Batch memory b) internal {
-        uint256 t = _termsOf(b, uint16(w >> J_TERMS));
-        uint64 amount = uint64(w >> J_AMOUNT);
-        uint64 fee = uint64(uint256(amount) * uint16(t) / BPS);
-        uint64 burned = uint64(uint256(fee) * uint16(t >> T_BURN) / BPS);
-        uint64 refund = uint64(w >> J_MAX) - amount;
+        uint256 t = _settlementTerms(b, uint16(w >> J_TERMS));
+        (uint64 amount, uint64 fee, uint64 burned, uint64 refund) = _split(w, t);
         _useProvider(b, uint32(w >> J_PROVIDER));
         uint256 p = b.provider;
         p = _put(p, B_EARNINGS, _get(p, B_EARNINGS) + (amount - fee));
-        b.provider = _put(p, B_LOCKED, _get(p, B_LOCKED) - uint64(t >> T_MIN_STAKE));
+        b.provider = _put(p, B_UNLOCKED, _get(p, B_UNLOCKED) + uint64(t >> T_MIN_STAKE));
         if (refund > 0) {
             _useDeveloper(b, uint32(w));
-            b.developer = _put(b.developer, B_DEPOSIT, _get(b.developer, B_DEPOSIT) + refund);
+            b.developer = _put(b.developer, B_REFUNDS, _get(b.developer, B_REFUNDS) + refund);
         }
         b.fees += fee;
         b.burned += burned;
@@ -720,7 +921,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
 
     function _refundOpen(bytes32 jobId, uint256 w) internal {
         uint64 refund = uint64(w >> J_MAX);
-        _credit(uint32(w), B_DEPOSIT, refund);
+        _credit(uint32(w), B_REFUNDS, refund);
         _setState(jobId, w, State.Cancelled);
         emit Cancelled(jobId, refund);
     }
@@ -733,19 +934,47 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     }
 
     /// @dev The first terms (from the constructor) get index 0, each later one the next.
+    /// The current terms' window and minStake are also kept in the config word (for commits),
+    /// and their fee, burn share and minStake in the protocol word (for settlements), so a
+    /// minStake must fit 48 bits (281 million at 6 decimals) and there are at most 32,768 terms.
     function _setTerms(Terms memory next, bool first) internal {
-        if (next.feeBps > MAX_FEE_BPS || next.burnBps > BPS || next.slashShareBps > BPS) {
-            revert BadTerms();
-        }
         uint256 c = _config;
-        uint16 index = first ? 0 : uint16(c >> C_TERMS) + 1;
+        uint256 index = first ? 0 : ((c >> C_TERMS) & U15) + 1;
+        if (
+            next.feeBps > MAX_FEE_BPS || next.burnBps > BPS || next.slashShareBps > BPS
+                || next.minStake > U48 || index > U15
+        ) revert BadTerms();
         _terms[index] = _packTerms(next);
-        _config = (c & ~(U16 << C_TERMS)) | (uint256(index) << C_TERMS);
-        emit TermsChanged(index, next);
+        _config = (c & (C_PAUSED | (uint256(type(uint160).max) << C_COORDINATOR)))
+            | (index << C_TERMS) | (uint256(next.window) << C_WINDOW)
+            | (uint256(next.minStake) << C_MIN_STAKE);
+        _protocol = (_protocol & ((1 << P_TERMS) - 1)) | (index << P_TERMS)
+            | (uint256(next.feeBps) << P_FEE) | (uint256(next.burnBps) << P_BURN_BPS)
+            | (uint256(next.minStake) << P_MIN_STAKE);
+        emit TermsChanged(uint16(index), next);
     }
 
     function _currentTermsIndex() internal view returns (uint16) {
-        return uint16(_config >> C_TERMS);
+        return uint16((_config >> C_TERMS) & U15);
+    }
+
+    /// @dev Granting the coordinator role to the first coordinator (or the next, once the
+    /// primary's role is revoked) makes it the primary one, kept in the config word.
+    function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        granted = super._grantRole(role, account);
+        uint256 c = _config;
+        if (granted && role == COORDINATOR_ROLE && c >> C_COORDINATOR == 0) {
+            _config = c | (uint256(uint160(account)) << C_COORDINATOR);
+        }
+    }
+
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        uint256 c = _config;
+        if (revoked && role == COORDINATOR_ROLE && address(uint160(c >> C_COORDINATOR)) == account)
+        {
+            _config = c & ~(uint256(type(uint160).max) << C_COORDINATOR);
+        }
     }
 
     /// @notice The terms new jobs get.
@@ -770,7 +999,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     function withdrawTreasury() external nonReentrant {
         uint128 amount = treasuryBalance();
         if (amount == 0) revert ZeroAmount();
-        _protocol &= ~uint256(type(uint128).max);
+        _protocol &= ~U71;
         token.safeTransfer(treasury, amount);
         emit TreasuryWithdrawn(treasury, amount);
     }
@@ -779,7 +1008,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     function burn() external nonReentrant {
         uint128 amount = burnBalance();
         if (amount == 0) revert ZeroAmount();
-        _protocol &= P_KEEP | type(uint128).max;
+        _protocol &= ~(U72 << P_BURN);
         token.safeTransfer(BURN_ADDRESS, amount);
         emit Burned(amount);
     }

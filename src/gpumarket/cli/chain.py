@@ -51,7 +51,12 @@ def devnet(
     from gpumarket.settlement.deploy import write_deployment
     from gpumarket.settlement.devnet import Devnet
 
-    net = Devnet.start(port=port, terms={"window": window}, block_time=block_time or None)
+    net = Devnet.start(
+        port=port,
+        terms={"window": window},
+        block_time=block_time or None,
+        mine_transactions_at_once=True,
+    )
     write_deployment(net.deployment, out)
     typer.echo(
         json.dumps(

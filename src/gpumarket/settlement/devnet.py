@@ -71,16 +71,21 @@ class Devnet:
         terms: dict[str, int] | None = None,
         block_time: int | None = None,
         steps_tracing: bool = False,
+        mine_transactions_at_once: bool = False,
     ) -> Devnet:
         """Start anvil, deploy (account 0 is admin, coordinator and arbiter; account 5 the
-        treasury), and mint test dollars to accounts 1-4. ``block_time``: also mine a block
-        every that many seconds (transactions are still mined at once), so the chain's clock
-        moves while nothing happens, as a real chain's does: without it, a challenge window
-        never ends on an idle devnet (the clock is the latest block's timestamp).
+        treasury), and mint test dollars to accounts 1-4. ``block_time``: mine a block every
+        that many seconds, as a real chain does (a transaction waits for the next block),
+        instead of one per transaction; with ``mine_transactions_at_once`` as well, both: the
+        chain's clock moves while nothing happens (without blocks, a challenge window never
+        ends on an idle devnet: the clock is the latest block's timestamp) and a transaction is
+        mined at once, which suits a devnet used by hand.
         ``steps_tracing``: anvil keeps every instruction, so ``debug_traceTransaction`` answers
         with its struct logs (where a transaction's gas goes: ``bench/gas.py``)."""
         port = port or free_port()
-        mining = ["--block-time", str(block_time), "--mixed-mining"] if block_time else []
+        mining = ["--block-time", str(block_time)] if block_time else []
+        if block_time and mine_transactions_at_once:
+            mining.append("--mixed-mining")
         tracing = ["--steps-tracing"] if steps_tracing else []
         process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
             [find_anvil(), "--port", str(port), "--silent", "--accounts", "10", *mining, *tracing],

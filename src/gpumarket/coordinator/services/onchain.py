@@ -356,8 +356,9 @@ def finalize_ready(
     factory: sessionmaker[Session], backend: ChainSettlement, settings: CoordinatorSettings
 ) -> int:
     """Pay out committed jobs whose window has passed on the chain's clock, in one
-    ``finalizeMany``. A job it skips (someone else finalized or challenged it first) is
-    reconciled by :func:`follow_events`."""
+    ``finalizeMany`` (or ``finalize``, cheaper, when only one is ready). A job it skips, or
+    that the contract refuses (someone else finalized or challenged it first), is reconciled
+    by :func:`follow_events`."""
     chain_now = backend.chain_time()
     with session_scope(factory) as session:
         rows = session.execute(
@@ -373,7 +374,15 @@ def finalize_ready(
     ready = [(job_id, str(chain_id)) for job_id, chain_id in rows]
     if not ready:
         return 0
-    outcome = backend.finalize_many([chain_id for _, chain_id in ready])
+    try:
+        outcome = (
+            backend.finalize_one(ready[0][1])
+            if len(ready) == 1
+            else backend.finalize_many([chain_id for _, chain_id in ready])
+        )
+    except ContractReverted as exc:  # one job, finalized or challenged by someone else first
+        log.info("finalize of %s refused (%s): its event tells the rest", ready[0][0], exc.error)
+        return 0
     settled = {"0x" + bytes(e["jobId"]).hex(): e for e in outcome.events.get("Settled", [])}
     done = 0
     with session_scope(factory) as session:
