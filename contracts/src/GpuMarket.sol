@@ -295,26 +295,24 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         _balances[id] = _put(w, at, _get(w, at) + amount);
     }
 
+    /// @dev Field `at` (a B_ offset) of an account's id word, taken out (left at zero): what a
+    /// fold moves into the wallet word.
+    function _takeCredit(uint32 id, uint256 at) internal returns (uint64 taken) {
+        uint256 b = _balances[id];
+        taken = _get(b, at);
+        if (taken != 0) _balances[id] = _put(b, at, 0);
+    }
+
     /// @dev The wallet word with the refunds finalize and cancel credited (in the id word)
     /// moved into its deposit: what an open or a withdrawal does when the deposit runs short.
     function _foldRefunds(uint256 a) internal returns (uint256) {
-        uint32 id = uint32(a);
-        uint256 b = _balances[id];
-        uint64 refunds = _get(b, B_REFUNDS);
-        if (refunds == 0) return a;
-        _balances[id] = _put(b, B_REFUNDS, 0);
-        return _put(a, A_DEPOSIT, _get(a, A_DEPOSIT) + refunds);
+        return _put(a, A_DEPOSIT, _get(a, A_DEPOSIT) + _takeCredit(uint32(a), B_REFUNDS));
     }
 
     /// @dev The wallet word with the stake finalize unlocked (in the id word) taken off its
     /// locked stake: what a commit or an unstake does when the free stake runs short.
     function _foldUnlocked(uint256 a) internal returns (uint256) {
-        uint32 id = uint32(a);
-        uint256 b = _balances[id];
-        uint64 unlocked = _get(b, B_UNLOCKED);
-        if (unlocked == 0) return a;
-        _balances[id] = _put(b, B_UNLOCKED, 0);
-        return _put(a, A_LOCKED, _get(a, A_LOCKED) - unlocked);
+        return _put(a, A_LOCKED, _get(a, A_LOCKED) - _takeCredit(uint32(a), B_UNLOCKED));
     }
 
     function _creditProtocol(uint256 toTreasury, uint256 toBurn) internal {
