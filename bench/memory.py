@@ -143,7 +143,7 @@ def main() -> None:
                         params={"limit": 1000},
                         headers={"Authorization": "Bearer bench"},
                     )
-                    http.get("/metrics")
+                    http.get("/metrics", headers={"Authorization": "Bearer bench"})
                     http.post(
                         "/v1/offers/match",
                         json={

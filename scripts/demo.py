@@ -74,7 +74,7 @@ def free_port() -> int:
 
 def start_coordinator(port: int, net: Devnet) -> subprocess.Popen[bytes]:
     deployment = WORK / "devnet.json"
-    write_deployment(net.deployment, deployment)
+    write_deployment(net.deployment, deployment, net.rpc_url)
     env = {
         **os.environ,
         "GPUMARKET_ADMIN_TOKEN": ADMIN_TOKEN,

@@ -29,6 +29,10 @@ def settings(tmp_path: Path) -> CoordinatorSettings:
         admin_token=ADMIN_TOKEN,
         background=False,
         challenge_window_seconds=60,
+        # tests sign in far more often than a client should; rate limits are tested on their own
+        rate_limit_auth=None,
+        rate_limit_match=None,
+        rate_limit_submit=None,
     )
 
 

@@ -102,3 +102,21 @@ def gpu_spec(gpu: Any = "RTX4090:1", price: str = "2.0", **overrides: Any) -> di
     spec = cpu_spec(max_price_per_hour=price, resources={"gpu": gpu})
     spec.update(overrides)
     return spec
+
+
+def running_job(client: Any) -> tuple[str, str, str]:
+    """A RUNNING GPU job through a TestClient: (developer key, provider key, job id)."""
+    from gpumarket.coordinator.background import pipelines
+
+    dev, _ = register(client, "developer")
+    prov, _ = register(client, "provider")
+    client.post(
+        "/v1/provider/heartbeat",
+        headers=bearer(prov),
+        json=heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"}).model_dump(mode="json"),
+    )
+    job_id = client.post("/v1/jobs", json=gpu_spec(), headers=bearer(dev)).json()["id"]
+    app = client.app
+    pipelines.match_queued(app.state.session_factory, app.state.settings)
+    client.post(f"/v1/provider/jobs/{job_id}/started", json={}, headers=bearer(prov))
+    return dev, prov, job_id

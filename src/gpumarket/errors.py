@@ -115,6 +115,24 @@ class ContractReverted(SettlementError):
         self.args_ = args
 
 
+class RequestTimeout(GpumarketError):
+    """The client stopped sending its request body before it was complete."""
+
+    code = "request_timeout"
+    status_code = 408
+
+
+class RateLimited(GpumarketError):
+    """Too many requests of one kind from one client; ``retry_after`` says when to try again."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, *, details: Any = None, retry_after: int = 1) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class WaitTimedOut(GpumarketError):
     """A job did not reach the awaited state in time (the job itself is untouched)."""
 
@@ -129,6 +147,15 @@ class TransportError(GpumarketError):
     status_code = 503
 
 
+class ServiceUnavailable(TransportError):
+    """The coordinator answers, but something it depends on (the chain's RPC endpoint) does
+    not, for now: the request is worth repeating later (a 503, like the coordinator's own
+    outages, so retry loops treat both alike)."""
+
+    code = "service_unavailable"
+    status_code = 503
+
+
 ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
     cls.code: cls
     for cls in (
@@ -136,6 +163,8 @@ ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
         InvalidRequest,
         AuthenticationFailed,
         WaitTimedOut,
+        RequestTimeout,
+        RateLimited,
         PermissionDenied,
         NotFound,
         Conflict,
@@ -146,6 +175,7 @@ ERRORS_BY_CODE: dict[str, type[GpumarketError]] = {
         SettlementError,
         ContractReverted,
         TransportError,
+        ServiceUnavailable,
     )
 }
 
@@ -155,9 +185,11 @@ ERRORS_BY_STATUS: dict[int, type[GpumarketError]] = {
     402: PaymentRequired,
     403: PermissionDenied,
     404: NotFound,
+    408: RequestTimeout,
     409: Conflict,
     413: LimitExceeded,
     422: InvalidRequest,
+    429: RateLimited,
 }
 
 

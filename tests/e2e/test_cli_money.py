@@ -29,7 +29,12 @@ from gpumarket.settlement.devnet import Devnet
 from tests.conftest import ADMIN_TOKEN, sqlite_url
 from tests.e2e.helpers import cli
 from tests.integration.processes import CoordinatorProcess
-from tests.integration.provider.conftest import BUSYBOX, FAST
+from tests.integration.provider.conftest import (
+    BUSYBOX,
+    FAST,
+    remove_run_containers,
+    run_labels_toml,
+)
 
 pytestmark = pytest.mark.integration
 USD = 10**6
@@ -145,8 +150,7 @@ def session(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Sess
             yield session
         finally:
             session.coordinator.stop()  # the one running now: a test may have restarted it
-    for container in docker_client.containers.list(all=True, filters={"label": "gpumarket.job"}):
-        container.remove(force=True)
+    remove_run_containers(docker_client)
 
 
 def staked_provider(s: Session, name: str = "provider") -> tuple[LocalAccount, Path]:
@@ -158,6 +162,7 @@ def staked_provider(s: Session, name: str = "provider") -> tuple[LocalAccount, P
         f'coordinator_url = "{s.coordinator.url}"\nwallet = "{wallet}"\n'
         f'work_dir = "{s.tmp / name / "work"}"\ncpu_price_per_hour = "36"\n'
         "stop_grace_seconds = 1\npoll_wait_seconds = 2\n"
+        f"container_labels = {run_labels_toml()}\n"
     )
     s.fund(account.address, "500")
     low = s.cli("prov", "provider", "stake", "0.0000001", "--config", str(config), check=False)
@@ -310,6 +315,10 @@ def test_cancelling_a_running_job_pays_its_seconds_and_refunds_the_rest(
         assert job["state"] == "CANCELLED" and paid > 0
         assert paid + fee + refund == 1  # the whole escrow: seconds run, fee, and the rest back
         assert Decimal(s.balance("dev")["deposit"]) == 20 - paid - fee
+        # the operator's figures count the payment although the job ended CANCELLED
+        stats = json.loads(s.cli("ops", "admin", "stats", "--json").stdout)
+        assert stats["revenue_micros"] == int((paid + fee) * USD)
+        assert stats["fees_micros"] == int(fee * USD) and stats["pending_micros"] == 0
     finally:
         daemon.stop()
         thread.join(30)

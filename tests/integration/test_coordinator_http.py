@@ -128,7 +128,10 @@ def test_newcomer_flow_over_http(coordinator: CoordinatorProcess, tmp_path: Path
     stats = admin.stats()
     assert stats["jobs_by_state"]["COMMITTED"] == 1
     assert stats["providers_online"] == 1
-    metrics = httpx.get(f"{coordinator.url}/metrics").text
+    assert httpx.get(f"{coordinator.url}/metrics").status_code == 401  # operator figures
+    metrics = httpx.get(
+        f"{coordinator.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ).text
     assert 'gpumarket_jobs{state="COMMITTED"} 1.0' in metrics
 
 

@@ -190,7 +190,8 @@ def stats(
     admin_token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Jobs by state, GPUs online and busy, utilization, revenue and fees."""
+    """Jobs by state, providers, GPUs and CPUs online and busy, utilization, revenue (every
+    payment, a cancelled run's seconds included) and fees."""
     data = admin(coordinator, admin_token).stats()
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -200,12 +201,15 @@ def stats(
     console.print(
         f"providers: {data['providers_online']} online of {data['providers_total']} "
         f"({data['providers_banned']} banned); GPUs: {data['gpus_busy']} busy of "
-        f"{data['gpus_online']} online"
+        f"{data['gpus_online']} online; CPUs for CPU jobs: {data['cpus_busy']:g} busy of "
+        f"{data['cpus_online']:g} online"
     )
     console.print(
-        f"utilization over {data['window_seconds'] // 60} min: "
+        f"utilization over {data['window_seconds'] // 60} min: GPUs "
         f"{data['utilization']:.1%} ({data['gpu_hours_used']:.2f} of "
-        f"{data['gpu_hours_available']:.2f} GPU-hours)"
+        f"{data['gpu_hours_available']:.2f} GPU-hours), CPUs "
+        f"{data['cpu_utilization']:.1%} ({data['cpu_hours_used']:.2f} of "
+        f"{data['cpu_hours_available']:.2f} CPU-hours)"
     )
     console.print(
         f"revenue {data['revenue_micros'] / 1e6:.6f}, fees "

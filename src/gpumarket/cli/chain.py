@@ -21,12 +21,38 @@ app = typer.Typer(
 )
 
 
+DEVNET_FILE = Path(".gpumarket/devnet.json")
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+RpcUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"The dev chain's RPC URL [default: the deployment file's, else {DEFAULT_RPC_URL}]."
+    ),
+]
+DeploymentOption = Annotated[
+    Path, typer.Option("--deployment", help="Deployment file of the dev chain.")
+]
+
+
+def _rpc_url(given: str | None, deployment_file: Path) -> str:
+    """The chain to talk to: the flag, else the RPC URL the deployment file records (``chain
+    devnet`` and ``chain deploy`` write it), else anvil's default port."""
+    if given:
+        return given
+    try:
+        saved = json.loads(deployment_file.read_text())
+    except (OSError, ValueError):
+        return DEFAULT_RPC_URL
+    url = saved.get("rpc_url") if isinstance(saved, dict) else None
+    return str(url) if url else DEFAULT_RPC_URL
+
+
 @app.command()
 def devnet(
     port: Annotated[int, typer.Option(help="JSON-RPC port.")] = 8545,
-    out: Annotated[Path, typer.Option(help="Where to write the deployment file.")] = Path(
-        ".gpumarket/devnet.json"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Where to write the deployment file (with the RPC URL).")
+    ] = DEVNET_FILE,
     window: Annotated[
         int,
         typer.Option(
@@ -57,7 +83,7 @@ def devnet(
         block_time=block_time or None,
         mine_transactions_at_once=True,
     )
-    write_deployment(net.deployment, out)
+    write_deployment(net.deployment, out, net.rpc_url)
     typer.echo(
         json.dumps(
             {
@@ -115,19 +141,15 @@ def deploy(
         raise InvalidRequest("--key is not a private key (0x + 64 hex digits)") from exc
     w3 = _connect(rpc_url)
     deployment = deploy_contracts(w3, account, token=token, treasury=treasury)
-    write_deployment(deployment, out)
+    write_deployment(deployment, out, rpc_url)
     typer.echo(json.dumps(deployment.as_dict(), indent=2))
 
 
 @app.command()
 def fund(
     address: Annotated[str, typer.Argument(help="Wallet address to fund.")],
-    rpc_url: Annotated[
-        str, typer.Option(help="The dev chain's RPC URL.")
-    ] = "http://127.0.0.1:8545",
-    deployment_file: Annotated[
-        Path, typer.Option("--deployment", help="Deployment file of the dev chain.")
-    ] = Path(".gpumarket/devnet.json"),
+    rpc_url: RpcUrlOption = None,
+    deployment_file: DeploymentOption = DEVNET_FILE,
     amount: Annotated[int, typer.Option(help="Test dollars to mint.")] = 1000,
     as_json: JsonOption = False,
 ) -> None:
@@ -144,8 +166,9 @@ def fund(
         raise InvalidRequest(
             f"no deployment file at {deployment_file}; run `gpumarket chain devnet`"
         )
-    w3 = _connect(rpc_url)
-    token = json.loads(deployment_file.read_text())["token"]
+    saved = json.loads(deployment_file.read_text())
+    w3 = _connect(_rpc_url(rpc_url, deployment_file))
+    token = saved["token"]
     fund_wallet(w3, token, Web3.to_checksum_address(address), amount * 10**6, DEV_KEYS[0])
     emit(
         as_json,
@@ -157,9 +180,8 @@ def fund(
 @app.command()
 def travel(
     seconds: Annotated[int, typer.Argument(min=1, help="How far to move the clock.")],
-    rpc_url: Annotated[
-        str, typer.Option(help="The dev chain's RPC URL.")
-    ] = "http://127.0.0.1:8545",
+    rpc_url: RpcUrlOption = None,
+    deployment_file: DeploymentOption = DEVNET_FILE,
     as_json: JsonOption = False,
 ) -> None:
     """Dev chains only (anvil): move the chain's clock forward and mine a block, so challenge
@@ -169,7 +191,7 @@ def travel(
 
     from gpumarket.settlement.devnet import time_travel
 
-    now = time_travel(_connect(rpc_url), seconds)
+    now = time_travel(_connect(_rpc_url(rpc_url, deployment_file)), seconds)
     shown = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     emit(
         as_json,

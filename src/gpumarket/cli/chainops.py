@@ -4,13 +4,14 @@ keystore, finding the coordinator's market, and reading token amounts typed by a
 from __future__ import annotations
 
 import os
+import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from gpumarket.errors import InvalidRequest
+from gpumarket.errors import AuthenticationFailed, InvalidRequest
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -18,14 +19,26 @@ if TYPE_CHECKING:
     from gpumarket.settlement.wallet import MarketWallet
 
 
+def wallet_password(password_env: str, path: Path, confirm: bool = False) -> str:
+    """The keystore password: from the variable ``password_env``, else asked on the terminal.
+    Without a terminal (a script, CI) nobody can answer, so say which variable to set rather
+    than try an empty password and report it wrong."""
+    password = os.environ.get(password_env)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise AuthenticationFailed(
+            f"the wallet {path} needs its password: set the environment variable "
+            f"{password_env} (there is no terminal to ask it on)"
+        )
+    return str(typer.prompt(f"Password for {path}", hide_input=True, confirmation_prompt=confirm))
+
+
 def open_wallet(path: Path, password_env: str) -> LocalAccount:
     """Decrypt the keystore at ``path``; the password comes from ``password_env`` or a prompt."""
     from gpumarket.provider.wallet import load_wallet
 
-    password = os.environ.get(password_env)
-    if password is None:
-        password = str(typer.prompt(f"Password for {path}", hide_input=True))
-    return load_wallet(path.expanduser(), password)
+    return load_wallet(path.expanduser(), wallet_password(password_env, path))
 
 
 def market_wallet(

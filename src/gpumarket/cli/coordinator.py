@@ -53,6 +53,7 @@ def serve(
     import uvicorn
 
     from gpumarket.coordinator.app import create_app
+    from gpumarket.coordinator.http.server import header_timeout_protocol
 
     configure_logging(log_level, log_format)
     settings = _settings(
@@ -86,6 +87,8 @@ def serve(
         # JSON: uvicorn's own records go through our handler too, not its text formatter
         log_config=None if log_format is LogFormat.JSON else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
+        # a connection that never finishes its headers is closed (uvicorn would wait forever)
+        http=header_timeout_protocol(settings.header_timeout_seconds),
         # what still runs after this (a slow upload) is cut: a restart is never held for long
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

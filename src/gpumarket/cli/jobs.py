@@ -7,6 +7,7 @@ import json
 import shlex
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from rich.text import Text
 
 from gpumarket.cli.consoles import console
 from gpumarket.cli.consoles import err_console as err
+from gpumarket.cli.offers import AllowUnknownGpuOption, refuse_unknown_gpus
 from gpumarket.cli.output import JsonOption, emit, or_dash, print_listing
 from gpumarket.cli.profile import Profile, load_profile, require_key
 from gpumarket.errors import GpumarketError, InvalidRequest
@@ -40,6 +42,7 @@ from gpumarket.protocol import (
     JobView,
     MatchExplanation,
 )
+from gpumarket.sdk.client import PaymentPending
 
 app = typer.Typer(help="Submit and follow jobs.", no_args_is_help=True)
 
@@ -64,21 +67,36 @@ def login(
         "~/.gpumarket/wallet.json"
     ),
     password_env: Annotated[
-        str, typer.Option(help="Variable holding the keystore password.")
+        str,
+        typer.Option(
+            help="Variable holding the keystore password (asked on the terminal when unset)."
+        ),
     ] = PASSWORD_ENV,
+    as_json: JsonOption = False,
 ) -> None:
     """Sign the coordinator's challenge with your wallet and save the API key."""
-    import os
-
+    from gpumarket.cli.chainops import wallet_password
     from gpumarket.protocol import Role
     from gpumarket.provider.wallet import load_or_create_wallet
     from gpumarket.sdk import register_wallet
 
-    account, created = load_or_create_wallet(wallet.expanduser(), os.environ.get(password_env, ""))
+    path = wallet.expanduser()
+    password = wallet_password(password_env, path, confirm=not path.exists())
+    account, created = load_or_create_wallet(path, password, password_env)
     credential = register_wallet(coordinator, account, Role.DEVELOPER)
-    path = Profile(coordinator, credential.api_key, credential.address, str(wallet)).save()
+    saved = Profile(coordinator, credential.api_key, credential.address, str(wallet)).save()
     note = " (new wallet)" if created else ""
-    typer.echo(f"logged in as {credential.address}{note}; profile saved to {path}")
+    emit(
+        as_json,
+        {
+            "address": credential.address,
+            "coordinator": coordinator,
+            "wallet": str(path),
+            "created_wallet": created,
+            "profile": str(saved),
+        },
+        f"logged in as {credential.address}{note}; profile saved to {saved}",
+    )
 
 
 def _spec_from(
@@ -105,6 +123,8 @@ def _spec_from(
         if not isinstance(loaded, dict):
             raise InvalidRequest(f"{spec_file} must hold a mapping of job spec fields")
         data.update(loaded)
+        if isinstance(data.get("command"), str):  # as `-c` takes it: split as a shell would
+            data["command"] = _split_command(data["command"], f"{spec_file}: command")
         if isinstance(data.get("inputs"), list):
             data["inputs"] = _with_local_files(data["inputs"], spec_file.parent)
     from gpumarket.sdk.inputs import parse_input_option
@@ -120,7 +140,7 @@ def _spec_from(
         data["resources"] = resources
     scalars: dict[str, object] = {
         "image": image,
-        "command": shlex.split(command) if command else None,
+        "command": _split_command(command, "--command") if command else None,
         "max_price_per_hour": max_price,
         "max_duration_seconds": max_duration,
         "region": region,
@@ -145,6 +165,15 @@ def _spec_from(
             for e in exc.errors()
         )
         raise InvalidRequest(f"invalid job spec: {problems}") from exc
+
+
+def _split_command(line: str, where: str) -> list[str]:
+    """A command line split into arguments as a shell would (quotes group, nothing expands),
+    for ``-c`` and for a YAML spec whose ``command`` is one string rather than a list."""
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}: cannot split {line!r} into arguments: {exc}") from exc
 
 
 def _with_local_files(entries: list[Any], base: Path) -> list[Any]:
@@ -205,6 +234,7 @@ def submit(
         ),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream the log.")] = False,
+    allow_unknown_gpu: AllowUnknownGpuOption = False,
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -225,7 +255,10 @@ def submit(
         inputs,
     )
     sdk = client(coordinator)
-    job = sdk.submit(spec)
+    refuse_unknown_gpus(spec, sdk, allow_unknown_gpu)
+    with warnings.catch_warnings():  # the CLI signs the order itself, just below
+        warnings.simplefilter("ignore", PaymentPending)
+        job = sdk.submit(spec)
     if job.payment is not None:
         job = _pay(sdk, job, spec)
     if as_json:
@@ -445,14 +478,23 @@ def _detached_on_interrupt(job_id: str) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def _cost(job: JobView) -> str | None:
+    """What the job cost the developer, for display: a REFUNDED job (a dispute the provider
+    lost) cost nothing, whatever its run was priced at before the ruling."""
+    if job.state is JobState.REFUNDED:
+        return "0 (refunded)"
+    return None if job.cost is None else str(job.cost)
+
+
 def _ending(job: JobView) -> str:
     """How a job's run ended, in one line: its state, and its exit code and cost when it has
     them (a job that never ran has neither)."""
     parts = [f"{job.id}: {job.state.value}"]
     if job.exit_code is not None:
         parts.append(f"exit code {job.exit_code}")
-    if job.cost is not None:
-        parts.append(f"cost {job.cost}")
+    cost = _cost(job)
+    if cost is not None:
+        parts.append(f"cost {cost}")
     return ", ".join(parts)
 
 
@@ -482,7 +524,7 @@ def _print_jobs(jobs: list[JobView]) -> None:
                 j.spec.image,
                 j.provider_id or "-",
                 or_dash(j.price_per_hour),
-                or_dash(j.cost),
+                or_dash(_cost(j)),
                 j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             )
             for j in jobs
@@ -525,8 +567,12 @@ def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption
     _print_jobs([job])
     if job.failure_reason:
         console.print(f"failure: {job.failure_reason}")
+    if job.challenge_deadline is not None:
+        console.print(_challenge_line(job), highlight=False)
     for step in job.chain:
-        console.print(f"on-chain {step.step:<9} {step.tx_hash} (block {step.block or '?'})")
+        # a step the coordinator learnt of by its hash alone (the developer's own challenge)
+        block = f" (block {step.block})" if step.block is not None else ""
+        console.print(f"on-chain {step.step:<9} {step.tx_hash}{block}", highlight=False)
     if job.receipt is not None:
         r = job.receipt
         console.print(
@@ -535,6 +581,26 @@ def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption
         )
     if job.why_no_match is not None:
         console.print(f"waiting: {_waiting_reason(job.why_no_match)}")
+
+
+def _challenge_line(job: JobView, now: datetime | None = None) -> str:
+    """When the job's challenge window closes (or closed), in local time, and while it is open
+    how long is left and how to use it."""
+    assert job.challenge_deadline is not None
+    now = now or datetime.now(UTC)
+    deadline = job.challenge_deadline
+    if deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=UTC)
+    at = f"{deadline.astimezone():%Y-%m-%d %H:%M:%S %Z}"
+    left = int((deadline - now).total_seconds())
+    if job.state is not JobState.COMMITTED or left <= 0:
+        return f"challenge window: closed at {at}"
+    hours, rest = divmod(left, 3600)
+    wait = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+    return (
+        f"challenge window: open until {at} ({wait} left; "
+        f"`gpumarket job challenge {job.id} --reason ...`)"
+    )
 
 
 @app.command()

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from gpumarket.cli.consoles import console
-from gpumarket.cli.output import JsonOption, print_listing
+from gpumarket.cli.output import JsonOption, or_dash, print_listing
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import InvalidRequest
-from gpumarket.protocol import JobSpec, MatchExplanation
+from gpumarket.protocol import JobSpec, MatchExplanation, Offer
+from gpumarket.protocol.gpu import unknown_gpu_message, unknown_gpu_models
 
 app = typer.Typer(help="Browse the offer book.", no_args_is_help=True)
 
@@ -30,6 +31,8 @@ KEYS = {
     "memory": ">=",
 }
 UNBOUNDED_PRICE = "1000000"
+OFFER_BOOK_LIMIT = 1000
+"""The most offers fetched at once (the API's page limit)."""
 
 
 def parse_query(terms: list[str]) -> JobSpec:
@@ -85,6 +88,75 @@ def parse_query(terms: list[str]) -> JobSpec:
         ) from exc
 
 
+AllowUnknownGpuOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unknown-gpu",
+        help="Accept a GPU model the CLI does not know and no provider offers now (a model "
+        "newer than its list); without it such a model is refused as a likely typo.",
+    ),
+]
+
+
+def refuse_unknown_gpus(spec: JobSpec, sdk: Any, allow_unknown: bool) -> None:
+    """Refuse a spec naming a GPU model that is neither a known model nor in the offer book
+    now: "2xA100" or "any" would never match a provider and the job would wait for ever.
+    The offer book is read only when a model is unknown (a provider may offer a newer one)."""
+    gpu = spec.resources.gpu
+    if allow_unknown or gpu is None or not gpu.models:
+        return
+    if not unknown_gpu_models(gpu.models):
+        return
+    offered = frozenset(o.gpu_model for o in sdk.offers(limit=OFFER_BOOK_LIMIT))
+    unknown = unknown_gpu_models(gpu.models, offered)
+    if unknown:
+        raise InvalidRequest(
+            unknown_gpu_message(unknown[0])
+            + " (--allow-unknown-gpu accepts a model newer than this list)"
+        )
+
+
+def _offer_key(provider_id: str, gpu_model: str | None) -> tuple[str, str]:
+    return provider_id, (gpu_model or "CPU").upper()
+
+
+def offer_rows(result: MatchExplanation, book: list[Offer]) -> list[tuple[str, ...]]:
+    """One table row per matching offer, in the order matching ranks them (price per TFLOPS,
+    then reputation), with what that ranking reads: the GPUs free of the total, their VRAM,
+    their TFLOPS (benchmarked where the provider measured them, else the theoretical figure),
+    the price per TFLOPS and the provider's reputation, taken from the offer book."""
+    offers = {_offer_key(o.provider_id, o.gpu_model): o for o in book}
+    rows: list[tuple[str, ...]] = []
+    for verdict in result.matches:
+        offer = offers.get(_offer_key(verdict.provider_id, verdict.gpu_model))
+        price = verdict.price_per_hour if verdict.price_per_hour is not None else None
+        if offer is not None and price is None:
+            price = offer.price_per_hour
+        count = vram = tflops = per_tflops = reputation = "-"
+        if offer is not None:
+            count = f"{offer.free_count}/{offer.total_count}"
+            vram = f"{offer.vram_mb / 1024:.0f} GB" if offer.vram_mb else "-"
+            if offer.tflops:
+                tflops = f"{offer.tflops:.1f}"
+                if price is not None:
+                    per_tflops = f"{float(price) / offer.tflops:.4f}"
+            reputation = f"{offer.reputation:.2f}"
+        rows.append(
+            (
+                verdict.provider_id,
+                verdict.gpu_model or "CPU",
+                count,
+                vram,
+                tflops,
+                or_dash(price),
+                per_tflops,
+                reputation,
+                verdict.region or "-",
+            )
+        )
+    return rows
+
+
 @app.command()
 def search(
     query: Annotated[
@@ -98,25 +170,43 @@ def search(
         str | None,
         typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
     ] = None,
+    allow_unknown_gpu: AllowUnknownGpuOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Offers that match, cheapest per TFLOPS first, and why the other providers do not."""
+    """Offers that match, in the order matching ranks them (price per TFLOPS, then
+    reputation), with count (free/total), VRAM, TFLOPS (benchmarked where measured), price per
+    TFLOPS and reputation; and why the other providers do not match."""
     from gpumarket.sdk import Client
 
     spec = parse_query(query or [])
     with Client(load_profile(coordinator).coordinator) as sdk:
+        refuse_unknown_gpus(spec, sdk, allow_unknown_gpu)
         result: MatchExplanation = sdk.match(spec)
+        book = sdk.offers(limit=OFFER_BOOK_LIMIT) if result.matches and not as_json else []
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    print_listing(
-        ("provider", "gpu", "region", "price/h"),
-        (
-            (v.provider_id, v.gpu_model or "-", v.region or "-", str(v.price_per_hour))
-            for v in result.matches
-        ),
-        keys=("provider",),
-    )
+    if result.providers_considered == 0:
+        console.print("the offer book is empty: no provider is online now")
+        return
+    if not result.matches:
+        console.print(f"no offer matches, of {result.providers_considered} online provider(s)")
+    else:
+        print_listing(
+            (
+                "provider",
+                "gpu",
+                "count",
+                "VRAM",
+                "TFLOPS",
+                "price/h",
+                "price/TFLOPS-h",
+                "reputation",
+                "region",
+            ),
+            offer_rows(result, book),
+            keys=("provider",),
+        )
     if result.rejections:
         reasons = ", ".join(f"{name}: {count}" for name, count in result.summary.items())
         count = len(result.rejections)

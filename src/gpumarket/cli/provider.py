@@ -194,7 +194,9 @@ def run(
     import os
 
     account, created = load_or_create_wallet(
-        settings.wallet, os.environ.get(settings.wallet_password_env, "")
+        settings.wallet,
+        os.environ.get(settings.wallet_password_env, ""),
+        settings.wallet_password_env,
     )
     if created:
         logging.getLogger("gpumarket").info(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,12 +23,11 @@ PasswordEnv = Annotated[
 ]
 
 
-def password_from(env: str, confirm: bool) -> str:
-    """The password from ``env``, or asked for on the terminal."""
-    value = os.environ.get(env)
-    if value is not None:
-        return value
-    return str(typer.prompt("Wallet password", hide_input=True, confirmation_prompt=confirm))
+def password_from(env: str, confirm: bool, path: Path) -> str:
+    """The password from ``env``, or asked for on the terminal (see ``wallet_password``)."""
+    from gpumarket.cli.chainops import wallet_password
+
+    return wallet_password(env, path, confirm)
 
 
 @app.command()
@@ -41,7 +39,7 @@ def new(
     """Create a wallet (refuses to overwrite one)."""
     from gpumarket.provider.wallet import create_wallet
 
-    account = create_wallet(path.expanduser(), password_from(password_env, confirm=True))
+    account = create_wallet(path.expanduser(), password_from(password_env, True, path))
     emit(
         as_json,
         {"address": account.address, "path": str(path)},
@@ -58,7 +56,7 @@ def show(
     """Print the wallet's address (decrypting it proves the password)."""
     from gpumarket.provider.wallet import load_wallet
 
-    account = load_wallet(path.expanduser(), password_from(password_env, confirm=False))
+    account = load_wallet(path.expanduser(), password_from(password_env, False, path))
     emit(as_json, {"address": account.address, "path": str(path)}, account.address)
 
 
@@ -117,15 +115,39 @@ def deposit(
 
 @app.command()
 def withdraw(
-    amount: Annotated[str, typer.Argument(help="Tokens to take back to the wallet.")],
+    amount: Annotated[
+        str | None,
+        typer.Argument(
+            help="Tokens to take back to the wallet [default: everything you own in the "
+            "market: free deposit and earnings]."
+        ),
+    ] = None,
     path: Annotated[Path | None, typer.Option("--path", help="Keystore file.")] = None,
     password_env: PasswordEnv = "GPUMARKET_WALLET_PASSWORD",  # noqa: S107 - a variable name
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Take free deposit (not held in a job's escrow) back to the wallet; works while paused."""
+    """Take your money in the market back to the wallet: free deposit (not held in a job's
+    escrow) and earnings (a won dispute's bond and reward, a provider's pay); works while
+    paused. Without AMOUNT, all of both; with it, the deposit first (earnings come out whole)."""
     from gpumarket.cli.chainops import parse_amount
+    from gpumarket.protocol import from_micros
 
-    micros = parse_amount(amount)
-    tx = _wallet_for(path, password_env, coordinator).withdraw(micros)
-    emit(as_json, {"withdrew": amount, "tx_hash": tx}, f"withdrew {amount} (tx {tx})")
+    micros = None if amount in (None, "all") else parse_amount(str(amount))
+    done = _wallet_for(path, password_env, coordinator).withdraw_all(micros)
+    total, deposit, earnings = (
+        str(from_micros(done.total)),
+        str(from_micros(done.deposit)),
+        str(from_micros(done.earnings)),
+    )
+    emit(
+        as_json,
+        {
+            "withdrew": total,
+            "from_deposit": deposit,
+            "from_earnings": earnings,
+            "tx_hashes": done.tx_hashes,
+        },
+        f"withdrew {total} ({deposit} from the deposit, {earnings} in earnings; "
+        f"tx {', '.join(done.tx_hashes)})",
+    )

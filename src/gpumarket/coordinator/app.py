@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from gpumarket import __version__
 from gpumarket.coordinator.api import (
@@ -18,12 +21,13 @@ from gpumarket.coordinator.api import (
     auth,
     chain,
     dashboard,
+    docs_ui,
     health,
     jobs,
     offers,
     provider,
 )
-from gpumarket.coordinator.background.notifier import Notifier
+from gpumarket.coordinator.background.notifier import Notifier, wake_followers_on_commit
 from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db import migrate
 from gpumarket.coordinator.db.engine import (
@@ -31,12 +35,16 @@ from gpumarket.coordinator.db.engine import (
     make_read_session_factory,
     make_session_factory,
 )
+from gpumarket.coordinator.http.body_guard import BodyGuard, BodyLimits, RouteBody
+from gpumarket.coordinator.http.rate_limit import RateLimiter, RateLimitGuard
+from gpumarket.coordinator.openapi import coordinator_openapi
+from gpumarket.coordinator.services import lifecycle
 from gpumarket.coordinator.services.artifacts import ContentStore
 from gpumarket.coordinator.services.auth import CredentialCache
 from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.settlement import OffchainSettlement, SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import GpumarketError
+from gpumarket.errors import GpumarketError, RateLimited, error_from_response
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,29 @@ def validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return "invalid request: " + "; ".join(lines), details
 
 
+_OUTPUT_UPLOAD = re.compile(r"^/v1/provider/jobs/[^/]+/outputs$")
+_LOG_APPEND = re.compile(r"^/v1/provider/jobs/[^/]+/logs$")
+
+
+def body_limits(settings: CoordinatorSettings) -> BodyLimits:
+    """The request-body caps of this coordinator: output archives stream in under their own
+    cap, log batches are larger than other JSON bodies, everything else is a small JSON body."""
+
+    def route_body(method: str, path: str) -> RouteBody | None:
+        if method == "PUT" and _OUTPUT_UPLOAD.match(path):
+            return RouteBody(cap=settings.max_output_bytes, streamed=True)
+        if method == "POST" and _LOG_APPEND.match(path):
+            return RouteBody(cap=settings.max_log_batch_bytes)
+        return None
+
+    return BodyLimits(
+        max_body_bytes=settings.max_request_bytes,
+        max_json_depth=settings.max_json_depth,
+        read_timeout_seconds=settings.body_timeout_seconds,
+        route_body=route_body,
+    )
+
+
 def create_app(
     settings: CoordinatorSettings | None = None, settlement: SettlementBackend | None = None
 ) -> FastAPI:
@@ -75,6 +106,7 @@ def create_app(
         # a provider without the stake a result locks would run jobs it cannot be paid for
         settings.min_stake_micros = backend.info().min_stake_micros
     pipelines = Pipelines(session_factory, settings, backend, notifier)
+    wake_followers_on_commit(session_factory, notifier, lifecycle.CHANGED_JOBS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,13 +142,35 @@ def create_app(
     app.state.notifier = notifier
     app.state.pipelines = pipelines
     app.state.store = ContentStore(settings.outputs_dir)
+    app.state.rate_limiter = RateLimiter()
+    app.add_middleware(BodyGuard, limits=body_limits(settings))
+    # outermost: a request over its budget is refused before its body is even read
+    app.add_middleware(RateLimitGuard, limiter=app.state.rate_limiter, settings=settings)
     # set when the server is asked to stop: long-polls and log streams end at once, cleanly
     # (clients poll again or resume), instead of holding the shutdown until they are cut
     app.state.shutting_down = threading.Event()
 
     @app.exception_handler(GpumarketError)
     async def _domain_error(_: Request, exc: GpumarketError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the framework's own answers (a body that is not JSON, an unknown route, a wrong
+        # method) get the one error body too, with the code the SDK maps the status to
+        code = error_from_response(exc.status_code, None).code
+        return JSONResponse(
+            {"detail": str(exc.detail), "code": code},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # nobody reads this answer; what was half-received is discarded by the route
+        log.info("client left during %s %s", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -138,4 +192,6 @@ def create_app(
 
     for module in (auth, jobs, offers, provider, admin, chain, health, dashboard):
         app.include_router(module.router)
+    docs_ui.install(app)
+    app.openapi = lambda: coordinator_openapi(app)  # type: ignore[method-assign]
     return app

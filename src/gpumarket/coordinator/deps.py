@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from gpumarket.coordinator.background.notifier import Notifier
 from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.services.artifacts import ContentStore
@@ -31,7 +32,7 @@ from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import AuthenticationFailed, NotFound, PermissionDenied
 from gpumarket.protocol import Role
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False, description="API key from /v1/auth/register, or the admin token"
 )
 
@@ -108,6 +109,12 @@ async def get_pipelines(request: Request) -> Pipelines:
     return pipelines
 
 
+async def get_notifier(request: Request) -> Notifier:
+    """The in-process notifier (wakes long-polls, log followers, the matcher)."""
+    notifier: Notifier = request.app.state.notifier
+    return notifier
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
@@ -116,11 +123,12 @@ StoreDep = Annotated[ContentStore, Depends(get_store)]
 ChainDep = Annotated[ChainSettlement, Depends(get_chain)]
 FactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 PipelinesDep = Annotated[Pipelines, Depends(get_pipelines)]
+NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 
 
 async def get_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """Authenticate the bearer token: the admin token by constant-time comparison, API keys
     from the in-process cache or, on a miss, a short read-only transaction of their own (so
@@ -142,7 +150,7 @@ async def get_principal(
 
         def lookup() -> Principal:
             with session_scope(request.app.state.read_session_factory) as session:
-                return authenticate(session, token, None)
+                return authenticate(session, token, admin)
 
         principal = await run_in_threadpool(lookup)
         cache.put(key_hash, principal)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+import limits
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,7 +35,18 @@ class CoordinatorSettings(BaseSettings):
     lease_seconds: float = Field(
         default=90.0, description="a running job whose provider is silent this long is requeued"
     )
-    max_attempts: int = Field(default=3, ge=1, description="assignments before a job FAILS")
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="assignments that ended in a provider fault before the job FAILS with a "
+        "refund (a provider too busy to start it does not count)",
+    )
+    excluded_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a job a provider failed waits this long for another provider; then, if "
+        "none can take it, the providers that failed it are tried again (up to max_attempts)",
+    )
     long_poll_max_seconds: float = Field(default=30.0, description="cap on ?wait= of long-polls")
     shutdown_grace_seconds: int = Field(
         default=5,
@@ -58,6 +70,39 @@ class CoordinatorSettings(BaseSettings):
     )
     max_output_bytes: int = Field(
         default=1024 * 1024 * 1024, ge=1024, description="output archive cap per job"
+    )
+
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="cap on a request body (a job spec with its inline inputs); the output "
+        "upload has max_output_bytes, a log batch max_log_batch_bytes",
+    )
+    max_log_batch_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=64 * 1024, description="cap on one log append request"
+    )
+    max_json_depth: int = Field(
+        default=32, ge=8, le=256, description="JSON bodies nesting deeper are refused unparsed"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection that does not finish its headers is closed"
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="a request body that stops arriving this long: 408"
+    )
+    rate_limit_auth: str | None = Field(
+        default="60/minute",
+        description="sign-in challenges and registrations per client address ('' for none)",
+    )
+    rate_limit_match: str | None = Field(
+        default="300/minute", description="match explanations per client address"
+    )
+    rate_limit_submit: str | None = Field(
+        default="3000/minute", description="job submissions per client address"
+    )
+    public_metrics: bool = Field(
+        default=False,
+        description="serve /metrics without the admin token (market figures become public)",
     )
 
     loop_interval_seconds: float = Field(
@@ -98,6 +143,18 @@ class CoordinatorSettings(BaseSettings):
         description="orders per openMany and claims per commitMany (those that arrive while "
         "one waits for its block go out together)",
     )
+
+    @field_validator("rate_limit_auth", "rate_limit_match", "rate_limit_submit")
+    @classmethod
+    def _rate_rule(cls, rule: str | None) -> str | None:
+        if rule:
+            try:
+                limits.parse(rule)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{rule!r} is not a rate such as '60/minute' or '10 per second'"
+                ) from exc
+        return rule or None
 
     @property
     def on_chain(self) -> bool:

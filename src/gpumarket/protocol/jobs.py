@@ -10,17 +10,22 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
-from gpumarket.protocol.base import Money, ResponseModel, WireModel
+from gpumarket.protocol.base import MAX_TFLOPS, Price, ResponseModel, WireModel
 from gpumarket.protocol.gpu import normalize_gpu_model
 from gpumarket.protocol.settlement import ChainStep, PaymentRequest, Receipt
 from gpumarket.protocol.states import JobState
 from gpumarket.protocol.units import SizeRange, parse_size_mb
 
 MAX_INLINE_INPUT_BYTES = 1024 * 1024
+MAX_ARG_CHARS = 32 * 1024
+"""The longest single command argument or environment value."""
+MAX_ENV_VARS = 256
+MAX_COMMAND_ENV_BYTES = 256 * 1024
+"""Command and environment together: what a container's exec can take, with room to spare."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$")
 _GPU_SHORTHAND = re.compile(r"^[^:]*(:[^:]*){0,2}$")
@@ -35,9 +40,9 @@ class GpuRequirement(WireModel):
 
     count: int = Field(default=1, ge=1, le=64)
     vram: SizeRange | None = None
-    models: list[str] = Field(default_factory=list, max_length=32)
+    models: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
     min_compute_capability: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
-    min_tflops: float | None = Field(default=None, ge=0)
+    min_tflops: float | None = Field(default=None, ge=0, le=MAX_TFLOPS)
 
     @model_validator(mode="before")
     @classmethod
@@ -74,8 +79,8 @@ class Resources(WireModel):
 
     gpu: GpuRequirement | None = None
     cpu: float = Field(default=1.0, gt=0, le=512)
-    memory: str = Field(default="2GB", description="RAM, e.g. '8GB'")
-    disk: str = Field(default="10GB", description="scratch disk, e.g. '100GB'")
+    memory: str = Field(default="2GB", max_length=32, description="RAM, e.g. '8GB'")
+    disk: str = Field(default="10GB", max_length=32, description="scratch disk, e.g. '100GB'")
 
     @field_validator("memory", "disk")
     @classmethod
@@ -104,9 +109,15 @@ class InputFile(WireModel):
     """A file placed read-only under /inputs: small inline content, or a URL to fetch."""
 
     path: str = Field(min_length=1, max_length=255, description="relative to /inputs")
-    content: str | None = Field(default=None, description="inline UTF-8 text")
-    content_base64: str | None = Field(default=None, description="inline bytes, base64")
-    url: AnyHttpUrl | None = None
+    content: str | None = Field(
+        default=None, max_length=MAX_INLINE_INPUT_BYTES, description="inline UTF-8 text"
+    )
+    content_base64: str | None = Field(
+        default=None,
+        max_length=MAX_INLINE_INPUT_BYTES * 4 // 3 + 4,
+        description="inline bytes, base64",
+    )
+    url: AnyHttpUrl | None = Field(default=None, max_length=2048)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("path")
@@ -152,11 +163,15 @@ class JobSpec(WireModel):
 
     name: str | None = Field(default=None, max_length=128)
     image: str = Field(min_length=1, max_length=512, description="container image reference")
-    command: list[str] | None = Field(default=None, max_length=1024)
-    env: dict[str, str] = Field(default_factory=dict)
+    command: list[Annotated[str, Field(max_length=MAX_ARG_CHARS)]] | None = Field(
+        default=None, max_length=1024
+    )
+    env: dict[
+        Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=MAX_ARG_CHARS)]
+    ] = Field(default_factory=dict, max_length=MAX_ENV_VARS)
     working_dir: str | None = Field(default=None, max_length=1024)
     resources: Resources = Field(default_factory=Resources)
-    max_price_per_hour: Money = Field(
+    max_price_per_hour: Price = Field(
         description="the most the developer pays per GPU-hour (per hour for a CPU-only job)"
     )
     max_duration_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
@@ -188,6 +203,17 @@ class JobSpec(WireModel):
         if path is not None and not path.startswith("/"):
             raise ValueError("must be an absolute path inside the container")
         return path
+
+    @model_validator(mode="after")
+    def _command_env_fit(self) -> JobSpec:
+        size = sum(len(a.encode()) + 1 for a in self.command or [])
+        size += sum(len(k.encode()) + len(v.encode()) + 2 for k, v in self.env.items())
+        if size > MAX_COMMAND_ENV_BYTES:
+            raise ValueError(
+                f"command and env total {size} bytes, over the {MAX_COMMAND_ENV_BYTES} byte cap; "
+                "pass large data as inputs"
+            )
+        return self
 
     @model_validator(mode="after")
     def _inputs_fit(self) -> JobSpec:

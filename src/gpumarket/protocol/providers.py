@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from gpumarket.protocol.base import Money, ResponseModel, WireModel
+from gpumarket.protocol.base import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_CPUS,
+    MAX_SIZE_MB,
+    MAX_TFLOPS,
+    MAX_USAGE_SECONDS,
+    Price,
+    ResponseModel,
+    WireModel,
+)
 from gpumarket.protocol.gpu import GpuInfo, GpuTelemetry, normalize_gpu_model
 from gpumarket.protocol.jobs import JobSpec
 from gpumarket.protocol.settlement import ResultClaim
@@ -24,17 +34,19 @@ class HostResources(WireModel):
     """The host capacity a provider puts on the market (not what is free: the coordinator
     subtracts what it has reserved)."""
 
-    cpu_count: float = Field(ge=0)
-    memory_mb: int = Field(ge=0)
-    disk_mb: int = Field(ge=0)
-    cpu_tflops: float | None = Field(default=None, ge=0, description="benchmarked CPU figure")
+    cpu_count: float = Field(ge=0, le=MAX_CPUS)
+    memory_mb: int = Field(ge=0, le=MAX_SIZE_MB)
+    disk_mb: int = Field(ge=0, le=MAX_SIZE_MB)
+    cpu_tflops: float | None = Field(
+        default=None, ge=0, le=MAX_TFLOPS, description="benchmarked CPU figure"
+    )
 
 
 class OfferAsk(WireModel):
     """A provider's price for one GPU model (or ``"CPU"`` for CPU-only jobs)."""
 
     gpu_model: str = Field(min_length=1, max_length=64)
-    price_per_hour: Money = Field(description="per GPU-hour; per job-hour for CPU")
+    price_per_hour: Price = Field(description="per GPU-hour; per job-hour for CPU")
 
     @field_validator("gpu_model")
     @classmethod
@@ -50,7 +62,9 @@ class Heartbeat(WireModel):
     resources: HostResources
     offers: list[OfferAsk] = Field(default_factory=list, max_length=64)
     region: str | None = Field(default=None, max_length=64)
-    running_jobs: list[str] = Field(default_factory=list, max_length=1024)
+    running_jobs: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=1024
+    )
     version: str | None = Field(default=None, max_length=64)
     accepting: bool = Field(default=True, description="False while draining for shutdown")
     allows_network: bool = Field(
@@ -154,7 +168,7 @@ class LogStream(StrEnum):
 class LogChunk(WireModel):
     """A batch of job output; ``seq`` makes re-sending after an outage idempotent."""
 
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=INT32_MAX)
     stream: LogStream = LogStream.STDOUT
     data: str = Field(max_length=MAX_LOG_CHUNK_BYTES)
 
@@ -177,10 +191,10 @@ class LogAppendAck(ResponseModel):
 class ResultReport(WireModel):
     """The provider's account of a finished run."""
 
-    exit_code: int
-    usage_seconds: float = Field(ge=0)
+    exit_code: int = Field(ge=-(2**31), le=INT32_MAX)
+    usage_seconds: float = Field(ge=0, le=MAX_USAGE_SECONDS)
     output_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
-    output_size: int | None = Field(default=None, ge=0)
+    output_size: int | None = Field(default=None, ge=0, le=INT64_MAX)
     claim: ResultClaim | None = Field(
         default=None, description="the signed amount; required when the market settles on-chain"
     )
@@ -191,6 +205,11 @@ class FailureReport(WireModel):
 
     reason: str = Field(min_length=1, max_length=2000)
     retryable: bool = False
+    busy: bool = Field(
+        default=False,
+        description="the provider had no free slot or GPU for it: not a fault (the job is "
+        "offered again, this provider included, and the attempt is not counted)",
+    )
 
 
 class OutputUploadAck(ResponseModel):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from gpumarket.protocol.base import WireModel
+from gpumarket.protocol.base import MAX_SIZE_MB, WireModel
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|[KMGT])?\s*$", re.IGNORECASE)
 _FACTORS_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
@@ -21,15 +21,18 @@ def parse_size_mb(text: str | int | float) -> int:
     if isinstance(text, bool):
         raise ValueError("a size must be a string such as '24GB'")
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError("a size cannot be negative")
+        if not 0 <= text <= MAX_SIZE_MB / 1024:
+            raise ValueError(f"a size in GB must be between 0 and {MAX_SIZE_MB // 1024}")
         return int(text * 1024)
-    match = _SIZE.match(text)
+    match = _SIZE.match(text) if len(text) <= 32 else None
     if not match:
-        raise ValueError(f"{text!r} is not a size; write it like '512MB', '24GB' or '1TB'")
+        raise ValueError(f"{text[:40]!r} is not a size; write it like '512MB', '24GB' or '1TB'")
     number = float(match.group(1))
     unit = (match.group(2) or "G")[0].upper()
-    return round(number * _FACTORS_MB[unit])
+    mb = number * _FACTORS_MB[unit]
+    if mb > MAX_SIZE_MB:
+        raise ValueError(f"{text!r} is more than any host has (at most {MAX_SIZE_MB // 1024**2}TB)")
+    return round(mb)
 
 
 def format_size_mb(mb: int) -> str:
@@ -47,8 +50,8 @@ class SizeRange(WireModel):
     80GB, ``"16GB..80GB"`` both.
     """
 
-    min_mb: int | None = None
-    max_mb: int | None = None
+    min_mb: int | None = Field(default=None, ge=0, le=MAX_SIZE_MB)
+    max_mb: int | None = Field(default=None, ge=0, le=MAX_SIZE_MB)
 
     @model_validator(mode="before")
     @classmethod

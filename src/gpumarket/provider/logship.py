@@ -103,7 +103,8 @@ class LogShipper:
             self.consumed[stream] = self.consumed.get(stream, 0) + len(data)
             if self.capped:
                 return
-            text = self._decoders[stream].decode(data)
+            # a NUL (binary output) cannot be stored as text: it is shown as U+FFFD instead
+            text = self._decoders[stream].decode(data).replace("\x00", "\ufffd")
             room = self.cap - self.accepted_bytes
             encoded = text.encode()
             if len(encoded) > room:

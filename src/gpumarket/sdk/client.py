@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -58,6 +59,11 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 RESUME_SECONDS = 60.0
 """How long a followed log stream keeps trying to resume before it gives up."""
 _GATEWAY_ERRORS = (502, 503, 504)
+
+
+class PaymentPending(UserWarning):
+    """A job submitted to an on-chain market without ``wallet=``: it stays SUBMITTED (no
+    provider sees it) until the developer signs its order with :meth:`Client.pay`."""
 
 
 class _Outage:
@@ -121,7 +127,11 @@ class _BaseClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._request(method, path, **kwargs).json()
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _not_a_coordinator(response, "an answer that is not JSON") from None
 
     def events(self, job_id: str) -> list[JobEvent]:
         """The job's transitions with reasons (a developer's own jobs, a provider's, or any
@@ -143,7 +153,24 @@ def _raise_for_status(response: httpx.Response) -> None:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = {"detail": response.text[:500] or response.reason_phrase}
+    if response.status_code == 404 and not (isinstance(body, dict) and "code" in body):
+        raise _not_a_coordinator(response)
     raise error_from_response(response.status_code, body)
+
+
+def _not_a_coordinator(response: httpx.Response, what: str = "") -> TransportError:
+    """A 404 without a gpumarket error code (a coordinator says what it did not find, with a
+    code), or an answer that is not JSON: the URL points at something else than a coordinator.
+    Raised as a transport error, so that :meth:`_BaseClient.chain_info` does not read it as
+    "this market keeps accounts off-chain"."""
+    request = response.request
+    base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    answer = what or f"{response.status_code} {response.reason_phrase}"
+    return TransportError(
+        f"{base} does not look like a gpumarket coordinator: it answered "
+        f"{answer} to {request.method} {request.url.path} "
+        "(check --coordinator or GPUMARKET_COORDINATOR, or `gpumarket login --coordinator URL`)"
+    )
 
 
 def register_wallet(
@@ -192,8 +219,16 @@ class Client(_BaseClient):
                 headers=headers,
             )
         )
-        if view.payment is not None and wallet is not None:
-            view = self.pay(view, wallet, spec)
+        if view.payment is not None:
+            if wallet is not None:
+                return self.pay(view, wallet, spec)
+            warnings.warn(
+                f"job {view.id} waits in SUBMITTED for the developer's signature: this market "
+                "settles on-chain, so no provider gets it until its order is signed; pass "
+                "wallet= to submit(), or call pay(job, wallet)",
+                PaymentPending,
+                stacklevel=2,
+            )
         return view
 
     def pay(self, job: JobView, wallet: LocalAccount, spec: JobSpec | None = None) -> JobView:
@@ -300,6 +335,8 @@ class Client(_BaseClient):
                     "(pass wallet=)"
                 )
             job = self.get(job_id, explain=False)
+            if job.state is not JobState.COMMITTED:
+                raise InvalidRequest(_why_not_challengeable(job))
             if job.chain_job_id is None:
                 raise InvalidRequest(f"job {job_id} has no escrow on-chain to challenge")
             from gpumarket.settlement.wallet import MarketWallet
@@ -430,6 +467,31 @@ class Client(_BaseClient):
                 "POST", "/v1/offers/match", json=spec.model_dump(mode="json", exclude_none=True)
             )
         )
+
+
+_NOT_CHALLENGEABLE = {
+    JobState.SUBMITTED: "it has not run yet",
+    JobState.QUEUED: "it has not run yet",
+    JobState.ASSIGNED: "it has not run yet",
+    JobState.RUNNING: "it is still running; its result can be challenged once committed",
+    JobState.DISPUTED: "it is already disputed and waits for the operator's ruling",
+    JobState.SETTLED: "its challenge window has closed and the provider is paid",
+    JobState.REFUNDED: "it ended without a result to dispute and your escrow was refunded",
+    JobState.FAILED: "it ended without a result to dispute and your escrow was refunded",
+    JobState.CANCELLED: "it was cancelled; what was not paid for came back to your deposit",
+    JobState.EXPIRED: "it never ran and your escrow was refunded",
+}
+
+
+def _why_not_challengeable(job: JobView) -> str:
+    """Why a job that is not COMMITTED cannot be challenged, in the job's own terms (the
+    contract would only say the state is wrong)."""
+    why = _NOT_CHALLENGEABLE.get(job.state, "")
+    return (
+        f"job {job.id} is {job.state.value}"
+        + (f": {why}" if why else "")
+        + "; only a COMMITTED result can be challenged, inside its challenge window"
+    )
 
 
 class ProviderClient(_BaseClient):

@@ -100,7 +100,11 @@ def deploy(
     )
 
 
-def write_deployment(deployment: Deployment, path: Path) -> None:
-    """Save the deployment file the coordinator and CLI read."""
+def write_deployment(deployment: Deployment, path: Path, rpc_url: str | None = None) -> None:
+    """Save the deployment file the coordinator and CLI read; with ``rpc_url``, the chain's
+    RPC URL too, so the dev-chain commands reach the chain the file describes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(deployment.as_dict(), indent=2) + "\n")
+    data = deployment.as_dict()
+    if rpc_url is not None:
+        data["rpc_url"] = rpc_url
+    path.write_text(json.dumps(data, indent=2) + "\n")

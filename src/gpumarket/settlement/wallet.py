@@ -5,7 +5,8 @@ the chain; the coordinator never holds a user's key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -45,6 +46,51 @@ class Balances:
         }
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    """What one ``wallet withdraw`` took back to the wallet, in micro-units, and the
+    transactions that did it (one per source: the deposit, the earnings)."""
+
+    deposit: int = 0
+    earnings: int = 0
+    tx_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Everything that came back to the wallet."""
+        return self.deposit + self.earnings
+
+
+def plan_withdrawal(deposit: int, earnings: int, wanted: int | None) -> tuple[int, int]:
+    """How much of ``wanted`` (None: everything) comes from the free deposit and how much from
+    the earnings, as (from deposit, from earnings). The deposit is drawn first; the contract
+    pays earnings (a provider's pay, a won dispute) only whole, so they are drawn when the
+    deposit alone is short, and the rest then comes from the deposit."""
+    available = deposit + earnings
+    shown = f"{from_micros(deposit)} in deposit and {from_micros(earnings)} in earnings"
+    if wanted is None:
+        if available == 0:
+            raise PaymentRequired(
+                f"nothing to withdraw: {shown} (escrow held by running jobs and stake are not "
+                "withdrawn here)"
+            )
+        return deposit, earnings
+    if wanted <= deposit:
+        return wanted, 0
+    if wanted > available:
+        raise PaymentRequired(
+            f"only {from_micros(available)} is available to withdraw ({shown}), "
+            f"{from_micros(wanted)} asked"
+        )
+    if earnings > wanted:
+        raise InvalidRequest(
+            f"the market pays earnings out only whole ({from_micros(earnings)}) and the "
+            f"deposit holds {from_micros(deposit)}: withdraw at most {from_micros(deposit)}, "
+            f"or everything with `gpumarket wallet withdraw` (no amount)"
+        )
+    return wanted - earnings, earnings
+
+
 class MarketWallet:
     """One wallet's view of, and transactions with, one market."""
 
@@ -72,16 +118,29 @@ class MarketWallet:
 
     def deposit(self, micros: int) -> str:
         """Move tokens from the wallet into the market deposit that funds jobs."""
-        self._approve(micros)
+        self._approve(micros, "deposit")
         return self._call("deposit", micros)
 
     def withdraw(self, micros: int) -> str:
         """Take free deposit back to the wallet."""
         return self._call("withdraw", micros)
 
+    def withdraw_all(self, micros: int | None = None) -> Withdrawal:
+        """Take ``micros`` (None: everything) of what the wallet owns in the market back to
+        it: free deposit and earnings (a developer's won dispute lands in earnings, as a
+        provider's pay does), so one command empties both. See :func:`plan_withdrawal`."""
+        balances = self.balances()
+        from_deposit, from_earnings = plan_withdrawal(balances.deposit, balances.earnings, micros)
+        hashes = []
+        if from_earnings:
+            hashes.append(self.withdraw_earnings())
+        if from_deposit:
+            hashes.append(self.withdraw(from_deposit))
+        return Withdrawal(from_deposit, from_earnings, hashes)
+
     def stake(self, micros: int) -> str:
         """Stake as a provider (each committed result locks the market's minimum)."""
-        self._approve(micros)
+        self._approve(micros, "stake")
         return self._call("stake", micros)
 
     def request_unstake(self, micros: int) -> str:
@@ -99,7 +158,7 @@ class MarketWallet:
     def challenge(self, chain_job_id: str) -> str:
         """Dispute a committed result inside its window; the market takes the bond."""
         if self.chain.challenge_bond_micros:
-            self._approve(self.chain.challenge_bond_micros)
+            self._approve(self.chain.challenge_bond_micros, "pay the challenge bond of")
         return self._call("challenge", bytes.fromhex(chain_job_id[2:]))
 
     def mint_test_tokens(self, micros: int) -> str:
@@ -109,18 +168,21 @@ class MarketWallet:
         )
         return self._send(dict(tx))
 
-    def _approve(self, micros: int) -> None:
+    def _approve(self, micros: int, purpose: str) -> None:
+        """Check that the wallet holds ``micros`` tokens (the token's own revert, an error the
+        market's ABI does not know, would read "unknown error"), then let the market take
+        them."""
+        held = int(self.token.functions.balanceOf(self.account.address).call())
+        if held < micros:
+            raise PaymentRequired(
+                f"cannot {purpose} {from_micros(micros)}: the wallet {self.account.address} "
+                f"holds only {from_micros(held)} tokens"
+            )
         allowance = int(
             self.token.functions.allowance(self.account.address, self.market.address).call()
         )
         if allowance >= micros:
             return
-        held = int(self.token.functions.balanceOf(self.account.address).call())
-        if held < micros:
-            raise PaymentRequired(
-                f"the wallet {self.account.address} holds {from_micros(held)}, "
-                f"less than {from_micros(micros)}"
-            )
         tx = self.token.functions.approve(self.market.address, 2**256 - 1).build_transaction(
             {"from": self.account.address}
         )
@@ -144,6 +206,33 @@ class MarketWallet:
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
+CHAIN_JOB_STATES = ("None", "Open", "Committed", "Disputed", "Settled", "Refunded", "Cancelled")
+"""The contract's ``State`` enum, by value."""
+
+_WHY_NOT_CHALLENGED = {
+    "None": "the market has no escrow for it",
+    "Open": "no result has been committed yet",
+    "Disputed": "it is already disputed",
+    "Settled": "its challenge window has closed and it is paid",
+    "Refunded": "it ended without a result and its escrow was refunded",
+    "Cancelled": "it was cancelled and its escrow refunded",
+}
+
+
+def when(unix_time: int, now: float | None = None) -> str:
+    """A unix time for people: the local date and time, and how long until then."""
+    at = datetime.fromtimestamp(unix_time, UTC).astimezone()
+    left = int(unix_time - (datetime.now(UTC).timestamp() if now is None else now))
+    if left <= 0:
+        return f"{at:%Y-%m-%d %H:%M:%S %Z}"
+    days, rest = divmod(left, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
+    wait = " ".join(parts[:2]) if parts else f"{seconds} s"
+    return f"{at:%Y-%m-%d %H:%M:%S %Z} (in {wait})"
+
+
 def _explain(function: str, error: str, args: tuple[object, ...]) -> Exception:
     values: list[Any] = [int(str(a)) if str(a).isdigit() else a for a in args]
     if error == "InsufficientBalance":
@@ -156,11 +245,20 @@ def _explain(function: str, error: str, args: tuple[object, ...]) -> Exception:
     if error == "ZeroAmount":
         return InvalidRequest(f"{function}: nothing to withdraw (or an amount of zero)")
     if error == "UnstakeNotReady":
-        return InvalidRequest(f"{function}: the unstake delay ends at unix time {values[0]}")
+        return InvalidRequest(
+            f"{function}: the unstaked tokens can be withdrawn from {when(int(values[0]))}; "
+            "run it again then"
+        )
     if error == "WindowClosed":
         return InvalidRequest("the challenge window of this job has closed")
     if error == "WrongState":
-        return InvalidRequest(f"{function}: the job is not in a state that allows it")
+        index = int(values[1]) if len(values) > 1 else -1
+        state = CHAIN_JOB_STATES[index] if 0 <= index < len(CHAIN_JOB_STATES) else "unknown"
+        why = _WHY_NOT_CHALLENGED.get(state, "") if function == "challenge" else ""
+        allowed = "; only a Committed result can be challenged" if function == "challenge" else ""
+        return InvalidRequest(
+            f"{function}: the job is {state} on the chain" + (f" ({why})" if why else "") + allowed
+        )
     if error == "NotDeveloperOrVerifier":
         return InvalidRequest("only the job's developer (or a verifier) may challenge it")
     return InvalidRequest(f"{function} would revert: {error or 'unknown error'}{tuple(values)}")

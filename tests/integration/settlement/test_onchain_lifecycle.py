@@ -257,8 +257,12 @@ def test_a_challenge_is_resolved_on_chain(world: World, at_fault: bool) -> None:
         assert developer.deposit == 100 * USD - 10_000
     assert developer.wallet == wallet_before
     assert [s.step for s in resolved.chain][-1] == "resolve"
-    with pytest.raises(InvalidRequest, match="not in a state"):
+    with pytest.raises(InvalidRequest, match="only a COMMITTED result can be challenged"):
         world.dev.challenge(job.id, "again", wallet=world.dev_account)
+    if at_fault:  # the developer's winnings (in earnings) come back with the deposit at once
+        done = world.dev_wallet.withdraw_all()
+        assert (done.deposit, done.earnings) == (100 * USD, 50 * USD + bond)
+        assert world.dev_wallet.balances().wallet == wallet_before + done.total
 
 
 def test_a_coordinator_killed_after_commit_settles_the_job_once(
@@ -460,7 +464,11 @@ def test_metrics_show_the_chain_side(world: World) -> None:
     """An operator's alerts: the RPC endpoint up, the coordinator's gas money, the outbox."""
 
     def gauges() -> dict[str, float]:
-        text = httpx.get(f"{world.coordinator.url}/metrics", timeout=10).text
+        text = httpx.get(
+            f"{world.coordinator.url}/metrics",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+        ).text
         lines = [line.split() for line in text.splitlines() if line.startswith("gpumarket_chain")]
         return {name: float(value) for name, value in lines}
 

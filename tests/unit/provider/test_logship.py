@@ -92,3 +92,14 @@ def test_a_job_that_is_gone_stops_shipping(tmp_path: Path) -> None:
     ship = shipper(FlakyCoordinator(refuse=True), tmp_path / "logs.json")
     ship.feed("stdout", b"nobody listens\n")
     assert ship.close(timeout=5)
+
+
+def test_binary_output_with_nul_bytes_ships_as_storable_text(tmp_path: Path) -> None:
+    """The coordinator refuses NUL in any text (no database column holds it): the shipper
+    shows each as U+FFFD instead of losing the batch."""
+    coordinator = FlakyCoordinator()
+    ship = shipper(coordinator, tmp_path / "logs.json")
+    ship.feed("stdout", b"before\x00after\n")
+    assert ship.close()
+    assert coordinator.text() == "before\ufffdafter\n"
+    LogAppend.model_validate({"chunks": [{"seq": 0, "data": coordinator.text()}]})

@@ -16,6 +16,7 @@ from gpumarket.protocol import JobSpec
 from gpumarket.protocol.jobs import spec_hash
 from gpumarket.protocol.pricing import max_payment_micros
 from gpumarket.sdk import Client
+from gpumarket.sdk.client import PaymentPending
 from gpumarket.settlement.signing import Order, job_id_bytes, order_signer
 
 MARKET = "0x" + "11" * 20
@@ -88,7 +89,8 @@ def test_a_request_that_differs_from_the_spec_is_refused(field: str, value: obje
     assert sent == []
 
 
-def test_without_a_wallet_the_job_waits_for_its_order() -> None:
+def test_without_a_wallet_the_job_waits_for_its_order_and_says_so() -> None:
     sent: list[dict[str, Any]] = []
-    job = client_with(job_view(), sent).submit(SPEC)
+    with pytest.warns(PaymentPending, match=r"job_1 waits in SUBMITTED for the developer's sig"):
+        job = client_with(job_view(), sent).submit(SPEC)
     assert job.state.value == "SUBMITTED" and job.payment is not None and sent == []

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 from sqlalchemy import select
 
+from gpumarket.coordinator.api.params import AccountFilter, Cursor, Offset
 from gpumarket.coordinator.db.models import Provider
 from gpumarket.coordinator.deps import (
     AdminDep,
@@ -46,7 +47,7 @@ def list_providers(
     online: bool | None = None,
     banned: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ProviderView]:
     """Providers, most recently seen first."""
     query = select(Provider)
@@ -85,10 +86,10 @@ def list_all_jobs(
     principal: AdminDep,
     session: ReadSessionDep,
     state: Annotated[list[JobState] | None, Query()] = None,
-    owner: str | None = None,
-    provider: str | None = None,
+    owner: AccountFilter = None,
+    provider: AccountFilter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> JobPage:
     """Every job, filtered by state, owner or provider."""
     rows, next_cursor = jobs.list_jobs(

@@ -14,5 +14,6 @@ router = APIRouter(prefix="/v1/chain", tags=["chain"])
 @router.get("", response_model=ChainInfo)
 async def chain_info(chain: ChainDep) -> ChainInfo:
     """Chain id, RPC URL, market and token addresses, and the terms new jobs get; 404 when
-    this coordinator keeps accounts off-chain."""
+    this coordinator keeps accounts off-chain, 503 (``service_unavailable``) while the chain's
+    RPC endpoint does not answer (the terms are read from the contract)."""
     return await run_in_threadpool(chain.info)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -12,9 +12,16 @@ from sqlalchemy import text
 
 from gpumarket import __version__
 from gpumarket.coordinator.db.engine import session_scope
-from gpumarket.coordinator.deps import ReadSessionDep, SettingsDep
+from gpumarket.coordinator.deps import (
+    ReadSessionDep,
+    SettingsDep,
+    bearer_scheme,
+    get_principal,
+    require_admin,
+)
 from gpumarket.coordinator.services import stats
 from gpumarket.coordinator.services.chain import ChainHealth, ChainSettlement
+from gpumarket.coordinator.settings import CoordinatorSettings
 
 router = APIRouter(tags=["health"])
 
@@ -46,11 +53,28 @@ class _StatsCollector:
             yield family
 
 
-@router.get("/metrics", response_class=Response)
+async def metrics_access(request: Request) -> None:
+    """``/metrics`` repeats operator figures (revenue, fees, banned providers): it needs the
+    admin token unless the operator publishes them (``GPUMARKET_PUBLIC_METRICS=true``)."""
+    settings: CoordinatorSettings = request.app.state.settings
+    if settings.public_metrics:
+        return
+    credentials = await bearer_scheme(request)
+    principal = await get_principal(request, credentials)
+    await require_admin(principal)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_access)],
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus exposition of the marketplace gauges (computed from the database) and, on
     an on-chain market, of the chain's health (RPC up, block, the coordinator's gas money,
-    transactions awaiting receipts)."""
+    transactions awaiting receipts). Needs the admin token unless the operator made the
+    figures public."""
     with session_scope(request.app.state.read_session_factory) as session:
         snapshot = stats.market_stats(session, settings)
     backend = request.app.state.settlement

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import random
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -11,6 +11,8 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from gpumarket.coordinator.api.params import MAX_OFFSET, Cursor
+from gpumarket.coordinator.background.notifier import log_key
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
     ChainDep,
@@ -42,7 +44,10 @@ from gpumarket.protocol.base import WireModel
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_IDLE_SECONDS = 3.0
+"""A follower is woken when its job's lines arrive at this replica; it also reads again after
+about this long without a wake-up (lines that reached another replica, the job's end),
+jittered so that followers opened together do not all read the database at once."""
 
 
 class ChallengeBody(WireModel):
@@ -65,7 +70,9 @@ def submit_job(
     settlement: SettlementDep,
     pipelines: PipelinesDep,
     background: BackgroundTasks,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ] = None,
 ) -> JSONResponse:
     """Submit a job. Send an ``Idempotency-Key`` header to make retries safe."""
     job = jobs.submit(session, principal, spec, idempotency_key, settlement, settings)
@@ -82,7 +89,7 @@ def list_jobs(
     session: ReadSessionDep,
     state: Annotated[list[JobState] | None, Query(description="repeat to match several")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> JobPage:
     """Your jobs, newest first; follow ``next_cursor`` for the next page."""
     rows, next_cursor = jobs.list_jobs(session, principal, state or [], limit, cursor)
@@ -162,12 +169,28 @@ def _read_logs(
         return logs.read(session, job_id, after, limit), JobState(job.state)
 
 
-@router.get("/{job_id}/logs", response_model=list[LogLine])
+@router.get(
+    "/{job_id}/logs",
+    response_model=list[LogLine],
+    responses={
+        200: {
+            "description": "a JSON array of LogLine; with follow=true, NDJSON: one LogLine a line",
+            "content": {
+                "application/json": {},
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "LogLine objects, one a line"}
+                },
+            },
+        }
+    },
+)
 async def job_logs(
     job_id: str,
     request: Request,
     principal: PrincipalDep,
-    after: Annotated[int, Query(ge=-1, description="return chunks with seq > after")] = -1,
+    after: Annotated[
+        int, Query(ge=-1, le=MAX_OFFSET, description="return chunks with seq > after")
+    ] = -1,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     follow: Annotated[bool, Query(description="stream NDJSON until the job ends")] = False,
 ) -> object:
@@ -193,7 +216,8 @@ async def job_logs(
                     return
                 if request.app.state.shutting_down.is_set():
                     return  # the SDK sees the job unfinished and resumes after `cursor`
-                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+                idle = FOLLOW_IDLE_SECONDS * random.uniform(0.7, 1.3)  # noqa: S311 (not crypto)
+                await request.app.state.notifier.wait(log_key(job_id), idle)
             batch, current = await run_in_threadpool(
                 _read_logs, request, principal, job_id, cursor, limit
             )
@@ -201,7 +225,16 @@ async def job_logs(
     return StreamingResponse(stream(), media_type="application/x-ndjson")
 
 
-@router.get("/{job_id}/outputs")
+@router.get(
+    "/{job_id}/outputs",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the output archive (tar.gz); X-Content-SHA256 is its hash",
+            "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 def download_outputs(
     job_id: str, principal: PrincipalDep, session: ReadSessionDep, store: StoreDep
 ) -> FileResponse:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from gpumarket.coordinator.api.params import NameFilter, Offset, PricePerHour
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.deps import ReadSessionDep, SettingsDep
 from gpumarket.coordinator.services import matching, offers
@@ -19,11 +19,11 @@ router = APIRouter(prefix="/v1/offers", tags=["offers"])
 def list_offers(
     session: ReadSessionDep,
     settings: SettingsDep,
-    gpu_model: str | None = None,
-    region: str | None = None,
-    max_price: Annotated[Decimal | None, Query(ge=0, description="per GPU-hour")] = None,
+    gpu_model: NameFilter = None,
+    region: NameFilter = None,
+    max_price: PricePerHour = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[Offer]:
     """What online providers offer now, cheapest per TFLOPS first (no credential needed)."""
     return offers.offer_book(

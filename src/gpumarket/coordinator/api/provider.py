@@ -9,9 +9,11 @@ from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from gpumarket.coordinator.background.notifier import log_key
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
     FactoryDep,
+    NotifierDep,
     PipelinesDep,
     ProviderDep,
     ReadSessionDep,
@@ -23,8 +25,7 @@ from gpumarket.coordinator.deps import (
 from gpumarket.coordinator.services import jobs, logs, onchain, providers
 from gpumarket.coordinator.services.artifacts import parse_hash
 from gpumarket.coordinator.services.chain import ChainSettlement
-from gpumarket.coordinator.services.lifecycle import load_job_for_update
-from gpumarket.errors import Conflict, LimitExceeded, NotFound
+from gpumarket.errors import Conflict, LimitExceeded
 from gpumarket.protocol import (
     AssignmentBatch,
     FailureReport,
@@ -140,12 +141,15 @@ def append_logs(
     principal: ProviderDep,
     session: SessionDep,
     settings: SettingsDep,
+    notifier: NotifierDep,
+    background: BackgroundTasks,
 ) -> LogAppendAck:
     """Append output chunks; re-sending a chunk (same seq) is harmless."""
-    job = load_job_for_update(session, job_id)
-    if job.provider_id != principal.account_id:
-        raise NotFound(f"no job {job_id!r} assigned to you")
-    return logs.append(session, job, body, settings.max_log_bytes_per_job)
+    job = providers.own_job_for_update(session, principal, job_id)
+    ack = logs.append(session, job, body, settings.max_log_bytes_per_job)
+    if ack.accepted:  # after the commit: a woken follower reads the new lines
+        background.add_task(notifier.wake_waiting, log_key(job_id))
+    return ack
 
 
 @router.put("/jobs/{job_id}/outputs", response_model=OutputUploadAck)
@@ -177,9 +181,7 @@ async def upload_outputs(
 
     def record() -> None:
         with session_scope(factory) as session:
-            job = load_job_for_update(session, job_id)
-            if job.provider_id != principal.account_id:
-                raise NotFound(f"no job {job_id!r} assigned to you")
+            job = providers.own_job_for_update(session, principal, job_id)
             job.output_hash = content_sha256
             job.output_size = size
             job.outputs_stored = True

@@ -3,7 +3,8 @@
 Each tick of each pipeline is one short transaction that picks its rows with
 ``FOR UPDATE SKIP LOCKED`` (on PostgreSQL), so several coordinator replicas share the work
 without ever processing the same job twice; on SQLite the single writer lock does the same.
-A pipeline that hits an error logs it and tries again on the next tick.
+A pipeline that hits an error logs it and tries again on the next tick; one whose dependency
+is out of reach (the chain's RPC endpoint) backs off and logs the outage once (``backoff``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from anyio import to_thread
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from gpumarket.coordinator.background.backoff import OutageBackoff
 from gpumarket.coordinator.background.notifier import Notifier
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import rowcount, session_scope
@@ -31,7 +33,6 @@ from gpumarket.protocol import JobSpec, JobState
 log = logging.getLogger(__name__)
 
 MATCHER_KEY = "__matcher__"
-MAX_MATCH_BACKOFF_SECONDS = 10.0
 MIN_WAKE_SPACING_SECONDS = 0.05
 MAX_BATCHES_PER_TICK = 20
 
@@ -58,27 +59,47 @@ def _match_batch(
             .with_for_update(skip_locked=True)
         ).all()
         for job in jobs:
-            req = matching.Requirements.from_spec(
-                JobSpec.model_validate(job.spec), job.excluded_provider_ids
+            spec = JobSpec.model_validate(job.spec)
+            winner = _assign_best(
+                session,
+                job,
+                matching.Requirements.from_spec(spec, job.excluded_provider_ids),
+                settings,
+                now,
             )
-            assigned = False
-            for _ in range(3):  # a lost race for the best offer tries the next best
-                found = matching.find_best_offer(session, req, now, settings)
-                if found is None:
-                    break
-                offer, provider = found
-                gpu_uuids = matching.reserve(session, job, offer, provider, req)
-                if gpu_uuids is not None:
-                    lifecycle.assign(session, job, offer, provider, gpu_uuids, settings, now)
-                    winners.append(provider.id)
-                    assigned = True
-                    break
-                session.expire_all()
-            if not assigned:
+            if winner is None and lifecycle.may_retry_excluded(job, now, settings):
+                # no one else takes it: those that failed it try again, up to max_attempts
+                winner = _assign_best(
+                    session, job, matching.Requirements.from_spec(spec), settings, now
+                )
+            if winner is not None:
+                winners.append(winner)
+            else:
                 job.match_failures += 1
-                backoff = min(MAX_MATCH_BACKOFF_SECONDS, 0.5 * 2 ** min(job.match_failures, 8))
+                backoff = lifecycle.match_backoff_seconds(job.match_failures)
                 job.next_match_at = now + timedelta(seconds=backoff)
     return winners, len(jobs)
+
+
+def _assign_best(
+    session: Session,
+    job: Job,
+    req: matching.Requirements,
+    settings: CoordinatorSettings,
+    now: datetime,
+) -> str | None:
+    """Assign ``job`` to the best offer meeting ``req``; returns its provider, or None."""
+    for _ in range(3):  # a lost race for the best offer tries the next best
+        found = matching.find_best_offer(session, req, now, settings)
+        if found is None:
+            return None
+        offer, provider = found
+        gpu_uuids = matching.reserve(session, job, offer, provider, req)
+        if gpu_uuids is not None:
+            lifecycle.assign(session, job, offer, provider, gpu_uuids, settings, now)
+            return provider.id
+        session.expire_all()
+    return None
 
 
 def requeue_expired_leases(
@@ -219,13 +240,26 @@ class Pipelines:
     async def _loop(
         self, name: str, tick: Callable[[], object], interval: float, wake: str | None = None
     ) -> None:
+        """Run ``tick`` every ``interval`` (jittered) until cancelled. While a dependency is
+        out of reach (the chain's RPC endpoint, a dropped database connection) the tries back off
+        exponentially and the outage is logged once when it begins and once when it ends
+        (see :mod:`.backoff`); any other failure is logged with its traceback."""
+        outage = OutageBackoff(name, interval, log)
         while True:
+            backoff: float | None = None
             try:
                 await to_thread.run_sync(tick)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("background pipeline %s failed; retrying next tick", name)
+            except Exception as exc:
+                backoff = outage.failed(exc)
+                if backoff is None:
+                    log.exception("background pipeline %s failed; retrying next tick", name)
+            else:
+                outage.succeeded()
+            if backoff is not None:
+                await asyncio.sleep(backoff)  # wake-ups would only hit the outage sooner
+                continue
             delay = interval * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
             if wake is not None:
                 # a burst of wake-ups (submissions, heartbeats) coalesces into one tick

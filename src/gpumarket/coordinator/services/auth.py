@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import new_id, utcnow
@@ -52,8 +52,17 @@ def challenge_message(address: str, role: Role, challenge_id: str, nonce: str, e
     )
 
 
+def purge_expired_challenges(session: Session) -> int:
+    """Delete challenges past their expiry (used or not): they can never be redeemed, and
+    anyone may create them, so they must not pile up. Returns how many went."""
+    result = session.execute(delete(AuthChallenge).where(AuthChallenge.expires_at < utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def issue_challenge(session: Session, request: ChallengeRequest, ttl_seconds: int) -> Challenge:
-    """Create a one-time challenge for ``request.address``."""
+    """Create a one-time challenge for ``request.address`` (and clear out expired ones, so the
+    table holds at most what the sign-in rate limit lets in during one challenge lifetime)."""
+    purge_expired_challenges(session)
     challenge_id = new_id("chl")
     expires_at = utcnow() + timedelta(seconds=ttl_seconds)
     address = request.address.lower()
@@ -180,4 +189,15 @@ def authenticate(session: Session, api_key: str, admin_token: str | None) -> Pri
         ).first()
         if row is not None:
             return Principal(Role.PROVIDER, row.id, row.address)
-    raise AuthenticationFailed("the API key is not valid; register again to get a new one")
+    if api_key.startswith(tuple(API_KEY_PREFIX.values())):
+        raise AuthenticationFailed("the API key is not valid; register again to get a new one")
+    # not shaped like an API key: meant as the admin token (an operator's command)
+    if not admin_token:
+        raise AuthenticationFailed(
+            "this is not an API key, and this coordinator has no admin token set "
+            "(GPUMARKET_ADMIN_TOKEN when it starts)"
+        )
+    raise AuthenticationFailed(
+        "the admin token is wrong (it is not the coordinator's GPUMARKET_ADMIN_TOKEN), and it "
+        "is not an API key either"
+    )

@@ -20,7 +20,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from requests.exceptions import RequestException
 from web3 import HTTPProvider, Web3
+from web3.exceptions import ProviderConnectionError
 from web3.logs import DISCARD
 
 from gpumarket.coordinator.db.models import Job
@@ -31,7 +33,9 @@ from gpumarket.errors import (
     ContractReverted,
     InvalidRequest,
     PaymentRequired,
+    ServiceUnavailable,
     SettlementError,
+    TransportError,
 )
 from gpumarket.protocol import ChainInfo, JobSpec, PaymentRequest, from_micros
 from gpumarket.settlement.contracts import Deployment, Market
@@ -74,6 +78,14 @@ class ChainHealth:
     sender_balance_wei: int | None
     outbox_pending: int
 
+
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    RequestException,  # web3's HTTP provider: refused, timed out, reset
+    OSError,
+    ProviderConnectionError,
+    TransportError,
+)
+"""What a read from the chain raises when its RPC endpoint does not answer."""
 
 PROBE_TIMEOUT_SECONDS = 3.0
 """A scrape never waits on a slow RPC endpoint longer than this."""
@@ -207,8 +219,17 @@ class ChainSettlement:
     # ------------------------------------------------------------ reads
 
     def info(self) -> ChainInfo:
-        """The market and its current terms, for wallets and the SDK."""
-        fee, burn, _share, window, min_stake, bond = self.market.view("currentTerms")
+        """The market and its current terms, for wallets and the SDK. The terms are read from
+        the contract, so while the chain's RPC endpoint does not answer this is a
+        :class:`ServiceUnavailable` (503) that says so, not an internal error."""
+        try:
+            fee, burn, _share, window, min_stake, bond = self.market.view("currentTerms")
+        except _UNREACHABLE as exc:
+            log.debug("GET /v1/chain: the chain's RPC endpoint does not answer: %s", exc)
+            raise ServiceUnavailable(
+                "the chain is unreachable: the coordinator cannot read the market's terms "
+                "from its RPC endpoint right now; try again in a moment"
+            ) from exc
         return ChainInfo(
             chain_id=self.deployment.chain_id,
             rpc_url=self.public_rpc_url,
@@ -232,6 +253,16 @@ class ChainSettlement:
             return 0
         _deposit, _earnings, stake, locked = self.market.view("balances", account_id)
         return int(stake) - int(locked)
+
+    def mined_at(self, tx_hash: str) -> tuple[int | None, int | None]:
+        """(block, gas used) of a transaction someone else sent (the developer's challenge),
+        for the job's receipt; (None, None) while it is not mined or the node will not say."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except Exception:  # not found, or the node is down: the step is shown without them
+            log.info("no receipt for %s yet; its block and gas stay unknown", tx_hash)
+            return None, None
+        return int(receipt["blockNumber"]), int(receipt["gasUsed"])
 
     def job_state(self, chain_job_id: str) -> int:
         """The job's state in the contract (0 when it was never opened)."""

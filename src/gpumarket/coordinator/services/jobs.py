@@ -8,11 +8,13 @@ as not found, so ids cannot be probed.
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from gpumarket.coordinator.db.base import new_id, utcnow
@@ -35,6 +37,21 @@ from gpumarket.protocol.jobs import spec_hash
 from gpumarket.protocol.pricing import max_payment_micros
 
 
+def _idempotent_match(
+    session: Session, owner: Principal, idempotency_key: str, digest: str
+) -> Job | None:
+    """The job an earlier request with this key created, if any (a different spec under the
+    same key is refused)."""
+    existing = session.scalar(
+        select(Job).where(Job.owner_id == owner.account_id, Job.idempotency_key == idempotency_key)
+    )
+    if existing is not None and existing.spec_hash != digest:
+        raise InvalidRequest(
+            "this Idempotency-Key was already used for a different spec; use a new key"
+        )
+    return existing
+
+
 def submit(
     session: Session,
     owner: Principal,
@@ -55,16 +72,8 @@ def submit(
     spec_json = spec.model_dump(mode="json")
     digest = spec_hash(spec_json)
     if idempotency_key is not None:
-        existing = session.scalar(
-            select(Job).where(
-                Job.owner_id == owner.account_id, Job.idempotency_key == idempotency_key
-            )
-        )
+        existing = _idempotent_match(session, owner, idempotency_key, digest)
         if existing is not None:
-            if existing.spec_hash != digest:
-                raise InvalidRequest(
-                    "this Idempotency-Key was already used for a different spec; use a new key"
-                )
             return existing
     now = utcnow()
     job = Job(
@@ -87,7 +96,20 @@ def submit(
         log_truncated=False,
         outputs_stored=False,
     )
-    session.add(job)
+    if idempotency_key is None:
+        session.add(job)
+    else:
+        try:
+            # a savepoint: a concurrent request with the same key that committed first makes
+            # this insert fail on the unique key, and that request's job is the answer
+            with session.begin_nested():
+                session.add(job)
+                session.flush()
+        except IntegrityError:
+            existing = _idempotent_match(session, owner, idempotency_key, digest)
+            if existing is None:
+                raise
+            return existing
     lifecycle.record_submission(session, job, now)
     if settlement.on_chain:
         settlement.prepare_order(job, spec)
@@ -118,12 +140,21 @@ def _encode_cursor(job: Job) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
+_CURSOR_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor points after; anything but a cursor this coordinator made
+    is refused, so a crafted one never reaches the query."""
+    malformed = InvalidRequest("cursor is malformed; pass back next_cursor unchanged")
     try:
         created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), job_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("cursor is malformed; pass back next_cursor unchanged") from exc
+        at = datetime.fromisoformat(created)
+    except (ValueError, UnicodeError) as exc:
+        raise malformed from exc
+    if at.tzinfo is None or not _CURSOR_JOB_ID.match(job_id):
+        raise malformed
+    return at, job_id
 
 
 def list_jobs(
@@ -211,8 +242,7 @@ def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = 
             "output_hash": job.output_hash,
             "output_size": job.output_size,
             "outputs_available": job.outputs_stored,
-            "cost": from_micros(job.amount_micros) if job.amount_micros is not None else None,
-            "fee": from_micros(job.fee_micros) if job.fee_micros is not None else None,
+            **_charges(job),
             "challenge_deadline": job.challenge_deadline,
             "failure_reason": job.failure_reason,
             "why_no_match": explanation,
@@ -220,6 +250,17 @@ def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = 
             **(_chain_fields(job) if job.chain_state is not None else {}),
         }
     )
+
+
+def _charges(job: Job) -> dict[str, Decimal | None]:
+    """What the developer pays for the job and the fee in it: nothing for a REFUNDED job (a
+    dispute ruled against the provider returns the whole escrow), the claim otherwise."""
+    if job.state == JobState.REFUNDED.value:
+        return {"cost": Decimal(0), "fee": Decimal(0)}
+    return {
+        "cost": from_micros(job.amount_micros) if job.amount_micros is not None else None,
+        "fee": from_micros(job.fee_micros) if job.fee_micros is not None else None,
+    }
 
 
 def _chain_fields(job: Job) -> dict[str, Any]:

@@ -25,6 +25,10 @@ from gpumarket.protocol.pricing import cost_micros, fee_micros
 
 log = logging.getLogger(__name__)
 
+MAX_MATCH_BACKOFF_SECONDS = 10.0
+CHANGED_JOBS = "gpumarket.changed_jobs"
+"""``session.info`` key: the ids of jobs whose state this transaction changed."""
+
 S = JobState
 ALLOWED: dict[JobState, frozenset[JobState]] = {
     S.SUBMITTED: frozenset({S.QUEUED, S.FAILED, S.CANCELLED}),
@@ -67,6 +71,8 @@ def transition(
         )
     )
     log.info("job %s: %s -> %s (%s)", job.id, current.value, to.value, reason)
+    # once committed, whoever follows the job (a log stream waiting for its end) is woken
+    session.info.setdefault(CHANGED_JOBS, set()).add(job.id)
     return True
 
 
@@ -231,16 +237,11 @@ def requeue_or_fail(
     if job.state not in (S.ASSIGNED, S.RUNNING):
         return
     now = utcnow()
-    matching.release(session, job)
     if blame_provider:
         _reward(session, job.provider_id, timed_out=1)
     if job.provider_id and job.provider_id not in job.excluded_provider_ids:
         job.excluded_provider_ids = [*job.excluded_provider_ids, job.provider_id]
-    job.provider_id = None
-    job.gpu_uuids = []
-    job.offer_gpu_model = None
-    job.lease_expires_at = None
-    job.started_at = None
+    _unassign(session, job)
     if job.attempts >= settings.max_attempts:
         job.failure_reason = f"{reason}; gave up after {job.attempts} attempts"
         job.finished_at = now
@@ -250,6 +251,47 @@ def requeue_or_fail(
     job.next_match_at = now
     job.match_failures = 0
     transition(session, job, S.QUEUED, f"{reason}; back in the queue", now)
+
+
+def bounce_busy(session: Session, job: Job, reason: str) -> None:
+    """ASSIGNED -> QUEUED when the provider had no free slot or GPU to start it. Busy is not
+    a fault: the provider is not excluded nor marked down and the attempt is not counted, so
+    a busy provider gets the job again once it has room. The next match waits a back-off that
+    grows while the bounces go on (the queue deadline still bounds the wait)."""
+    if job.state != S.ASSIGNED:
+        return
+    now = utcnow()
+    _unassign(session, job)
+    job.attempts = max(0, job.attempts - 1)
+    job.match_failures += 1
+    job.next_match_at = now + timedelta(seconds=match_backoff_seconds(job.match_failures))
+    transition(session, job, S.QUEUED, f"{reason}; back in the queue", now)
+
+
+def match_backoff_seconds(failures: int) -> float:
+    """How long a job waits before its next match after ``failures`` fruitless ones in a row
+    (0.5 s doubling, at most MAX_MATCH_BACKOFF_SECONDS)."""
+    return min(MAX_MATCH_BACKOFF_SECONDS, 0.5 * float(2 ** min(failures, 8)))
+
+
+def may_retry_excluded(job: Job, now: datetime, settings: CoordinatorSettings) -> bool:
+    """Whether a queued job that no other provider takes may go back to one that failed it:
+    after ``excluded_retry_seconds`` in the queue, so it is not stranded until its queue
+    deadline (``max_attempts`` bounds how often it fails; then it is refunded)."""
+    if not job.excluded_provider_ids:
+        return False
+    return now >= job.updated_at + timedelta(seconds=settings.excluded_retry_seconds)
+
+
+def _unassign(session: Session, job: Job) -> None:
+    """Free the job's reservation and forget its provider (it is going back to the queue)."""
+    matching.release(session, job)
+    job.provider_id = None
+    job.gpu_uuids = []
+    job.offer_gpu_model = None
+    job.lease_expires_at = None
+    job.started_at = None
+    job.progress = None
 
 
 def fail(session: Session, job: Job, reason: str, settlement: SettlementBackend) -> None:
@@ -284,6 +326,10 @@ def cancel(
         matching.release(session, job)
     if state is S.RUNNING and job.started_at is not None:
         _bill(job, (now - job.started_at).total_seconds(), settings)
+        if not settlement.on_chain:
+            # off-chain the seconds used are paid at once (on-chain, when the run's claim
+            # settles after its window)
+            credit_provider(session, job)
     job.finished_at = now
     settlement.refund(job, reason)
     transition(session, job, S.CANCELLED, reason, now)

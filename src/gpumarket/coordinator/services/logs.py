@@ -7,8 +7,10 @@ from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, JobLogRow
+from gpumarket.errors import Conflict
 from gpumarket.protocol import JobState, LogAppend, LogAppendAck, LogLine, LogStream
 
+_OPEN_LOG_STATES = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 TRUNCATION_NOTICE = "[gpumarket] log cap of {cap} bytes reached; further output is dropped\n"
 
 
@@ -24,6 +26,9 @@ def append(session: Session, job: Job, batch: LogAppend, cap_bytes: int) -> LogA
             select(JobLogRow.seq).where(JobLogRow.job_id == job.id, JobLogRow.seq.in_(seqs))
         )
     )
+    if job.state not in _OPEN_LOG_STATES and any(c.seq not in seen for c in batch.chunks):
+        # the result is in (or the job ended): what it printed is settled with it
+        raise Conflict(f"job {job.id} is {job.state}; its log is closed to new output")
     accepted = duplicates = 0
     now = utcnow()
     batch_seen: set[int] = set()

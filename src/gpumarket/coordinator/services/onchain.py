@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
-from gpumarket.coordinator.db.models import ChainCursor, ChainTx, Developer, Job, Provider
+from gpumarket.coordinator.db.models import (
+    ChainCursor,
+    ChainTx,
+    Developer,
+    Job,
+    JobEventRow,
+    Provider,
+)
 from gpumarket.coordinator.services import jobs, lifecycle, providers
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.chain import (
@@ -161,10 +168,13 @@ def commit_result(
             )
         until = job.finished_at if cancelled_run and job.finished_at else utcnow()
         bound = lifecycle.billable_micros(job, report.usage_seconds, until)
-        if claim.amount_micros > bound:
+        if claim.amount_micros > bound:  # signed by the provider: refused, never cut down
+            billed = lifecycle.billed_usage(job, report.usage_seconds, until)
             raise InvalidRequest(
                 f"the claim of {claim.amount_micros} micros is over the {bound} micros that "
-                f"{report.usage_seconds:.1f}s at the agreed price allow"
+                f"{billed:.1f}s at the agreed price allow (the {report.usage_seconds:.1f}s "
+                "reported, billed up to the job's max_duration_seconds and never beyond the "
+                "time since its assignment); sign a claim for at most that"
             )
         provider = session.get(Provider, job.provider_id)
         assert provider is not None and job.chain_job_id is not None
@@ -255,10 +265,14 @@ def challenge(
     tx_hash: str | None,
 ) -> Job:
     """Record a challenge the developer already made on-chain (the contract takes its bond
-    and enforces the window)."""
+    and enforces the window). The event follower may have seen the challenge first and
+    recorded it with a placeholder reason: the developer's own reason then replaces it, so it
+    is never lost whichever comes first."""
     with session_scope(factory) as session:
         job = jobs.get_visible(session, principal, job_id)
         if job.state == JobState.DISPUTED.value:
+            job = lifecycle.load_job_for_update(session, job_id)
+            _keep_challengers_reason(session, job, reason)
             return _with_chain_steps(job)
         if job.state != JobState.COMMITTED.value or job.chain_job_id is None:
             raise Conflict(f"job {job_id} is {job.state}; only a COMMITTED job is challenged")
@@ -268,16 +282,51 @@ def challenge(
             "the contract has no challenge for this job: call challenge() on the market with "
             "your wallet inside the window (`gpumarket job challenge` does it, bond included)"
         )
+    # the developer's transaction is mined (the contract shows the dispute): its block and
+    # gas go on the job's receipt, read before the row is locked
+    block, gas = backend.mined_at(tx_hash) if tx_hash else (None, None)
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
         if job.state == JobState.COMMITTED.value:
             job.chain_state = "disputed"
             if tx_hash:
-                _record(session, job, "challenge", None, tx_hash)
+                session.add(
+                    ChainTx(
+                        job_id=job.id,
+                        step="challenge",
+                        tx_hash=tx_hash,
+                        block=block,
+                        gas_used=gas,
+                        at=utcnow(),
+                    )
+                )
             lifecycle.dispute(session, job, reason, backend, accepted_on_chain=True)
+        else:  # the follower recorded the challenge while we asked the contract
+            _keep_challengers_reason(session, job, reason)
         session.flush()
         session.refresh(job, ["chain_txs"])
         return job
+
+
+CHALLENGED_ON_CHAIN_BY = "challenged on-chain by "
+"""The start of the reason the event follower records for a challenge it sees before the
+developer's request with the developer's own reason."""
+
+
+def _keep_challengers_reason(session: Session, job: Job, reason: str) -> None:
+    """Put the developer's ``reason`` in place of the follower's placeholder in the job's move
+    to DISPUTED; a reason the developer already gave is kept."""
+    event = session.scalar(
+        select(JobEventRow)
+        .where(JobEventRow.job_id == job.id, JobEventRow.to_state == JobState.DISPUTED.value)
+        .order_by(JobEventRow.id.desc())
+        .limit(1)
+    )
+    if event is None:
+        return
+    head, placeholder, _challenger = event.reason.partition(CHALLENGED_ON_CHAIN_BY)
+    if placeholder:
+        event.reason = head + reason
 
 
 def resolve(
@@ -619,7 +668,8 @@ def _on_challenged(
     _record_event(session, job, "challenge", event)
     if job.state != JobState.COMMITTED.value:
         return True  # a cancelled run's claim: the job stays CANCELLED, the arbiter rules
-    reason = f"challenged on-chain by {event.args['challenger']}"
+    # a placeholder until the developer's request brings their reason (`challenge`)
+    reason = f"{CHALLENGED_ON_CHAIN_BY}{event.args['challenger']}"
     lifecycle.dispute(session, job, reason, backend, accepted_on_chain=True)
     return True
 

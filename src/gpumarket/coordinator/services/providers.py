@@ -251,8 +251,13 @@ def pending_assignments(session: Session, provider_id: str) -> list[Assignment]:
     ]
 
 
-def _own_job(session: Session, principal: Principal, job_id: str) -> Job:
-    job = lifecycle.load_job_for_update(session, job_id)
+def own_job_for_update(session: Session, principal: Principal, job_id: str) -> Job:
+    """The provider's own job, locked; a job that does not exist and one assigned to someone
+    else get the same 404, so probing ids tells a provider nothing."""
+    try:
+        job = lifecycle.load_job_for_update(session, job_id)
+    except NotFound:
+        raise NotFound(f"no job {job_id!r} assigned to you") from None
     if job.provider_id != principal.account_id:
         if job.excluded_provider_ids and principal.account_id in job.excluded_provider_ids:
             raise Conflict(f"job {job_id} was taken away from you (lease expired or failed)")
@@ -264,7 +269,7 @@ def mark_started(
     session: Session, principal: Principal, job_id: str, settings: CoordinatorSettings
 ) -> Job:
     """The provider acknowledges the assignment and starts the container."""
-    job = _own_job(session, principal, job_id)
+    job = own_job_for_update(session, principal, job_id)
     lifecycle.start(session, job, settings)
     return job
 
@@ -280,7 +285,7 @@ def report_progress(
     for the developer's view and, when bytes moved since the last one, give the provider
     another acknowledgement period, so a large image is not requeued mid-pull while a stalled
     pull still is."""
-    job = _own_job(session, principal, job_id)
+    job = own_job_for_update(session, principal, job_id)
     if job.state != JobState.ASSIGNED.value:
         raise Conflict(f"job {job_id} is {job.state}; progress is only taken while it is ASSIGNED")
     before = job.progress or {}
@@ -304,7 +309,7 @@ def report_result(
     settings: CoordinatorSettings,
 ) -> Job:
     """The provider finished the job; the result is committed and the window starts."""
-    job = _own_job(session, principal, job_id)
+    job = own_job_for_update(session, principal, job_id)
     if job.state == JobState.ASSIGNED.value:
         lifecycle.start(session, job, settings)
     check_outputs(job, report)
@@ -333,9 +338,12 @@ def report_failure(
     settlement: SettlementBackend,
     settings: CoordinatorSettings,
 ) -> Job:
-    """The provider could not run the job: requeue it elsewhere, or fail it with a refund."""
-    job = _own_job(session, principal, job_id)
-    if report.retryable:
+    """The provider could not run the job: back to the queue without blame when it was only
+    busy, requeue it elsewhere after a fault, or fail it with a refund."""
+    job = own_job_for_update(session, principal, job_id)
+    if report.busy and job.state == JobState.ASSIGNED.value:
+        lifecycle.bounce_busy(session, job, f"provider busy: {report.reason}")
+    elif report.retryable or report.busy:
         lifecycle.record_failure(session, job.provider_id)
         lifecycle.requeue_or_fail(
             session,

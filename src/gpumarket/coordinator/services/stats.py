@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
@@ -17,7 +17,12 @@ from gpumarket.protocol import CPU_OFFER, JobState
 
 
 class MarketStats(BaseModel):
-    """A snapshot of the marketplace (money in micro-units of the payment token)."""
+    """A snapshot of the marketplace (money in micro-units of the payment token).
+
+    A provider is online when its heartbeat is fresh and it is neither banned nor draining;
+    GPU figures count its GPU offers, CPU figures its CPU-only offer. Revenue counts every
+    payment made for a job (the provider's part and the fee), whatever the job's final state:
+    a job cancelled mid-run pays for the seconds it ran."""
 
     jobs_by_state: dict[str, int]
     providers_total: int
@@ -25,33 +30,69 @@ class MarketStats(BaseModel):
     providers_banned: int
     gpus_online: int
     gpus_busy: int
+    cpus_online: float
+    cpus_busy: float
     window_seconds: int
     gpu_hours_used: float
     gpu_hours_available: float
     utilization: float
+    cpu_hours_used: float
+    cpu_hours_available: float
+    cpu_utilization: float
     revenue_micros: int
     fees_micros: int
     pending_micros: int
+
+
+S = JobState
+
+PAID = or_(
+    Job.chain_state == "settled",  # on-chain: the contract's Settled event paid it
+    and_(
+        Job.chain_state.is_(None),  # off-chain: a settled result, or a run's cancelled seconds
+        Job.state.in_([S.SETTLED.value, S.CANCELLED.value]),
+    ),
+)
+"""Jobs whose payment was made (the provider paid, the fee taken)."""
+
+AWAITING_PAYMENT = or_(
+    Job.chain_state.in_(["committed", "disputed"]),
+    and_(Job.chain_state.is_(None), Job.state.in_([S.COMMITTED.value, S.DISPUTED.value])),
+)
+"""Jobs whose result is claimed but not paid yet (in the challenge window, or disputed)."""
+
+JOB_CPUS = Job.spec[("resources", "cpu")].as_float()
+"""The CPUs a job asked for, read from its stored spec."""
 
 
 def _overlap_seconds(start: datetime, end: datetime, lo: datetime, hi: datetime) -> float:
     return max(0.0, (min(end, hi) - max(start, lo)).total_seconds())
 
 
+def online_clause(now: datetime, settings: CoordinatorSettings) -> ColumnElement[bool]:
+    """Providers that can take work now: a fresh heartbeat, not banned, not draining."""
+    return and_(
+        Provider.online.is_(True),
+        Provider.last_heartbeat_at >= heartbeat_cutoff(now, settings),
+        Provider.banned.is_(False),
+        Provider.accepting.is_(True),
+    )
+
+
 def market_stats(
     session: Session, settings: CoordinatorSettings, now: datetime | None = None
 ) -> MarketStats:
-    """Compute the snapshot; GPU-hours used count every GPU job's run time inside the window."""
+    """Compute the snapshot; the hours used count every job's run time inside the window
+    (GPU jobs in GPU-hours, CPU-only jobs in CPU-hours)."""
     now = now or utcnow()
     window = settings.utilization_window_seconds
     lo = now - timedelta(seconds=window)
     by_state = {s.value: 0 for s in JobState}
     for state, count in session.execute(select(Job.state, func.count()).group_by(Job.state)):
         by_state[state] = count
-    cutoff = heartbeat_cutoff(now, settings)
-    online_clause = (Provider.online.is_(True)) & (Provider.last_heartbeat_at >= cutoff)
+    online = online_clause(now, settings)
     providers_total = session.scalar(select(func.count()).select_from(Provider)) or 0
-    providers_online = session.scalar(select(func.count()).where(online_clause)) or 0
+    providers_online = session.scalar(select(func.count()).where(online)) or 0
     providers_banned = (
         session.scalar(select(func.count()).select_from(Provider).where(Provider.banned.is_(True)))
         or 0
@@ -62,40 +103,43 @@ def market_stats(
             func.coalesce(func.sum(OfferRow.reserved_count), 0),
         )
         .join(Provider, Provider.id == OfferRow.provider_id)
-        .where(online_clause, OfferRow.gpu_model != CPU_OFFER)
+        .where(online, OfferRow.gpu_model != CPU_OFFER)
     ).one()
     gpus_online, gpus_busy = int(gpu_row[0]), int(gpu_row[1])
-    used_seconds = 0.0
-    for started, finished, count in session.execute(
-        select(Job.started_at, Job.finished_at, Job.gpu_count).where(
-            Job.gpu_count > 0,
+    cpu_row = session.execute(
+        select(
+            func.coalesce(func.sum(Provider.cpu_total), 0),
+            func.coalesce(func.sum(Provider.cpu_reserved), 0),
+        )
+        .join(OfferRow, OfferRow.provider_id == Provider.id)
+        .where(online, OfferRow.gpu_model == CPU_OFFER)
+    ).one()
+    cpus_online, cpus_busy = float(cpu_row[0]), float(cpu_row[1])
+    gpu_seconds = cpu_seconds = 0.0
+    for started, finished, count, cpus in session.execute(
+        select(Job.started_at, Job.finished_at, Job.gpu_count, JOB_CPUS).where(
             Job.started_at.is_not(None),
             or_(Job.finished_at.is_(None), Job.finished_at > lo),
         )
     ):
-        if started is not None:
-            used_seconds += count * _overlap_seconds(started, finished or now, lo, now)
-    available_hours = gpus_online * window / 3600
-    used_hours = used_seconds / 3600
-    money: dict[str, int] = {
-        state: int(total or 0)
-        for state, total in session.execute(
-            select(Job.state, func.coalesce(func.sum(Job.amount_micros), 0))
-            .where(
-                Job.state.in_(
-                    [JobState.SETTLED.value, JobState.COMMITTED.value, JobState.DISPUTED.value]
-                )
-            )
-            .group_by(Job.state)
-        )
-    }
-    fees = (
-        session.scalar(
-            select(func.coalesce(func.sum(Job.fee_micros), 0)).where(
-                Job.state == JobState.SETTLED.value
-            )
-        )
-        or 0
+        if started is None:
+            continue
+        ran = _overlap_seconds(started, finished or now, lo, now)
+        if count > 0:
+            gpu_seconds += count * ran
+        else:
+            cpu_seconds += float(cpus or 0) * ran
+    gpu_available = gpus_online * window / 3600
+    cpu_available = cpus_online * window / 3600
+    gpu_used, cpu_used = gpu_seconds / 3600, cpu_seconds / 3600
+    paid, fees = session.execute(
+        select(
+            func.coalesce(func.sum(Job.amount_micros), 0),
+            func.coalesce(func.sum(Job.fee_micros), 0),
+        ).where(PAID, Job.amount_micros > 0)
+    ).one()
+    pending = session.scalar(
+        select(func.coalesce(func.sum(Job.amount_micros), 0)).where(AWAITING_PAYMENT)
     )
     return MarketStats(
         jobs_by_state=by_state,
@@ -104,14 +148,18 @@ def market_stats(
         providers_banned=providers_banned,
         gpus_online=gpus_online,
         gpus_busy=gpus_busy,
+        cpus_online=round(cpus_online, 3),
+        cpus_busy=round(cpus_busy, 3),
         window_seconds=window,
-        gpu_hours_used=round(used_hours, 6),
-        gpu_hours_available=round(available_hours, 6),
-        utilization=round(used_hours / available_hours, 6) if available_hours else 0.0,
-        revenue_micros=money.get(JobState.SETTLED.value, 0),
-        fees_micros=int(fees),
-        pending_micros=money.get(JobState.COMMITTED.value, 0)
-        + money.get(JobState.DISPUTED.value, 0),
+        gpu_hours_used=round(gpu_used, 6),
+        gpu_hours_available=round(gpu_available, 6),
+        utilization=round(gpu_used / gpu_available, 6) if gpu_available else 0.0,
+        cpu_hours_used=round(cpu_used, 6),
+        cpu_hours_available=round(cpu_available, 6),
+        cpu_utilization=round(cpu_used / cpu_available, 6) if cpu_available else 0.0,
+        revenue_micros=int(paid or 0),
+        fees_micros=int(fees or 0),
+        pending_micros=int(pending or 0),
     )
 
 
@@ -124,7 +172,11 @@ def prometheus_families(
     ]
     single: list[tuple[str, str, float]] = [
         ("gpumarket_providers", "Registered providers", stats.providers_total),
-        ("gpumarket_providers_online", "Providers with a fresh heartbeat", stats.providers_online),
+        (
+            "gpumarket_providers_online",
+            "Providers with a fresh heartbeat, neither banned nor draining",
+            stats.providers_online,
+        ),
         ("gpumarket_providers_banned", "Banned providers", stats.providers_banned),
         ("gpumarket_gpus_online", "GPUs offered by online providers", stats.gpus_online),
         ("gpumarket_gpus_busy", "GPUs reserved by assigned or running jobs", stats.gpus_busy),
@@ -133,11 +185,30 @@ def prometheus_families(
             "GPU-hours used / available over the window",
             stats.utilization,
         ),
-        ("gpumarket_revenue_micros", "Settled job payments (micro-units)", stats.revenue_micros),
-        ("gpumarket_fees_micros", "Protocol fees of settled jobs (micro-units)", stats.fees_micros),
+        (
+            "gpumarket_cpus_online",
+            "CPUs of online providers offering CPU-only work",
+            stats.cpus_online,
+        ),
+        ("gpumarket_cpus_busy", "CPUs reserved on those providers", stats.cpus_busy),
+        (
+            "gpumarket_cpu_utilization",
+            "CPU-hours of CPU-only jobs / CPU-hours available over the window",
+            stats.cpu_utilization,
+        ),
+        (
+            "gpumarket_revenue_micros",
+            "Payments made for jobs, fee included, whatever the job's final state (micro-units)",
+            stats.revenue_micros,
+        ),
+        (
+            "gpumarket_fees_micros",
+            "Protocol fees of those payments (micro-units)",
+            stats.fees_micros,
+        ),
         (
             "gpumarket_pending_micros",
-            "Committed, not yet settled (micro-units)",
+            "Claimed by results, not paid yet: in the challenge window or disputed (micro-units)",
             stats.pending_micros,
         ),
     ]

@@ -67,3 +67,14 @@ def test_registering_again_rotates_the_key(client: TestClient) -> None:
     new = login()
     assert client.get("/v1/jobs", headers=bearer(old)).status_code == 401
     assert client.get("/v1/jobs", headers=bearer(new)).status_code == 200
+
+
+def test_a_wrong_admin_token_is_called_that(client: TestClient) -> None:
+    """A token that is not shaped like an API key was meant as the admin token: telling its
+    sender to register again sends them the wrong way."""
+    wrong = client.get("/v1/admin/stats", headers=bearer("not-the-admin-token"))
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"].startswith("the admin token is wrong")
+    assert "register again" not in wrong.json()["detail"]
+    stale_key = client.get("/v1/jobs", headers=bearer("gmk_dev_nope"))
+    assert "register again" in stale_key.json()["detail"]

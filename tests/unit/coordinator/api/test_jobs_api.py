@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
-from gpumarket.coordinator.background import pipelines
-from tests.helpers import RTX4090, bearer, cpu_spec, gpu_spec, gpus, heartbeat, register
-
-
-def _running_job(client: TestClient) -> tuple[str, str, str]:
-    dev, _ = register(client, "developer")
-    prov, _ = register(client, "provider")
-    client.post(
-        "/v1/provider/heartbeat",
-        headers=bearer(prov),
-        json=heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"}).model_dump(mode="json"),
-    )
-    job_id = client.post("/v1/jobs", json=gpu_spec(), headers=bearer(dev)).json()["id"]
-    app = client.app
-    pipelines.match_queued(app.state.session_factory, app.state.settings)  # type: ignore[attr-defined]
-    client.post(f"/v1/provider/jobs/{job_id}/started", json={}, headers=bearer(prov))
-    return dev, prov, job_id
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import (
+    RTX4090,
+    bearer,
+    cpu_spec,
+    gpu_spec,
+    gpus,
+    heartbeat,
+    register,
+    running_job,
+)
 
 
 def test_bad_spec_gets_one_line_naming_each_field(client: TestClient) -> None:
@@ -117,7 +112,7 @@ def test_queued_job_explains_why_no_match(client: TestClient) -> None:
 
 
 def test_logs_are_ordered_idempotent_capped_and_followable(client: TestClient) -> None:
-    dev, prov, job_id = _running_job(client)
+    dev, prov, job_id = running_job(client)
     client.app.state.settings.max_log_bytes_per_job = 1024  # type: ignore[attr-defined]
     chunks = [{"seq": i, "stream": "stdout", "data": f"{i:04d}" * 50 + "\n"} for i in range(8)]
     ack = client.post(
@@ -149,7 +144,7 @@ def test_logs_are_ordered_idempotent_capped_and_followable(client: TestClient) -
 
 
 def test_outputs_must_match_their_hash_and_cap(client: TestClient) -> None:
-    dev, prov, job_id = _running_job(client)
+    dev, prov, job_id = running_job(client)
     data = b"x" * 4096
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     lie = client.put(
@@ -178,7 +173,7 @@ def test_outputs_must_match_their_hash_and_cap(client: TestClient) -> None:
 
 
 def test_cancel_and_invalid_transitions_answer_409(client: TestClient) -> None:
-    dev, prov, job_id = _running_job(client)
+    dev, prov, job_id = running_job(client)
     cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=bearer(dev))
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "CANCELLED"
     late = client.post(
@@ -200,3 +195,25 @@ def test_idempotency_key_header(client: TestClient) -> None:
     second = client.post("/v1/jobs", json=cpu_spec(), headers=headers).json()
     assert first["id"] == second["id"]
     assert len(client.get("/v1/jobs", headers=bearer(dev)).json()["items"]) == 1
+
+
+def test_a_refunded_job_costs_nothing(client: TestClient) -> None:
+    dev, prov, job_id = running_job(client)
+    client.post(
+        f"/v1/provider/jobs/{job_id}/result",
+        json={"exit_code": 0, "usage_seconds": 60.0},
+        headers=bearer(prov),
+    )
+    assert client.get(f"/v1/jobs/{job_id}", headers=bearer(dev)).json()["cost"] != "0"
+    challenged = client.post(
+        f"/v1/jobs/{job_id}/challenge", json={"reason": "wrong output"}, headers=bearer(dev)
+    )
+    assert challenged.json()["state"] == "DISPUTED", challenged.text
+    ruled = client.post(
+        f"/v1/admin/jobs/{job_id}/resolve",
+        json={"provider_at_fault": True},
+        headers=bearer(ADMIN_TOKEN),
+    )
+    assert ruled.json()["state"] == "REFUNDED", ruled.text
+    view = client.get(f"/v1/jobs/{job_id}", headers=bearer(dev)).json()
+    assert Decimal(view["cost"]) == 0 and Decimal(view["fee"]) == 0

@@ -97,7 +97,7 @@ def test_ban_unban_stats_and_metrics(client: TestClient) -> None:
     assert stats["jobs_by_state"]["ASSIGNED"] == 1
     assert stats["gpus_online"] == 4 and stats["gpus_busy"] == 2
     assert stats["providers_online"] == 1 and stats["providers_banned"] == 0
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=admin).text
     assert 'gpumarket_jobs{state="ASSIGNED"} 1.0' in text
     assert "gpumarket_gpus_busy 2.0" in text
     all_jobs = client.get("/v1/admin/jobs", params={"state": "ASSIGNED"}, headers=admin).json()

@@ -173,6 +173,11 @@ def test_cancel_running_job_bills_used_seconds_and_tells_the_provider(
         jobs.cancel(session, dev, job_id, ledger, svc_settings)
     cancelled = job(factory, job_id)
     assert cancelled.state == "CANCELLED" and cancelled.amount_micros is not None
+    assert cancelled.fee_micros is not None
+    with session_scope(factory) as session:  # off-chain, the seconds used are paid at once
+        paid = session.get(Provider, provider_id)
+        assert paid is not None
+        assert paid.earned_micros == cancelled.amount_micros - cancelled.fee_micros
     with session_scope(factory) as session:
         ack = providers.heartbeat(
             session,
@@ -268,3 +273,53 @@ def test_failure_reports_requeue_or_fail(
         )
     failed = job(factory, other_job)
     assert failed.state == "FAILED" and "image not allowed" in (failed.failure_reason or "")
+
+
+def test_a_busy_provider_is_not_barred_from_the_job(
+    factory: sessionmaker[Session],
+    svc_settings: CoordinatorSettings,
+    ledger: RecordingSettlement,
+) -> None:
+    job_id, provider_id = _assigned(factory, svc_settings, ledger)
+    with session_scope(factory) as session:
+        providers.report_failure(
+            session,
+            Principal(Role.PROVIDER, provider_id),
+            job_id,
+            FailureReport(reason="provider is at capacity", retryable=True, busy=True),
+            ledger,
+            svc_settings,
+        )
+    bounced = job(factory, job_id)
+    assert bounced.state == "QUEUED" and bounced.excluded_provider_ids == []
+    assert bounced.attempts == 0  # the attempt it never started does not count
+    assert bounced.next_match_at is not None
+    with session_scope(factory) as session:
+        said = [e.reason for e in jobs.history(session, bounced)]
+        assert said[-1] == "provider busy: provider is at capacity; back in the queue"
+        prov = session.get(Provider, provider_id)
+        assert prov is not None and prov.failed_jobs == 0 and prov.active_jobs == 0
+    assert pipelines.match_queued(factory, svc_settings, now=bounced.next_match_at) == [provider_id]
+
+
+def test_a_job_only_its_failing_provider_can_run_fails_with_a_refund(
+    factory: sessionmaker[Session],
+    svc_settings: CoordinatorSettings,
+    ledger: RecordingSettlement,
+) -> None:
+    settings = svc_settings.model_copy(update={"excluded_retry_seconds": 5, "max_attempts": 2})
+    job_id, provider_id = _assigned(factory, settings, ledger)
+    fault = FailureReport(reason="docker refused the container", retryable=True)
+    prov = Principal(Role.PROVIDER, provider_id)
+    with session_scope(factory) as session:
+        providers.report_failure(session, prov, job_id, fault, ledger, settings)
+    requeued = job(factory, job_id)
+    assert requeued.state == "QUEUED" and requeued.excluded_provider_ids == [provider_id]
+    assert pipelines.match_queued(factory, settings) == []  # others first: there are none
+    later = requeued.updated_at + timedelta(seconds=6)
+    assert pipelines.match_queued(factory, settings, now=later) == [provider_id]
+    with session_scope(factory) as session:
+        providers.report_failure(session, prov, job_id, fault, ledger, settings)
+    failed = job(factory, job_id)
+    assert failed.state == "FAILED" and "gave up after 2 attempts" in (failed.failure_reason or "")
+    assert ledger.calls[-1] == ("refund", job_id)

@@ -1,0 +1,1 @@
+"""HTTP-level protection of the coordinator: body limits, rate limits, server timeouts."""
