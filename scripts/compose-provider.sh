@@ -9,11 +9,17 @@ if [ ! -f "$wallet" ]; then
   gpumarket wallet new --path "$wallet"
 fi
 address=$(gpumarket wallet show --path "$wallet")
+# GPUMARKET_PROVIDER_CONTAINER_LABEL=key=value: one extra label on every job container
+labels=""
+if [ -n "${GPUMARKET_PROVIDER_CONTAINER_LABEL:-}" ]; then
+  labels="container_labels = { \"${GPUMARKET_PROVIDER_CONTAINER_LABEL%%=*}\" = \"${GPUMARKET_PROVIDER_CONTAINER_LABEL#*=}\" }"
+fi
 cat > "$home/provider.toml" <<TOML
 coordinator_url = "$GPUMARKET_COORDINATOR"
 wallet = "$wallet"
 work_dir = "$home/work"
 cpu_price_per_hour = "$GPUMARKET_CPU_PRICE"
+$labels
 TOML
 stake=$(gpumarket wallet balance --path "$wallet" --json | python -c 'import json,sys; print(json.load(sys.stdin)["stake"])')
 if [ "$stake" = "0.000000" ]; then

@@ -24,7 +24,12 @@ from web3 import Web3
 
 from gpumarket.settlement.devnet import free_port
 from tests.e2e.helpers import cli
-from tests.integration.provider.conftest import BUSYBOX
+from tests.integration.provider.conftest import (
+    BUSYBOX,
+    RUN_ID,
+    RUN_LABEL,
+    remove_run_containers,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +63,8 @@ class Stack:
             "ANVIL_PORT": str(self.anvil_port),
             "GPUMARKET_PROVIDER_HOME": str(tmp / "provider-home"),
             "GPUMARKET_CPU_PRICE": "36",  # 0.01 a second, for a receipt worth reading
+            # the stack's job containers carry this run's label: teardown removes only them
+            "GPUMARKET_PROVIDER_CONTAINER_LABEL": f"{RUN_LABEL}={RUN_ID}",
         }
         self.url = f"http://127.0.0.1:{self.port}"
         self.rpc_url = f"http://127.0.0.1:{self.anvil_port}"
@@ -129,10 +136,7 @@ def stack(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Stack]
             timeout=300,
             check=False,
         )
-        for container in docker_client.containers.list(
-            all=True, filters={"label": "gpumarket.job"}
-        ):
-            container.remove(force=True)
+        remove_run_containers(docker_client)
         # each build of changed sources leaves the previous gpumarket:local untagged (0.6 GB)
         docker_client.images.prune(
             filters={"dangling": True, "label": "org.opencontainers.image.title=gpumarket"}

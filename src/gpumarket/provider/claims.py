@@ -30,12 +30,17 @@ class ClaimSigner:
         cap_micros: int | None = None,
     ) -> ResultClaim:
         """The claim for a run that used ``usage`` seconds (never above ``cap_micros``: what
-        the coordinator billed a run it cancelled, up to the moment of the cancel)."""
+        the coordinator billed a run it cancelled, up to the moment of the cancel). A run
+        stopped at its time limit ran a little past it (the stop and its grace): the
+        developer's ``max_duration_seconds`` means "stop it and charge me up to here", so the
+        seconds billed stop there, as the coordinator bills them; a claim above that would be
+        refused."""
         if assignment.chain_job_id is None:
             raise ValueError(f"job {assignment.job_id} has no on-chain id to claim against")
         price = to_micros(assignment.price_per_hour)
+        billed = min(usage, float(assignment.spec.max_duration_seconds))
         amount = min(
-            cost_micros(price, assignment.spec.resources.gpu_count, usage),
+            cost_micros(price, assignment.spec.resources.gpu_count, billed),
             assignment.max_payment_micros,
             assignment.max_payment_micros if cap_micros is None else cap_micros,
         )

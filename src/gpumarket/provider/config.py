@@ -9,6 +9,7 @@ Example ``provider.toml``::
     allow_network = false
     allowed_images = ["docker.io/pytorch/", "python:"]   # or ["*"]
     cpu_price_per_hour = "0.05"
+    container_labels = { "com.example.owner" = "lab-1" }  # optional, on every job container
 
     [prices]                                           # per GPU-hour, by model
     RTX4090 = "0.45"
@@ -26,6 +27,8 @@ from gpumarket.errors import InvalidRequest
 from gpumarket.protocol import Money, normalize_gpu_model
 
 DEFAULT_HOME = Path("~/.gpumarket")
+RESERVED_LABELS = frozenset({"gpumarket.job", "gpumarket.provider"})
+"""The container labels the daemon sets itself (the executor's LABEL_JOB and LABEL_PROVIDER)."""
 
 
 class ProviderConfig(BaseModel):
@@ -48,9 +51,22 @@ class ProviderConfig(BaseModel):
     max_log_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_output_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     tmp_size_mb: int = Field(default=1024, ge=16)
+    disk_check_seconds: float = Field(
+        default=2,
+        gt=0,
+        le=60,
+        description="how often a running job's written bytes are measured against its "
+        "resources.disk (more often as it nears the limit)",
+    )
     stop_grace_seconds: float = Field(default=10, ge=0)
     shutdown_grace_seconds: float = Field(default=60, ge=0)
     poll_wait_seconds: float = Field(default=25, ge=0)
+    container_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra Docker labels on every job container this daemon starts (say, "
+        "to tell its containers from others on a shared engine); the gpumarket.* labels "
+        "that name the job and the provider are the daemon's own and cannot be set here",
+    )
     benchmark_image: str | None = Field(
         default=None,
         description="run the matmul benchmark in this image at start and advertise the "
@@ -61,6 +77,15 @@ class ProviderConfig(BaseModel):
     @classmethod
     def _normalise_models(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:
         return {normalize_gpu_model(model): price for model, price in prices.items()}
+
+    @field_validator("container_labels")
+    @classmethod
+    def _labels_are_not_ours(cls, labels: dict[str, str]) -> dict[str, str]:
+        # a restarted daemon finds its containers by these labels: they stay its own
+        taken = sorted(key for key in labels if key in RESERVED_LABELS)
+        if taken:
+            raise ValueError(f"{', '.join(taken)} is set by the daemon itself")
+        return labels
 
     def resolved(self) -> ProviderConfig:
         """The same config with ``~`` expanded in paths."""

@@ -42,6 +42,7 @@ from gpumarket.protocol import (
     OfferAsk,
     Role,
 )
+from gpumarket.provider.assignments import load_assignment, recovered_assignment
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import LABEL_JOB, DockerExecutor
@@ -90,6 +91,7 @@ class ProviderDaemon:
         self.claims: ClaimSigner | None = None
         self.engine_problem: str | None = None
         self.held_back: list[str] = []
+        self.banned = False
         """Why the coordinator matches no job here, as its last heartbeat answer said."""
         """Why the Docker engine did not answer at the last heartbeat (None: it did)."""
 
@@ -223,7 +225,7 @@ class ProviderDaemon:
             )
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            running = list(self.runners)
+            running = [job_id for job_id, r in self.runners.items() if not r.released.is_set()]
         engine_problem = self.executor.engine_problem()
         if engine_problem != self.engine_problem:
             if engine_problem:
@@ -261,10 +263,25 @@ class ProviderDaemon:
             if runner is not None:
                 log.info("coordinator says stop %s", job_id)
                 runner.cancel()
-        if ack.banned:
-            log.error("this provider is banned by the coordinator's operator")
+        self._note_banned(ack.banned)
         self._note_held_back(ack.held_back)
         return ack.next_heartbeat_seconds
+
+    def _note_banned(self, banned: bool, why: str = "") -> None:
+        """Say once that the operator banned this provider (the heartbeat and the poll both
+        learn it, every few seconds while it lasts), and once when the ban is lifted."""
+        with self._lock:
+            if banned == self.banned:
+                return
+            self.banned = banned
+        if banned:
+            log.error(
+                "%s; running jobs go on, no new work until the operator lifts the ban "
+                "(this is logged once)",
+                why or "this provider is banned by the coordinator's operator",
+            )
+        else:
+            log.info("the operator lifted the ban: taking work again")
 
     def _note_held_back(self, reasons: list[str]) -> None:
         """Say once why the coordinator stopped matching jobs here, and once when it matches
@@ -324,11 +341,15 @@ class ProviderDaemon:
             self.runners.pop(job_id, None)
 
     def dispatch(self, assignment: Assignment) -> None:
-        """Start a runner, or give the job back when this host is full or stopping."""
+        """Start a runner, or give the job back when this host is full or stopping. A job
+        whose outcome has been reported no longer counts (its container has ended and the
+        coordinator freed its slot; only its cleanup is left). Giving a job back for want of
+        room is "busy", not a fault: the coordinator offers it again, here included."""
         assert self.client is not None
         with self._lock:
-            busy = {uuid for r in self.runners.values() for uuid in r.assignment.gpu_uuids}
-            full = len(self.runners) >= self.config.max_concurrent_jobs
+            active = [r for r in self.runners.values() if not r.released.is_set()]
+            busy = {uuid for r in active for uuid in r.assignment.gpu_uuids}
+            full = len(active) >= self.config.max_concurrent_jobs
             clash = busy & set(assignment.gpu_uuids)
             if assignment.job_id in self.runners:
                 return
@@ -342,11 +363,23 @@ class ProviderDaemon:
             if clash
             else "provider is at capacity"
         )
-        self.client.report_failure(assignment.job_id, FailureReport(reason=reason, retryable=True))
+        log.info("%s: given back: %s", assignment.job_id, reason)
+        self.client.report_failure(
+            assignment.job_id, FailureReport(reason=reason, retryable=True, busy=True)
+        )
 
     def reconcile(self) -> None:
         """After a restart: re-attach to containers still running, report those that ended
-        while the daemon was down, and forget containers of jobs that are no longer ours."""
+        while the daemon was down, forget containers of jobs that are no longer ours, and
+        remove the work folders no container is left for."""
+        assert self.client is not None
+        self._reattach()
+        with self._lock:
+            keep = set(self.runners)
+        for job_id in self.executor.remove_stale_work(keep):
+            log.info("removed the work folder of %s (no container left for it)", job_id)
+
+    def _reattach(self) -> None:
         assert self.client is not None
         for container in self.executor.labelled_containers():
             job_id = container.labels.get(LABEL_JOB, "")
@@ -360,14 +393,10 @@ class ProviderDaemon:
                 log.info("removing container of %s (%s)", job_id, job.state.value)
                 self.executor.remove(job_id)
                 continue
-            assignment = Assignment(
-                job_id=job.id,
-                spec=job.spec,
-                gpu_uuids=job.gpu_uuids,
-                price_per_hour=job.price_per_hour or 0,
-                attempt=job.attempts,
-                lease_expires_at=job.updated_at,
-            )
+            saved = load_assignment(self.executor.job_dir(job_id), job_id)
+            assignment = recovered_assignment(job, saved)
+            if self.claims is not None and assignment.chain_job_id is None:
+                log.warning("%s: no on-chain id known for it: its result cannot be claimed", job_id)
             log.info("re-attaching to %s (container %s)", job_id, container.status)
             with self._lock:
                 self._start_runner(assignment, existing=container)
@@ -443,12 +472,13 @@ class ProviderDaemon:
             try:
                 assignments = client.poll(wait=self.config.poll_wait_seconds)
                 backoff = 1.0
+                self._note_banned(False)
             except AuthenticationFailed:
                 log.warning("the coordinator no longer knows our key; registering again")
                 client = self._register()
                 continue
             except PermissionDenied as exc:  # banned: keep running jobs, wait for an unban
-                log.error("%s; no new work until the operator lifts it", exc.message)
+                self._note_banned(True, exc.message)
                 self.stopping.wait(BANNED_RETRY_SECONDS)
                 continue
             except TransportError as exc:

@@ -32,6 +32,7 @@ from docker.types import DeviceRequest, Mount
 from gpumarket.errors import GpumarketError
 from gpumarket.protocol import Assignment, JobSpec
 from gpumarket.provider.config import ProviderConfig
+from gpumarket.provider.disk_watch import ContainerDisk, DiskUsage
 from gpumarket.provider.pulls import PullFailed, PullProgress
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 LABEL_JOB = "gpumarket.job"
 LABEL_PROVIDER = "gpumarket.provider"
 PIDS_LIMIT = 512
+JOB_DIR_NAME = re.compile(r"job_[0-9a-f]{8,32}")
+"""A job's work folder is named after its id (``job_`` and hex, as the coordinator makes them)."""
 INPUT_DOWNLOAD_CAP = 1024 * 1024 * 1024
 
 
@@ -253,10 +256,15 @@ class DockerExecutor:
             "environment": dict(spec.env),
             "working_dir": spec.working_dir,
             "name": container_name(assignment.job_id),
-            "labels": {LABEL_JOB: assignment.job_id, LABEL_PROVIDER: self.provider_id},
+            "labels": {
+                **self.config.container_labels,
+                LABEL_JOB: assignment.job_id,
+                LABEL_PROVIDER: self.provider_id,
+            },
             "network_mode": "bridge" if network else "none",
             "read_only": True,
-            "tmpfs": {"/tmp": f"rw,noexec,nosuid,size={self.config.tmp_size_mb}m"},
+            # /tmp is scratch space too: never bigger than the job's disk limit
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,size={self.tmp_size_mb(spec)}m"},
             "mounts": mounts,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
@@ -349,6 +357,27 @@ class DockerExecutor:
             cancelled=was_cancelled,
         )
 
+    def tmp_size_mb(self, spec: JobSpec) -> int:
+        """The size of the job's tmpfs /tmp: the owner's ``tmp_size_mb``, or the job's disk
+        limit when that is smaller (what it writes there counts against that limit)."""
+        return max(1, min(self.config.tmp_size_mb, spec.resources.disk_mb))
+
+    def disk_meter(self, container: Container) -> Callable[[], DiskUsage]:
+        """What measures the bytes the container has written, for its job's disk watch."""
+        return ContainerDisk(self.docker.api, container.id).measure
+
+    @staticmethod
+    def kill(container: Container) -> None:
+        """SIGKILL at once, no grace period: for a job over its disk limit, which a grace
+        period would let write on. A container that already ended is left as it is."""
+        try:
+            container.kill()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: it is not running
+                raise
+
     def stop(self, container: Container) -> None:
         """SIGTERM, then SIGKILL after ``stop_grace_seconds``."""
         with contextlib.suppress(docker.errors.NotFound):
@@ -360,6 +389,21 @@ class DockerExecutor:
             self.docker.containers.get(container_name(job_id)).remove(force=True, v=True)
         if not keep_work:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def remove_stale_work(self, keep: set[str]) -> list[str]:
+        """Remove the work folders of jobs other than ``keep`` (those of jobs that ended while
+        the daemon was down, or whose results were kept when the coordinator could not be
+        reached); returns their job ids. Only folders named like a job id are touched."""
+        removed = []
+        try:
+            entries = list(self.config.work_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.is_dir() and JOB_DIR_NAME.fullmatch(entry.name) and entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        return removed
 
     def labelled_containers(self) -> list[Container]:
         """Containers this provider started (running or not), found by label."""

@@ -20,13 +20,15 @@ from gpumarket.protocol import (
     from_micros,
     to_micros,
 )
+from gpumarket.provider.assignments import save_assignment
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
+from gpumarket.provider.disk_watch import MB, DiskUsage, DiskWatch, over_limit_reason
 from gpumarket.provider.executor import DockerExecutor, JobRefused, Outcome
 from gpumarket.provider.logship import LogShipper
 from gpumarket.provider.outputs import OutputsTooLarge, pack_outputs
 from gpumarket.provider.pulls import PullProgress
-from gpumarket.provider.retry import with_retry
+from gpumarket.provider.retry import is_final, with_retry
 from gpumarket.sdk import ProviderClient
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,13 @@ class JobRunner(threading.Thread):
         self.claims = claims
         self._cancel = threading.Event()
         self.handed_back = threading.Event()
+        self.released = threading.Event()
+        """Set once the job's outcome has been told (its container has ended): the coordinator
+        has freed its slot, so this host has room for another job while this one cleans up."""
         self._reader: threading.Thread | None = None
         self._last_progress = float("-inf")
+        self.disk_over: DiskUsage | None = None
+        """What the job had written when it went over its ``resources.disk`` (it was killed)."""
 
     @property
     def job_id(self) -> str:
@@ -91,6 +98,8 @@ class JobRunner(threading.Thread):
         container and the job's work folder are removed whatever happened."""
         job_dir = self.executor.job_dir(self.job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
+        if self.existing is None:  # what a restart needs to finish it (its claim above all)
+            save_assignment(job_dir, self.assignment)
         shipper = LogShipper(
             self.client, self.job_id, self.config.max_log_bytes, job_dir / "logs.json"
         )
@@ -112,6 +121,10 @@ class JobRunner(threading.Thread):
                     self._hand_back(shipper, "provider shut down before the job started")
                 return
             outcome = self._follow(container, shipper)
+            cancelled_by_developer = outcome.cancelled and not self.handed_back.is_set()
+            if self.disk_over is not None and not cancelled_by_developer:
+                self._fail_over_disk(self.disk_over, shipper)
+                return
             refused = self.executor.exec_failure(container, outcome, self.assignment.spec)
             if refused is not None:
                 raise refused
@@ -134,12 +147,24 @@ class JobRunner(threading.Thread):
         except (Conflict, NotFound) as exc:
             log.info("job %s is no longer ours: %s", self.job_id, exc.message)
             shipper.close(timeout=5)
+        except GpumarketError as exc:
+            shipper.close(timeout=5)
+            if is_final(exc):  # the coordinator refused what we sent: sending it again won't do
+                log.error("%s: the coordinator refused this run's report: %s", self.job_id, exc)
+                self._report_failure(
+                    f"the coordinator refused the provider's report: {exc.message}",
+                    retryable=False,
+                )
+            else:  # out of reach for too long: keep the results for the owner to look at
+                log.exception("job %s failed on this provider", self.job_id)
+                keep_work = True
+                self._report_failure(f"provider error: {exc}", retryable=True)
         except Exception as exc:
             log.exception("job %s failed on this provider", self.job_id)
             shipper.close(timeout=5)
-            keep_work = isinstance(exc, GpumarketError)  # coordinator unreachable: keep results
             self._report_failure(f"provider error: {exc}", retryable=True)
         finally:
+            self.released.set()
             try:
                 self.executor.remove(self.job_id, keep_work=keep_work)
             except docker.errors.APIError:
@@ -205,11 +230,37 @@ class JobRunner(threading.Thread):
                 name=f"output-{self.job_id}",
             )
             self._reader.start()
-        outcome = self.executor.wait(
-            container, self.assignment.spec.max_duration_seconds, self._cancel.is_set
+        watch = DiskWatch(
+            self.executor.disk_meter(container),
+            self.assignment.spec.resources.disk_mb * MB,
+            on_over=lambda _usage: self.executor.kill(container),
+            interval=self.config.disk_check_seconds,
+            name=f"disk-{self.job_id}",
         )
+        watch.start()
+        try:
+            outcome = self.executor.wait(
+                container, self.assignment.spec.max_duration_seconds, self._cancel.is_set
+            )
+        finally:
+            watch.stop()
+        if watch.over is None:  # a job that filled the disk and ended between two looks
+            try:
+                watch.check()
+            except docker.errors.APIError as exc:
+                log.warning("%s: last disk measurement failed: %s", self.job_id, exc)
+        self.disk_over = watch.over
         self._reader.join(30)
         return outcome
+
+    def _fail_over_disk(self, usage: DiskUsage, shipper: LogShipper) -> None:
+        """The job wrote more than its ``resources.disk`` and was killed: it fails for good
+        (another provider would stop it the same way), and its outputs are not uploaded."""
+        reason = over_limit_reason(self.assignment.spec.resources.disk, usage)
+        log.info("%s: killed: %s", self.job_id, reason)
+        shipper.system(f"killed: {reason}")
+        shipper.close()
+        self._report_failure(reason, retryable=False)
 
     def _report(self, outcome: Outcome, shipper: LogShipper) -> None:
         spec = self.assignment.spec

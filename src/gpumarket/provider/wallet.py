@@ -25,8 +25,9 @@ def create_wallet(path: Path, password: str) -> LocalAccount:
     return account
 
 
-def load_wallet(path: Path, password: str) -> LocalAccount:
-    """Decrypt the keystore at ``path``."""
+def load_wallet(path: Path, password: str, password_env: str | None = None) -> LocalAccount:
+    """Decrypt the keystore at ``path``. ``password_env`` names the variable the password
+    was read from: an empty password that fails says to set it, not that it is wrong."""
     try:
         keystore = json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -38,13 +39,21 @@ def load_wallet(path: Path, password: str) -> LocalAccount:
     try:
         key = Account.decrypt(keystore, password)
     except ValueError as exc:
+        if not password and password_env and password_env not in os.environ:
+            raise AuthenticationFailed(
+                f"cannot decrypt the wallet at {path}: no password was given; set the "
+                f"environment variable {password_env}"
+            ) from exc
         raise AuthenticationFailed(f"cannot decrypt the wallet at {path}: wrong password") from exc
     account: LocalAccount = Account.from_key(key)
     return account
 
 
-def load_or_create_wallet(path: Path, password: str) -> tuple[LocalAccount, bool]:
-    """The wallet at ``path``, created first if absent; True when it was just created."""
+def load_or_create_wallet(
+    path: Path, password: str, password_env: str | None = None
+) -> tuple[LocalAccount, bool]:
+    """The wallet at ``path``, created first if absent; True when it was just created
+    (``password_env``: as for :func:`load_wallet`)."""
     if path.exists():
-        return load_wallet(path, password), False
+        return load_wallet(path, password, password_env), False
     return create_wallet(path, password), True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ from gpumarket.sdk import Client, register_wallet
 from tests.conftest import ADMIN_TOKEN, sqlite_url
 from tests.integration.processes import CoordinatorProcess
 
+RUN_LABEL = "gpumarket.test-run"
+RUN_ID = uuid.uuid4().hex
+"""Every job container the tests' providers start carries ``RUN_LABEL=RUN_ID`` (a provider's
+``container_labels``): teardown removes those and nothing else, so a test run on a provider
+host never touches the host's own jobs."""
+RUN_LABELS = {RUN_LABEL: RUN_ID}
 BUSYBOX = "gpumarket-test/busybox:1"
 PYTHON = "gpumarket-test/python:1"
 FAST = {"GPUMARKET_HEARTBEAT_INTERVAL_SECONDS": "1", "GPUMARKET_LOOP_INTERVAL_SECONDS": "0.2"}
@@ -51,6 +58,18 @@ def docker_client() -> docker.DockerClient:
             pytest.fail(message)
         pytest.skip(message)
     return client
+
+
+def remove_run_containers(client: docker.DockerClient) -> None:
+    """Remove the job containers this test run's providers started (running or not); other
+    containers, a provider host's live jobs included, are left alone."""
+    for container in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={RUN_ID}"}):
+        container.remove(force=True)
+
+
+def run_labels_toml() -> str:
+    """``container_labels`` as a TOML value, for the tests that write a provider.toml."""
+    return "{ " + ", ".join(f'"{k}" = "{v}"' for k, v in RUN_LABELS.items()) + " }"
 
 
 @pytest.fixture
@@ -84,6 +103,7 @@ def provider_config(
         "poll_wait_seconds": 2,
         "max_concurrent_jobs": 4,
         "tmp_size_mb": 16,
+        "container_labels": RUN_LABELS,
     }
     values.update(overrides)
     return ProviderConfig.model_validate(values)
@@ -108,8 +128,7 @@ def start_daemon(
     for daemon, thread in started:
         daemon.stop()
         thread.join(30)
-    for container in docker_client.containers.list(all=True, filters={"label": "gpumarket.job"}):
-        container.remove(force=True)
+    remove_run_containers(docker_client)
 
 
 def cpu_job(command: list[str], image: str = BUSYBOX, **fields: Any) -> JobSpec:

@@ -15,7 +15,13 @@ import pytest
 from gpumarket.protocol import JobState
 from gpumarket.sdk import Client
 from tests.integration.processes import CoordinatorProcess
-from tests.integration.provider.conftest import SETTLED_ENOUGH, cpu_job, log_text, wait_for
+from tests.integration.provider.conftest import (
+    SETTLED_ENOUGH,
+    cpu_job,
+    log_text,
+    run_labels_toml,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +35,7 @@ def write_config(tmp_path: Path, coordinator: CoordinatorProcess, **extra: str) 
         "cpu_price_per_hour": '"0.10"',
         "stop_grace_seconds": "1",
         "poll_wait_seconds": "2",
+        "container_labels": run_labels_toml(),
         **extra,
     }
     path = tmp_path / "provider.toml"
@@ -72,8 +79,13 @@ def test_killed_daemon_reconciles_its_job_after_restart(
         daemon.send_signal(signal.SIGKILL)  # no goodbye: the container keeps running
         daemon.wait(10)
         assert developer.get(job.id).state is JobState.RUNNING
+        # the terms a restart reports (and on-chain claims) the job with
+        assert (tmp_path / "work" / job.id / "assignment.json").is_file()
+        left_over = tmp_path / "work" / "job_00000000deadbeef"  # a job that ended while down
+        (left_over / "outputs").mkdir(parents=True)
         daemon = start_daemon(config, log)
         done = wait_for(developer, job.id, SETTLED_ENOUGH, timeout=60)
+        assert not left_over.exists()
         assert done.state is JobState.COMMITTED and done.exit_code == 0, log.read_text()
         assert log_text(developer, job.id, "stdout") == "before\nafter\n", [
             (x.seq, x.stream, x.data) for x in developer.logs(job.id)

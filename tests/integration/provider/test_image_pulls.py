@@ -123,7 +123,7 @@ def test_cancelling_during_the_pull_abandons_it(
     assert developer.get(job.id, explain=False).state is JobState.CANCELLED
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(image)
-    assert not docker_client.containers.list(all=True, filters={"label": "gpumarket.job"})
+    assert not docker_client.containers.list(all=True, filters={"label": f"gpumarket.job={job.id}"})
 
 
 def test_a_provider_shutting_down_mid_pull_hands_the_job_back_at_once(

@@ -62,3 +62,26 @@ def test_the_claim_never_exceeds_the_escrow_and_binds_the_exit_code() -> None:
     capped = signer.claim(assignment(0, 5_000), 1, None, 3600)
     assert capped.amount_micros == 5_000
     assert capped.result_hash != signer.claim(assignment(0, 5_000), 0, None, 3600).result_hash
+
+
+def test_a_run_stopped_at_its_limit_claims_what_the_coordinator_bills() -> None:
+    from datetime import timedelta
+
+    from gpumarket.coordinator.db.models import Job
+    from gpumarket.coordinator.services.lifecycle import billable_micros
+
+    base = assignment(1, 10**9)
+    limited = base.model_copy(
+        update={"spec": base.spec.model_copy(update={"max_duration_seconds": 15})}
+    )
+    claim = ClaimSigner(Account.create(), CHAIN).claim(limited, 143, None, 15.504)
+    assert claim.amount_micros == 1_800_000 * 15 // 3600  # the limit's 15 s, not 15.504 s
+    now = datetime.now(UTC)
+    job = Job(
+        spec=limited.spec.model_dump(mode="json"),
+        price_micros=1_800_000,
+        gpu_count=1,
+        escrow_micros=10**9,
+        assigned_at=now - timedelta(seconds=20),
+    )
+    assert claim.amount_micros == billable_micros(job, 15.504, now)  # not over: accepted
