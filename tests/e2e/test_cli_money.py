@@ -363,6 +363,45 @@ def test_a_killed_provider_is_replaced_and_only_the_replacement_is_paid(session:
             second[1].join(30)
 
 
+def _daemon_process(s: Session, config: Path, log_name: str) -> subprocess.Popen[bytes]:
+    """``gpumarket provider run`` as its own process (so it can be SIGKILLed)."""
+    log = (s.tmp / log_name).open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gpumarket.cli", "provider", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "GPUMARKET_WALLET_PASSWORD": "pw"},
+    )
+
+
+def test_a_provider_killed_mid_job_and_restarted_is_paid_for_it(session: Session) -> None:
+    """A daemon SIGKILLed while its job runs comes back, re-attaches to the container and
+    claims on-chain with the job's chain id (it was refused: "no on-chain id to claim
+    against", and the finished work was thrown away)."""
+    s = session
+    _, config = staked_provider(s, "restarted")
+    daemon = _daemon_process(s, config, "restarted-1.log")
+    try:
+        s.developer()
+        s.cli("dev", "wallet", "deposit", "20")
+        job_id = s.submit_with_flags("sh -c 'sleep 4; echo done'")
+        provider_id = s.wait(job_id, "RUNNING")["provider_id"]
+        daemon.send_signal(signal.SIGKILL)  # mid-job
+        daemon.wait(10)
+        daemon = _daemon_process(s, config, "restarted-2.log")
+        committed = s.wait(job_id, "COMMITTED", timeout=90)
+        assert committed["provider_id"] == provider_id and committed["attempts"] == 1
+        assert "done" in s.cli("dev", "job", "logs", job_id).stdout
+        s.net.time_travel(3601)
+        settled = s.wait(job_id, "SETTLED")
+        paid = Decimal(settled["receipt"]["paid"])
+        wallet = ["--path", str(s.tmp / "restarted-wallet.json")]
+        assert Decimal(s.balance("prov", *wallet)["earnings"]) == paid > 0
+    finally:
+        daemon.kill()
+        daemon.wait(10)
+
+
 def test_a_rejected_challenge_and_a_coordinator_killed_before_finalize(session: Session) -> None:
     """The other ruling (the provider was right: paid, and the bond is its), and the
     coordinator SIGKILLed between commit and finalize: after restart the job settles once."""
