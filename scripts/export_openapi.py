@@ -21,6 +21,7 @@ CREDENTIALS = [  # path prefix -> who may call it
     ("/v1/jobs", "developer key (reads: the job's owner, its provider or the admin)"),
     ("/v1/auth", "none"),
     ("/v1/offers", "none"),
+    ("/metrics", "admin token (none with GPUMARKET_PUBLIC_METRICS=true)"),
     ("/", "none"),
 ]
 
