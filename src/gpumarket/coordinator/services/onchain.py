@@ -55,16 +55,19 @@ def _with_chain_steps(job: Job) -> Job:
     return job
 
 
-def _record(session: Session, job: Job, step: str, outcome: TxOutcome | None, tx: str) -> None:
+def _record(
+    session: Session,
+    job: Job,
+    step: str,
+    outcome: TxOutcome | None,
+    tx: str,
+    mined: tuple[int | None, int | None] = (None, None),
+) -> None:
+    """One chain step on the job's receipt: from our own transaction's ``outcome``, or from
+    ``mined`` (block, gas) for a transaction someone else sent."""
+    block, gas = (outcome.sent.block, outcome.gas_share) if outcome else mined
     session.add(
-        ChainTx(
-            job_id=job.id,
-            step=step,
-            tx_hash=tx,
-            block=outcome.sent.block if outcome else None,
-            gas_used=outcome.gas_share if outcome else None,
-            at=utcnow(),
-        )
+        ChainTx(job_id=job.id, step=step, tx_hash=tx, block=block, gas_used=gas, at=utcnow())
     )
 
 
@@ -290,16 +293,7 @@ def challenge(
         if job.state == JobState.COMMITTED.value:
             job.chain_state = "disputed"
             if tx_hash:
-                session.add(
-                    ChainTx(
-                        job_id=job.id,
-                        step="challenge",
-                        tx_hash=tx_hash,
-                        block=block,
-                        gas_used=gas,
-                        at=utcnow(),
-                    )
-                )
+                _record(session, job, "challenge", None, tx_hash, mined=(block, gas))
             lifecycle.dispute(session, job, reason, backend, accepted_on_chain=True)
         else:  # the follower recorded the challenge while we asked the contract
             _keep_challengers_reason(session, job, reason)
