@@ -1,4 +1,5 @@
-# The gpumarket image: the coordinator (default command), the provider daemon and the CLI.
+# The gpumarket image: the coordinator (default command), the provider daemon and the CLI
+# (gpumarket[all]: both extras).
 # BASE_IMAGE lets a machine without registry access build from a locally imported Python base.
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
@@ -10,7 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY scripts/compose-provider.sh ./scripts/
-RUN python -m pip install --no-cache-dir . \
+RUN python -m pip install --no-cache-dir '.[all]' \
     && useradd --create-home --uid 10001 gpumarket \
     && mkdir -p /data && chown gpumarket /data
 USER gpumarket

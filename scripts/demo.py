@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+from gpumarket.keystore import create_wallet  # noqa: E402
 from gpumarket.protocol import JobSpec, JobState, Role  # noqa: E402
-from gpumarket.provider.wallet import create_wallet  # noqa: E402
 from gpumarket.sdk import AdminClient, Client, register_wallet  # noqa: E402
 from gpumarket.settlement.deploy import write_deployment  # noqa: E402
 from gpumarket.settlement.devnet import Devnet  # noqa: E402
@@ -276,8 +276,8 @@ def run(url: str, net: Devnet) -> None:
         admin = AdminClient(url, ADMIN_TOKEN)
         stats = admin.stats()
         print(
-            f"  marketplace: {stats['jobs_by_state']['SETTLED']} settled, "
-            f"revenue {stats['revenue_micros'] / 1e6:.6f}, fees {stats['fees_micros'] / 1e6:.6f}"
+            f"  marketplace: {stats.jobs_by_state['SETTLED']} settled, "
+            f"revenue {stats.revenue_micros / 1e6:.6f}, fees {stats.fees_micros / 1e6:.6f}"
         )
     finally:
         provider.send_signal(signal.SIGTERM)

@@ -106,7 +106,7 @@ def gpu_spec(gpu: Any = "RTX4090:1", price: str = "2.0", **overrides: Any) -> di
 
 def running_job(client: Any) -> tuple[str, str, str]:
     """A RUNNING GPU job through a TestClient: (developer key, provider key, job id)."""
-    from gpumarket.coordinator.background import pipelines
+    from gpumarket.coordinator.background import matcher
 
     dev, _ = register(client, "developer")
     prov, _ = register(client, "provider")
@@ -117,6 +117,6 @@ def running_job(client: Any) -> tuple[str, str, str]:
     )
     job_id = client.post("/v1/jobs", json=gpu_spec(), headers=bearer(dev)).json()["id"]
     app = client.app
-    pipelines.match_queued(app.state.session_factory, app.state.settings)
+    matcher.match_queued(app.state.session_factory, app.state.settings)
     client.post(f"/v1/provider/jobs/{job_id}/started", json={}, headers=bearer(prov))
     return dev, prov, job_id

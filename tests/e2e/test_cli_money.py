@@ -20,9 +20,9 @@ import docker
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from gpumarket.keystore import create_wallet
 from gpumarket.provider.config import load_config
 from gpumarket.provider.daemon import ProviderDaemon
-from gpumarket.provider.wallet import create_wallet
 from gpumarket.settlement.contracts import Market
 from gpumarket.settlement.deploy import write_deployment
 from gpumarket.settlement.devnet import Devnet

@@ -126,8 +126,8 @@ def test_newcomer_flow_over_http(coordinator: CoordinatorProcess, tmp_path: Path
 
     admin = AdminClient(coordinator.url, ADMIN_TOKEN)
     stats = admin.stats()
-    assert stats["jobs_by_state"]["COMMITTED"] == 1
-    assert stats["providers_online"] == 1
+    assert stats.jobs_by_state["COMMITTED"] == 1
+    assert stats.providers_online == 1
     assert httpx.get(f"{coordinator.url}/metrics").status_code == 401  # operator figures
     metrics = httpx.get(
         f"{coordinator.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}

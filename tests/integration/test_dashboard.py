@@ -123,7 +123,7 @@ def test_an_operator_signs_in_bans_and_rules(market: CoordinatorProcess, browser
 
     page.click(f"#disputes tr[data-id='{job_id}'] button:text('provider right')")
     page.wait_for_selector("#no-disputes:not([hidden])")
-    assert admin.stats()["jobs_by_state"][JobState.SETTLED.value] == 1
+    assert admin.stats().jobs_by_state[JobState.SETTLED.value] == 1
 
     page.click("#sign-out")
     assert page.is_visible("#sign-in") and not page.is_visible("#market")

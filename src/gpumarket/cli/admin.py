@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,9 @@ from gpumarket.cli.output import JsonOption, emit, or_dash, print_listing
 from gpumarket.cli.profile import load_profile
 from gpumarket.errors import AuthenticationFailed
 from gpumarket.protocol import JobEvent, JobState
+
+if TYPE_CHECKING:
+    from gpumarket.sdk import AdminClient
 
 app = typer.Typer(help="Operate the marketplace (admin token).", no_args_is_help=True)
 
@@ -25,7 +28,7 @@ CoordinatorOption = Annotated[
 ]
 
 
-def admin(coordinator: str | None, token: str | None) -> Any:
+def admin(coordinator: str | None, token: str | None) -> AdminClient:
     """An AdminClient, or a one-line hint when no token is given."""
     from gpumarket.sdk import AdminClient
 
@@ -44,22 +47,21 @@ def providers(
     """Providers with their GPUs, capacity and reputation."""
     rows = admin(coordinator, admin_token).providers(online=online)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        typer.echo(json.dumps([p.model_dump(mode="json") for p in rows], indent=2))
         return
     print_listing(
         ("id", "region", "online", "banned", "GPUs", "active", "done", "reputation", "earned"),
         (
             (
-                p["id"],
-                p["region"] or "-",
-                str(p["online"]),
-                str(p["banned"]),
-                f"{len(p['gpus'])}x "
-                + (", ".join(sorted({g["name"] for g in p["gpus"]})) or "CPU"),
-                str(p["active_jobs"]),
-                str(p["completed_jobs"]),
-                f"{p['reputation']:.2f}",
-                p["earned"],
+                p.id,
+                p.region or "-",
+                str(p.online),
+                str(p.banned),
+                f"{len(p.gpus)}x " + (", ".join(sorted({g["name"] for g in p.gpus})) or "CPU"),
+                str(p.active_jobs),
+                str(p.completed_jobs),
+                f"{p.reputation:.2f}",
+                str(p.earned),
             )
             for p in rows
         ),
@@ -151,7 +153,7 @@ def _challenge_reason(events: list[JobEvent]) -> str:
     """What the challenger said, from the job's move to DISPUTED (a cancelled run's claim
     challenged on-chain has no such move: the job stays CANCELLED)."""
     for event in reversed(events):
-        if event.to_state == JobState.DISPUTED:
+        if event.kind == "job" and event.to_state == JobState.DISPUTED:
             return event.reason.removeprefix("challenged: ")
     return "the claim of a cancelled run, challenged on-chain"
 
@@ -194,26 +196,26 @@ def stats(
     payment, a cancelled run's seconds included) and fees."""
     data = admin(coordinator, admin_token).stats()
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(data.model_dump_json(indent=2))
         return
-    jobs_line = ", ".join(f"{k} {v}" for k, v in data["jobs_by_state"].items() if v)
+    jobs_line = ", ".join(f"{k} {v}" for k, v in data.jobs_by_state.items() if v)
     console.print(f"jobs: {jobs_line or 'none'}")
     console.print(
-        f"providers: {data['providers_online']} online of {data['providers_total']} "
-        f"({data['providers_banned']} banned); GPUs: {data['gpus_busy']} busy of "
-        f"{data['gpus_online']} online; CPUs for CPU jobs: {data['cpus_busy']:g} busy of "
-        f"{data['cpus_online']:g} online"
+        f"providers: {data.providers_online} online of {data.providers_total} "
+        f"({data.providers_banned} banned); GPUs: {data.gpus_busy} busy of "
+        f"{data.gpus_online} online; CPUs for CPU jobs: {data.cpus_busy:g} busy of "
+        f"{data.cpus_online:g} online"
     )
     console.print(
-        f"utilization over {data['window_seconds'] // 60} min: GPUs "
-        f"{data['utilization']:.1%} ({data['gpu_hours_used']:.2f} of "
-        f"{data['gpu_hours_available']:.2f} GPU-hours), CPUs "
-        f"{data['cpu_utilization']:.1%} ({data['cpu_hours_used']:.2f} of "
-        f"{data['cpu_hours_available']:.2f} CPU-hours)"
+        f"utilization over {data.window_seconds // 60} min: GPUs "
+        f"{data.utilization:.1%} ({data.gpu_hours_used:.2f} of "
+        f"{data.gpu_hours_available:.2f} GPU-hours), CPUs "
+        f"{data.cpu_utilization:.1%} ({data.cpu_hours_used:.2f} of "
+        f"{data.cpu_hours_available:.2f} CPU-hours)"
     )
     console.print(
-        f"revenue {data['revenue_micros'] / 1e6:.6f}, fees "
-        f"{data['fees_micros'] / 1e6:.6f}, pending {data['pending_micros'] / 1e6:.6f}"
+        f"revenue {data.revenue_micros / 1e6:.6f}, fees "
+        f"{data.fees_micros / 1e6:.6f}, pending {data.pending_micros / 1e6:.6f}"
     )
 
 
@@ -228,13 +230,12 @@ def fee(
     as_json: JsonOption = False,
 ) -> None:
     """Set the protocol fee for jobs opened from now on (running jobs keep their terms)."""
-    data = admin(coordinator, admin_token).set_fee(fee_bps, burn_bps)
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-        return
-    chain = data["chain"]
-    console.print(
-        f"fee {chain['fee_bps']} bps, burn {chain['burn_bps']} bps of it (tx {data['tx_hash']})"
+    change = admin(coordinator, admin_token).set_fee(fee_bps, burn_bps)
+    emit(
+        as_json,
+        change,
+        f"fee {change.chain.fee_bps} bps, burn {change.chain.burn_bps} bps of it "
+        f"(tx {change.tx_hash})",
     )
 
 
@@ -246,6 +247,6 @@ def pause(
     as_json: JsonOption = False,
 ) -> None:
     """Pause the market (no new jobs are opened; withdrawals keep working), or --resume it."""
-    data = admin(coordinator, admin_token).set_paused(not resume)
-    state = "paused" if data["paused"] else "running"
-    emit(as_json, data, f"market {state} (tx {data['tx_hash']})")
+    change = admin(coordinator, admin_token).set_paused(not resume)
+    state = "paused" if change.paused else "running"
+    emit(as_json, change, f"market {state} (tx {change.tx_hash})")

@@ -204,9 +204,9 @@ def _connect(rpc_url: str) -> Any:
     """A web3 client of the chain at ``rpc_url``, or a one-line error when nothing answers."""
     from web3 import Web3
 
-    from gpumarket.errors import TransportError
+    from gpumarket.errors import Unreachable
 
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     if not w3.is_connected():
-        raise TransportError(f"cannot reach the chain at {rpc_url}")
+        raise Unreachable(f"cannot reach the chain at {rpc_url}")
     return w3

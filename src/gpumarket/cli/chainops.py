@@ -36,7 +36,7 @@ def wallet_password(password_env: str, path: Path, confirm: bool = False) -> str
 
 def open_wallet(path: Path, password_env: str) -> LocalAccount:
     """Decrypt the keystore at ``path``; the password comes from ``password_env`` or a prompt."""
-    from gpumarket.provider.wallet import load_wallet
+    from gpumarket.keystore import load_wallet
 
     return load_wallet(path.expanduser(), wallet_password(password_env, path))
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gpumarket.cli.extras import require_extra
 from gpumarket.cli.logsetup import (
     LogFormat,
     LogFormatOption,
@@ -21,9 +22,9 @@ app = typer.Typer(help="Run the coordinator (REST API, matching, lifecycle).", n
 
 
 def _settings(**overrides: Any) -> Any:
-    from gpumarket.coordinator.settings import CoordinatorSettings
+    from gpumarket.coordinator.settings import load_settings
 
-    return CoordinatorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**overrides)  # a wrong setting: a ConfigurationError, one line
 
 
 @app.command()
@@ -50,18 +51,20 @@ def serve(
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs); migrates the database first."""
-    import uvicorn
-
-    from gpumarket.coordinator.app import create_app
-    from gpumarket.coordinator.http.server import header_timeout_protocol
-
+    require_extra("coordinator", "the coordinator")
     configure_logging(log_level, log_format)
+    # first: a misconfiguration is one line before anything is imported, opened or served
     settings = _settings(
         db_url=db_url,
         data_dir=data_dir,
         admin_token=admin_token,
         challenge_window_seconds=challenge_window,
     )
+    import uvicorn
+
+    from gpumarket.coordinator.app import create_app
+    from gpumarket.coordinator.http.server import header_timeout_protocol
+
     if settings.auto_migrate:  # here rather than in the app, so a bad URL is one clear line
         _migrate_or_explain(settings.db_url, "head")
         settings = settings.model_copy(update={"auto_migrate": False})
@@ -103,6 +106,7 @@ def migrate(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Upgrade the database schema (serve does this by itself unless auto_migrate is off)."""
+    require_extra("coordinator", "the coordinator")
     settings = _settings(db_url=db_url)
     _migrate_or_explain(settings.db_url, revision)
     typer.echo(f"database at {revision}")
@@ -114,16 +118,16 @@ def _migrate_or_explain(db_url: str, revision: str) -> None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
     from gpumarket.coordinator.db import migrate as migrations
-    from gpumarket.errors import InvalidRequest, TransportError
+    from gpumarket.errors import ConfigurationError, Unreachable
 
     try:
         migrations.upgrade(db_url, revision)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise InvalidRequest(
+        raise ConfigurationError(
             f"--db-url {db_url!r} is not a database URL gpumarket can use ({exc}); use "
             "sqlite:///path.db or postgresql+psycopg://user:password@host/dbname"
         ) from exc
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         shown = make_url(db_url).render_as_string(hide_password=True)
-        raise TransportError(f"cannot open the database at {shown!r}: {reason}") from exc
+        raise Unreachable(f"cannot open the database at {shown!r}: {reason}") from exc

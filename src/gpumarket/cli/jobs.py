@@ -76,8 +76,8 @@ def login(
 ) -> None:
     """Sign the coordinator's challenge with your wallet and save the API key."""
     from gpumarket.cli.chainops import wallet_password
+    from gpumarket.keystore import load_or_create_wallet
     from gpumarket.protocol import Role
-    from gpumarket.provider.wallet import load_or_create_wallet
     from gpumarket.sdk import register_wallet
 
     path = wallet.expanduser()
@@ -605,13 +605,23 @@ def _challenge_line(job: JobView, now: datetime | None = None) -> str:
 
 @app.command()
 def events(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption = False) -> None:
-    """The job's state history with reasons."""
+    """The job's history with reasons: its lifecycle states and, on an on-chain market, where
+    its money stands (``money`` lines, with the transaction, block and gas of each step)."""
     history = client(coordinator).events(job_id)
     if as_json:
         typer.echo(json.dumps([e.model_dump(mode="json") for e in history], indent=2))
         return
     for event in history:
-        console.print(f"{event.at:%H:%M:%S} {event.to_state.value:<10} {event.reason}")
+        if event.kind == "chain":
+            tx = ""
+            if event.tx_hash:
+                gas = f", gas {event.gas_used:,}" if event.gas_used is not None else ""
+                block = f"block {event.block}" if event.block is not None else "block ?"
+                tx = f" [{event.tx_hash[:10]}… {block}{gas}]"
+            state = f"money {event.to_state.value}"
+            console.print(f"{event.at:%H:%M:%S} {state:<16} {event.reason}{tx}", highlight=False)
+        else:
+            console.print(f"{event.at:%H:%M:%S} {event.to_state.value:<16} {event.reason}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from gpumarket.cli.consoles import console
+from gpumarket.cli.extras import require_extra
 from gpumarket.cli.logsetup import (
     LogFormat,
     LogFormatOption,
@@ -45,6 +46,7 @@ def inventory(
     as_json: JsonOption = False,
 ) -> None:
     """List this host's GPUs as NVML reports them (none without an NVIDIA driver)."""
+    require_extra("provider", "the GPU inventory")
     from gpumarket.provider.gpu import NvmlInventory
 
     found = NvmlInventory().read()
@@ -108,6 +110,7 @@ def benchmark(
     as_json: JsonOption = False,
 ) -> None:
     """Measure matmul TFLOPS in a container and compare with the theoretical figure."""
+    require_extra("provider", "the benchmark")
     from gpumarket.provider.benchmark import run_benchmark
     from gpumarket.provider.gpu import NvmlInventory
 
@@ -165,10 +168,11 @@ def run(
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Register with the coordinator and run the jobs it assigns until SIGTERM/Ctrl-C."""
+    require_extra("provider", "the provider daemon")
     from gpumarket.errors import InvalidRequest
+    from gpumarket.keystore import load_or_create_wallet
     from gpumarket.provider.config import load_config
     from gpumarket.provider.daemon import ProviderDaemon
-    from gpumarket.provider.wallet import load_or_create_wallet
 
     configure_logging(log_level, log_format)
     prices = None

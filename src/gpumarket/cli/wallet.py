@@ -37,7 +37,7 @@ def new(
     as_json: JsonOption = False,
 ) -> None:
     """Create a wallet (refuses to overwrite one)."""
-    from gpumarket.provider.wallet import create_wallet
+    from gpumarket.keystore import create_wallet
 
     account = create_wallet(path.expanduser(), password_from(password_env, True, path))
     emit(
@@ -54,7 +54,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Print the wallet's address (decrypting it proves the password)."""
-    from gpumarket.provider.wallet import load_wallet
+    from gpumarket.keystore import load_wallet
 
     account = load_wallet(path.expanduser(), password_from(password_env, False, path))
     emit(as_json, {"address": account.address, "path": str(path)}, account.address)

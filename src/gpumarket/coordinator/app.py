@@ -41,9 +41,10 @@ from gpumarket.coordinator.openapi import coordinator_openapi
 from gpumarket.coordinator.services import lifecycle
 from gpumarket.coordinator.services.artifacts import ContentStore
 from gpumarket.coordinator.services.auth import CredentialCache
-from gpumarket.coordinator.services.chain import ChainSettlement
-from gpumarket.coordinator.services.settlement import OffchainSettlement, SettlementBackend
-from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.coordinator.services.chain_backend import ChainSettlement
+from gpumarket.coordinator.services.offchain import OffchainSettlement
+from gpumarket.coordinator.services.settlement import SettlementBackend
+from gpumarket.coordinator.settings import CoordinatorSettings, load_settings
 from gpumarket.errors import GpumarketError, RateLimited, error_from_response
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,19 @@ def create_app(
     settings: CoordinatorSettings | None = None, settlement: SettlementBackend | None = None
 ) -> FastAPI:
     """Build the coordinator app; ``settlement`` defaults to off-chain accounting."""
-    settings = settings or CoordinatorSettings()
+    settings = settings or load_settings()  # a wrong setting: a ConfigurationError
     engine = make_engine(settings.db_url)
     notifier = Notifier()
     session_factory = make_session_factory(engine)
+    # the one place that chooses the ledger: nothing else asks which one it got
     backend = settlement or (
-        ChainSettlement(settings) if settings.on_chain else OffchainSettlement()
+        ChainSettlement(settings, session_factory)
+        if settings.chain_configured
+        else OffchainSettlement()
     )
-    if isinstance(backend, ChainSettlement) and settings.min_stake_micros == 0:
+    if settings.min_stake_micros == 0:
         # a provider without the stake a result locks would run jobs it cannot be paid for
-        settings.min_stake_micros = backend.info().min_stake_micros
+        settings = settings.model_copy(update={"min_stake_micros": backend.min_stake_micros()})
     pipelines = Pipelines(session_factory, settings, backend, notifier)
     wake_followers_on_commit(session_factory, notifier, lifecycle.CHANGED_JOBS)
 
@@ -112,6 +116,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await asyncio.to_thread(migrate.upgrade, settings.db_url)
+        if isinstance(backend, ChainSettlement):
+            await asyncio.to_thread(backend.adopt_file_outbox)
         settings.outputs_dir.mkdir(parents=True, exist_ok=True)
         notifier.bind(asyncio.get_running_loop())
         if settings.background:

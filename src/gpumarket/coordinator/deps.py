@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.background.notifier import Notifier
-from gpumarket.coordinator.background.pipelines import Pipelines
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.services.artifacts import ContentStore
 from gpumarket.coordinator.services.auth import (
@@ -26,10 +25,9 @@ from gpumarket.coordinator.services.auth import (
     hash_api_key,
     is_admin_token,
 )
-from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import AuthenticationFailed, NotFound, PermissionDenied
+from gpumarket.errors import AuthenticationFailed, PermissionDenied
 from gpumarket.protocol import Role
 
 bearer_scheme = HTTPBearer(
@@ -78,16 +76,8 @@ async def get_settings(request: Request) -> CoordinatorSettings:
 
 
 async def get_settlement(request: Request) -> SettlementBackend:
-    """The settlement backend the lifecycle calls at money-moving transitions."""
+    """The settlement backend chosen when the app was built: every money step goes to it."""
     backend: SettlementBackend = request.app.state.settlement
-    return backend
-
-
-async def get_chain(request: Request) -> ChainSettlement:
-    """The on-chain backend; a 404 that says so when this coordinator settles off-chain."""
-    backend = request.app.state.settlement
-    if not isinstance(backend, ChainSettlement):
-        raise NotFound("this coordinator keeps accounts off-chain; there is no market contract")
     return backend
 
 
@@ -103,12 +93,6 @@ async def get_store(request: Request) -> ContentStore:
     return store
 
 
-async def get_pipelines(request: Request) -> Pipelines:
-    """The background pipelines (to wake the matcher)."""
-    pipelines: Pipelines = request.app.state.pipelines
-    return pipelines
-
-
 async def get_notifier(request: Request) -> Notifier:
     """The in-process notifier (wakes long-polls, log followers, the matcher)."""
     notifier: Notifier = request.app.state.notifier
@@ -120,9 +104,7 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
 SettlementDep = Annotated[SettlementBackend, Depends(get_settlement)]
 StoreDep = Annotated[ContentStore, Depends(get_store)]
-ChainDep = Annotated[ChainSettlement, Depends(get_chain)]
 FactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-PipelinesDep = Annotated[Pipelines, Depends(get_pipelines)]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 
 

@@ -1,18 +1,38 @@
-"""Typed coordinator configuration from ``GPUMARKET_*`` environment variables and CLI flags."""
+"""Typed coordinator configuration from ``GPUMARKET_*`` environment variables and CLI flags.
+
+A wrong setting is the operator's to fix, found before the coordinator serves anything:
+:func:`load_settings` turns every problem into one :class:`~gpumarket.errors.ConfigurationError`
+naming the variables, never a traceback nor, later, a client's 4xx.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any, Self
 
 import limits
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from gpumarket.errors import ConfigurationError
+
+_PRIVATE_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+_CHAIN_TRIO = ("chain_rpc_url", "chain_deployment", "chain_key")
+_DEPLOYMENT_KEYS = ("chain_id", "token", "market", "block")
 
 
 class CoordinatorSettings(BaseSettings):
     """Every knob of the coordinator, with defaults that run on one machine out of the box."""
 
-    model_config = SettingsConfigDict(env_prefix="GPUMARKET_", env_file=None, extra="ignore")
+    # a refused value is never echoed: the key, the admin token and the database password are
+    # settings too
+    model_config = SettingsConfigDict(
+        env_prefix="GPUMARKET_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     db_url: str = Field(
         default="sqlite:///./gpumarket.db",
@@ -116,6 +136,14 @@ class CoordinatorSettings(BaseSettings):
         default=3600, ge=60, description="window of the utilization statistic"
     )
     background: bool = Field(default=True, description="run the background loops in-process")
+    settlement_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how long the replica running the money loops (finalizer, refunder, event "
+        "follower, resume) holds that duty without renewing it; another replica takes over "
+        "within this plus a third of it after the holder dies",
+    )
 
     chain_rpc_url: str | None = Field(
         default=None, description="EVM JSON-RPC URL; set it (and the two below) to settle on-chain"
@@ -156,8 +184,42 @@ class CoordinatorSettings(BaseSettings):
                 ) from exc
         return rule or None
 
+    @field_validator("db_url")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        try:
+            make_url(url)
+        except ArgumentError as exc:
+            raise ValueError(  # not echoed: it may hold a password
+                "not a database URL gpumarket can use; use sqlite:///path.db or "
+                "postgresql+psycopg://user:password@host/dbname"
+            ) from exc
+        return url
+
+    @model_validator(mode="after")
+    def _chain_settings(self) -> Self:
+        """On-chain settlement needs its three settings together (with some missing the
+        coordinator would settle off-chain, or not start, without saying why), a key shaped
+        like one (never echoed) and a deployment file it can read."""
+        given = [name for name in _CHAIN_TRIO if getattr(self, name) is not None]
+        if given and len(given) < len(_CHAIN_TRIO):
+            missing = [f"GPUMARKET_{n.upper()}" for n in _CHAIN_TRIO if n not in given]
+            raise ValueError(
+                "on-chain settlement needs GPUMARKET_CHAIN_RPC_URL, GPUMARKET_CHAIN_DEPLOYMENT "
+                f"and GPUMARKET_CHAIN_KEY together; missing: {', '.join(missing)}"
+            )
+        if self.chain_key is not None and not _PRIVATE_KEY.fullmatch(
+            self.chain_key.get_secret_value()
+        ):
+            raise ValueError(
+                "GPUMARKET_CHAIN_KEY is not a private key: write 64 hex digits (0x optional)"
+            )
+        if self.chain_deployment is not None:
+            _check_deployment(self.chain_deployment)
+        return self
+
     @property
-    def on_chain(self) -> bool:
+    def chain_configured(self) -> bool:
         """Whether jobs are paid through the market contract."""
         return self.chain_rpc_url is not None
 
@@ -165,3 +227,39 @@ class CoordinatorSettings(BaseSettings):
     def outputs_dir(self) -> Path:
         """Where content-addressed output archives live."""
         return self.data_dir / "outputs"
+
+
+def _check_deployment(path: Path) -> None:
+    """Refuse a deployment file that cannot be read or is not one (``gpumarket chain deploy``
+    writes it); the on-chain backend parses the addresses at start-up."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"cannot read the deployment file {path}: {exc}") from exc
+    absent = [k for k in _DEPLOYMENT_KEYS if not isinstance(data, dict) or k not in data]
+    if absent:
+        raise ValueError(
+            f"{path} is not a deployment file (no {', '.join(absent)}): write it with "
+            "`gpumarket chain deploy` or `gpumarket chain devnet`"
+        )
+
+
+def _problems(exc: ValidationError) -> str:
+    """A validation error in one line, each problem under the variable that sets it."""
+    lines = []
+    for error in exc.errors():
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        lines.append(f"GPUMARKET_{str(loc[0]).upper()}: {message}" if loc else message)
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> CoordinatorSettings:
+    """The coordinator's settings from ``GPUMARKET_*`` and ``overrides`` (None values are left
+    out: an unset flag falls back to the environment), or a
+    :class:`~gpumarket.errors.ConfigurationError` that says which variables are wrong and why:
+    what every way of starting the coordinator reads its configuration with."""
+    try:
+        return CoordinatorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigurationError(f"bad coordinator configuration: {_problems(exc)}") from exc

@@ -11,6 +11,7 @@ from gpumarket.protocol.accounts import (
     RegisterRequest,
     Role,
 )
+from gpumarket.protocol.admin import BanBody, ChainChange, FeeBody, PauseBody, ResolveBody
 from gpumarket.protocol.base import Money, from_micros, to_micros
 from gpumarket.protocol.gpu import GpuInfo, GpuTelemetry, normalize_gpu_model
 from gpumarket.protocol.jobs import (
@@ -49,6 +50,7 @@ from gpumarket.protocol.providers import (
 )
 from gpumarket.protocol.settlement import (
     ChainInfo,
+    ChainState,
     ChainStep,
     OrderSignature,
     PaymentRequest,
@@ -56,6 +58,16 @@ from gpumarket.protocol.settlement import (
     ResultClaim,
 )
 from gpumarket.protocol.states import FINISHED_STATES, TERMINAL_STATES, JobState
+from gpumarket.protocol.stats import MarketStats
+from gpumarket.protocol.typed_data import (
+    OrderMessage,
+    OrderTypedData,
+    ResultMessage,
+    ResultTypedData,
+    TypedData,
+    TypedDataDomain,
+    TypedDataField,
+)
 from gpumarket.protocol.units import SizeRange, parse_size_mb
 
 __all__ = [
@@ -64,13 +76,17 @@ __all__ = [
     "TERMINAL_STATES",
     "Assignment",
     "AssignmentBatch",
+    "BanBody",
+    "ChainChange",
     "ChainInfo",
+    "ChainState",
     "ChainStep",
     "Challenge",
     "ChallengeRequest",
     "ConstraintMiss",
     "Credential",
     "FailureReport",
+    "FeeBody",
     "GpuInfo",
     "GpuRequirement",
     "GpuTelemetry",
@@ -88,24 +104,34 @@ __all__ = [
     "LogChunk",
     "LogLine",
     "LogStream",
+    "MarketStats",
     "MatchExplanation",
     "Money",
     "Offer",
     "OfferAsk",
+    "OrderMessage",
     "OrderSignature",
+    "OrderTypedData",
     "OutputUploadAck",
+    "PauseBody",
     "PaymentRequest",
     "PreparationProgress",
     "ProviderVerdict",
     "ProviderView",
     "Receipt",
     "RegisterRequest",
+    "ResolveBody",
     "Resources",
     "ResultClaim",
+    "ResultMessage",
     "ResultReport",
+    "ResultTypedData",
     "Role",
     "SizeRange",
     "StartedReport",
+    "TypedData",
+    "TypedDataDomain",
+    "TypedDataField",
     "VerificationMode",
     "from_micros",
     "normalize_gpu_model",

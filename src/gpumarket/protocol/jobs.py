@@ -16,7 +16,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
 from gpumarket.protocol.base import MAX_TFLOPS, Price, ResponseModel, WireModel
 from gpumarket.protocol.gpu import normalize_gpu_model
-from gpumarket.protocol.settlement import ChainStep, PaymentRequest, Receipt
+from gpumarket.protocol.settlement import ChainState, ChainStep, PaymentRequest, Receipt
 from gpumarket.protocol.states import JobState
 from gpumarket.protocol.units import SizeRange, parse_size_mb
 
@@ -260,12 +260,17 @@ class MatchExplanation(ResponseModel):
 
 
 class JobEvent(ResponseModel):
-    """One recorded transition in a job's history."""
+    """One recorded transition in a job's history: of its lifecycle (``kind`` job) or of its
+    money on the settlement ledger (``kind`` chain, with the transaction that moved it)."""
 
-    from_state: JobState | None
-    to_state: JobState
+    kind: Literal["job", "chain"] = "job"
+    from_state: JobState | ChainState | None
+    to_state: JobState | ChainState
     reason: str
     at: datetime
+    tx_hash: str | None = Field(default=None, description="chain steps: the transaction")
+    block: int | None = None
+    gas_used: int | None = Field(default=None, description="this job's share of the gas")
 
 
 class PreparationProgress(WireModel):

@@ -9,12 +9,43 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from pydantic import Field
 
 from gpumarket.protocol.base import ResponseModel, WireModel
 
 HEX32 = r"^0x[0-9a-fA-F]{64}$"
+
+
+class ChainState(StrEnum):
+    """Where a job's money stands on the settlement ledger, beside its lifecycle state.
+
+    The allowed moves are the coordinator's ``chain_state.ALLOWED`` table; each one is recorded
+    in the job's events with its transaction."""
+
+    AWAITING_ORDER = "awaiting_order"
+    """Submitted; the developer has not signed the order that funds it yet."""
+    VOID = "void"
+    """Cancelled before its order was opened: no money was ever locked."""
+    OPEN = "open"
+    """The escrow is locked in the contract."""
+    CLAIM_DUE = "claim_due"
+    """Cancelled while running: waits for the provider's claim for the seconds it ran."""
+    CANCELLING = "cancelling"
+    """The escrow is to be returned (cancel, expiry, failure); the refunder sends it."""
+    COMMITTED = "committed"
+    """The provider's claim is committed; its challenge window runs."""
+    DISPUTED = "disputed"
+    """Challenged; the payment is frozen until the arbiter rules."""
+    SETTLED = "settled"
+    """Paid out to the provider and the treasury (the rest back to the developer)."""
+    REFUNDED = "refunded"
+    """Ruled against the provider: the escrow went back, the stake was slashed."""
+    CANCELLED = "cancelled"
+    """The whole escrow went back to the developer's deposit."""
+
+
 SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 
 

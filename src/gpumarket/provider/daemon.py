@@ -1,8 +1,9 @@
 """The provider daemon: register, heartbeat, long-poll, run jobs, survive restarts.
 
 Loops follow Prefect's workers: heartbeats and polls retry transient errors with jittered
-backoff and stop loudly on a 4xx. SIGTERM stops taking work, lets running jobs finish for
-``shutdown_grace_seconds`` and hands the rest back to the queue.
+backoff (the tenacity policies of :mod:`gpumarket.provider.retry`) and stop loudly on a 4xx.
+SIGTERM stops taking work, lets running jobs finish for ``shutdown_grace_seconds`` and hands
+the rest back to the queue.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from gpumarket.errors import (
     GpumarketError,
     NotFound,
     PermissionDenied,
-    TransportError,
 )
 from gpumarket.protocol import (
     CPU_OFFER,
@@ -47,7 +47,7 @@ from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
 from gpumarket.provider.executor import LABEL_JOB, DockerExecutor
 from gpumarket.provider.gpu import Inventory, NvmlInventory
-from gpumarket.provider.retry import with_retry
+from gpumarket.provider.retry import is_transient, policy, with_retry
 from gpumarket.provider.runner import JobRunner
 from gpumarket.sdk import ProviderClient, register_wallet
 
@@ -301,19 +301,20 @@ class ProviderDaemon:
         self.held_back = reasons
 
     def _heartbeat_loop(self) -> None:
-        delay, backoff = 0.0, 1.0
+        beats = policy(
+            "heartbeat", first_delay=1.0, max_delay=30.0, give_up_after=None, stop=self.stopping
+        )
+        delay = 0.0
         while not self.stopping.wait(delay):
             try:
-                delay = self.beat() * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
-                backoff = 1.0
-            except TransportError as exc:
-                log.warning("heartbeat failed (%s); retrying in %.0fs", exc.message, backoff)
-                delay, backoff = backoff, min(backoff * 2, 30)
+                delay = beats(self.beat) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
             except AuthenticationFailed:
                 log.warning("the coordinator no longer knows our key; registering again")
                 self._register()
                 delay = 0
             except GpumarketError as exc:
+                if is_transient(exc):  # given up on only once the daemon stops
+                    continue
                 log.error("coordinator refused the heartbeat: %s", exc.message)
                 delay = 30
 
@@ -453,8 +454,8 @@ class ProviderDaemon:
             client = with_retry(
                 self.connect, "connect to the coordinator", give_up_after=600, stop=self.stopping
             )
-        except TransportError:
-            if not self.stopping.is_set():
+        except GpumarketError as exc:
+            if not self.stopping.is_set() or not is_transient(exc):
                 raise
             log.info("stopped before reaching the coordinator")
             return
@@ -467,11 +468,12 @@ class ProviderDaemon:
         )
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
-        backoff = 1.0
+        polls = policy(
+            "poll", first_delay=1.0, max_delay=30.0, give_up_after=None, stop=self.stopping
+        )
         while not self.stopping.is_set():
             try:
-                assignments = client.poll(wait=self.config.poll_wait_seconds)
-                backoff = 1.0
+                assignments = polls(client.poll, wait=self.config.poll_wait_seconds)
                 self._note_banned(False)
             except AuthenticationFailed:
                 log.warning("the coordinator no longer knows our key; registering again")
@@ -481,11 +483,10 @@ class ProviderDaemon:
                 self._note_banned(True, exc.message)
                 self.stopping.wait(BANNED_RETRY_SECONDS)
                 continue
-            except TransportError as exc:
-                log.warning("poll failed (%s); retrying in %.0fs", exc.message, backoff)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 30)
-                continue
+            except GpumarketError as exc:
+                if not is_transient(exc):  # a refusal stops the daemon, loudly
+                    raise
+                continue  # given up on only once the daemon stops
             with self._lock:
                 new = [a for a in assignments if a.job_id not in self.runners]
             for assignment in new:

@@ -28,6 +28,7 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
+from docker.utils import parse_repository_tag
 
 from gpumarket.errors import GpumarketError
 from gpumarket.protocol import Assignment, JobSpec
@@ -72,6 +73,15 @@ def _exec_problem(message: str) -> str | None:
         if needle in why:
             return problem.format(command=repr(command))
     return None
+
+
+def pull_reference(image: str) -> tuple[str, str]:
+    """``image`` as the engine's pull API takes it: the repository, and the tag or digest.
+    Split as the docker SDK splits it (a digest after ``@``; a tag after the last ``:`` unless
+    that colon is a registry's port), so ``python@sha256:<hex>`` pulls that digest rather than
+    a repository named ``python@sha256``; no tag means ``latest``, as with ``docker pull``."""
+    repository, tag = parse_repository_tag(image)
+    return repository, tag or "latest"
 
 
 class DockerUnavailable(GpumarketError):
@@ -166,14 +176,10 @@ class DockerExecutor:
         except docker.errors.ImageNotFound:
             pass
         say(f"pulling image {image}\n")
-        repository, _, tag = (
-            image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-        )
+        repository, tag = pull_reference(image)
         pull = PullProgress(image)
         try:
-            for event in self.docker.api.pull(
-                repository, tag=tag or "latest", stream=True, decode=True
-            ):
+            for event in self.docker.api.pull(repository, tag=tag, stream=True, decode=True):
                 pull.feed(event)
                 if on_progress is not None:
                     on_progress(pull)

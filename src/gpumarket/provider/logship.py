@@ -10,13 +10,13 @@ import codecs
 import json
 import logging
 import threading
-import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gpumarket.errors import GpumarketError, TransportError
+from gpumarket.errors import GpumarketError
 from gpumarket.protocol import LogAppend, LogChunk, LogStream
+from gpumarket.provider.retry import policy
 from gpumarket.sdk import ProviderClient
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,10 @@ class LogShipper:
 
     def _run(self) -> None:
         in_flight: tuple[list[LogChunk], ShipperState] | None = None
-        backoff = 0.5
+        # coordinator down: the same batch goes again (same seq numbers), for as long as it takes
+        upload = policy(
+            f"log upload for {self.job_id}", first_delay=0.5, max_delay=10.0, give_up_after=None
+        )
         while True:
             if in_flight is None:
                 with self._lock:
@@ -191,17 +194,7 @@ class LogShipper:
                         continue
             chunks, state = in_flight
             try:
-                self.client.append_logs(self.job_id, LogAppend(chunks=chunks))
-            except TransportError as exc:  # coordinator down: the same batch goes again
-                log.warning(
-                    "log upload for %s failed (%s); retrying in %.1fs",
-                    self.job_id,
-                    exc.message,
-                    backoff,
-                )
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10)
-                continue
+                upload(self.client.append_logs, self.job_id, LogAppend(chunks=chunks))
             except GpumarketError as exc:  # 4xx: the job is gone or no longer ours
                 log.warning("coordinator refused logs of %s: %s", self.job_id, exc.message)
                 with self._lock:
@@ -210,6 +203,5 @@ class LogShipper:
                     self._lock.notify_all()
                 in_flight = None
                 continue
-            backoff = 0.5
             state.save(self.state_path)
             in_flight = None

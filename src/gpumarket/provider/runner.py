@@ -12,7 +12,13 @@ import docker.errors
 import docker.utils.socket
 from docker.models.containers import Container
 
-from gpumarket.errors import Conflict, GpumarketError, NotFound, TransportError
+from gpumarket.errors import (
+    Conflict,
+    GpumarketError,
+    InternalServerError,
+    NotFound,
+    Unreachable,
+)
 from gpumarket.protocol import (
     Assignment,
     FailureReport,
@@ -209,7 +215,8 @@ class JobRunner(threading.Thread):
     def _report_pull(self, pull: PullProgress) -> None:
         """Tell the coordinator how the pull goes, at most once every PROGRESS_INTERVAL
         seconds. A cancel, or a 409/404 (the job is no longer ours), abandons the pull; a
-        coordinator that cannot be reached only costs this one report."""
+        coordinator that cannot be reached, or fails on the report (a 500), only costs this
+        one report."""
         if self._cancel.is_set():
             raise _PullAbandoned
         now = time.monotonic()
@@ -218,7 +225,7 @@ class JobRunner(threading.Thread):
         self._last_progress = now
         try:
             self.client.progress(self.job_id, pull.snapshot())
-        except TransportError as exc:
+        except (Unreachable, InternalServerError) as exc:
             log.warning("progress of %s not reported: %s", self.job_id, exc.message)
 
     def _follow(self, container: Container, shipper: LogShipper) -> Outcome:

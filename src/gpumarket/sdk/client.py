@@ -14,13 +14,14 @@ from typing import Any, Self
 import httpx
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from tenacity import RetryCallState, Retrying, stop_after_delay
 
 from gpumarket.errors import (
     Conflict,
-    IntegrityError,
+    IntegrityCheckFailed,
     InvalidRequest,
     NotFound,
-    TransportError,
+    Unreachable,
     WaitTimedOut,
     error_from_response,
 )
@@ -28,10 +29,13 @@ from gpumarket.protocol import (
     FINISHED_STATES,
     Assignment,
     AssignmentBatch,
+    BanBody,
+    ChainChange,
     ChainInfo,
     Challenge,
     Credential,
     FailureReport,
+    FeeBody,
     Heartbeat,
     HeartbeatAck,
     JobEvent,
@@ -42,48 +46,34 @@ from gpumarket.protocol import (
     LogAppend,
     LogAppendAck,
     LogLine,
+    MarketStats,
     MatchExplanation,
     Offer,
     OutputUploadAck,
+    PauseBody,
     PreparationProgress,
     ProviderView,
+    ResolveBody,
     ResultReport,
     Role,
     StartedReport,
 )
 from gpumarket.protocol.jobs import spec_hash
 from gpumarket.protocol.pricing import max_payment_micros
+from gpumarket.sdk import retry
 from gpumarket.settlement.signing import Order, job_id_bytes, sign_order
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 RESUME_SECONDS = 60.0
-"""How long a followed log stream keeps trying to resume before it gives up."""
-_GATEWAY_ERRORS = (502, 503, 504)
+"""How long a followed log stream, or a wait, keeps trying to reach the coordinator before
+it gives up (failed tries in a row: an answer starts the count again)."""
+MAX_POLL_SECONDS = 5.0
+"""The longest pause between two looks of :meth:`Client.wait`."""
 
 
 class PaymentPending(UserWarning):
     """A job submitted to an on-chain market without ``wallet=``: it stays SUBMITTED (no
     provider sees it) until the developer signs its order with :meth:`Client.pay`."""
-
-
-class _Outage:
-    """A run of failed attempts to reach the coordinator, for a client that rides out a
-    restart (a followed log, a wait): it gives up once the run has lasted ``limit`` seconds."""
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.since: float | None = None
-
-    def over(self) -> None:
-        """The coordinator answered: the run is over."""
-        self.since = None
-
-    def too_long(self) -> bool:
-        """Another failure: whether the run has now lasted ``limit`` seconds."""
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
-        return now - self.since >= self.limit
 
 
 class _BaseClient:
@@ -120,7 +110,7 @@ class _BaseClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise TransportError(
+            raise Unreachable(
                 f"cannot reach the coordinator at {self._http.base_url}: {exc}"
             ) from exc
         _raise_for_status(response)
@@ -158,7 +148,7 @@ def _raise_for_status(response: httpx.Response) -> None:
     raise error_from_response(response.status_code, body)
 
 
-def _not_a_coordinator(response: httpx.Response, what: str = "") -> TransportError:
+def _not_a_coordinator(response: httpx.Response, what: str = "") -> Unreachable:
     """A 404 without a gpumarket error code (a coordinator says what it did not find, with a
     code), or an answer that is not JSON: the URL points at something else than a coordinator.
     Raised as a transport error, so that :meth:`_BaseClient.chain_info` does not read it as
@@ -166,7 +156,7 @@ def _not_a_coordinator(response: httpx.Response, what: str = "") -> TransportErr
     request = response.request
     base = f"{request.url.scheme}://{request.url.netloc.decode()}"
     answer = what or f"{response.status_code} {response.reason_phrase}"
-    return TransportError(
+    return Unreachable(
         f"{base} does not look like a gpumarket coordinator: it answered "
         f"{answer} to {request.method} {request.url.path} "
         "(check --coordinator or GPUMARKET_COORDINATOR, or `gpumarket login --coordinator URL`)"
@@ -276,39 +266,50 @@ class Client(_BaseClient):
         COMMITTED or ended without a result) and return it. Polls, backing off to 5 s
         between looks; :class:`WaitTimedOut` after ``timeout`` seconds (None: no limit). A
         coordinator that restarts meanwhile is waited for, up to ``RESUME_SECONDS`` of
-        failed looks in a row (then :class:`TransportError`)."""
+        failed looks in a row (then :class:`Unreachable`); a coordinator that fails on the
+        request itself (:class:`~gpumarket.errors.InternalServerError`, a 500) is not asked
+        again."""
         wanted = frozenset(states)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = poll_seconds
-        outage = _Outage(RESUME_SECONDS)
-        while True:
-            try:
-                job = self.get(job_id, explain=False)
-            except TransportError:
-                if outage.too_long():
-                    raise
-                if deadline is not None and time.monotonic() + delay > deadline:
-                    raise WaitTimedOut(
-                        f"job {job_id}: the coordinator did not answer before {timeout:g} s"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 1.5, 5.0)
-                continue
-            outage.over()
-            if job.state in wanted:
-                return job
-            if job.state.is_terminal:  # it can never get there now
-                raise Conflict(
-                    f"job {job_id} ended {job.state.value} and will never be "
-                    + " or ".join(sorted(s.value for s in wanted))
-                )
-            if deadline is not None and time.monotonic() + delay > deadline:
-                raise WaitTimedOut(
-                    f"job {job_id} is still {job.state.value} after {timeout:g} s",
-                    details={"state": job.state.value},
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
+        started = time.monotonic()
+
+        def unanswered(state: RetryCallState) -> JobView:
+            # an outage of RESUME_SECONDS raises its last failure; else the timeout came first
+            failure = state.outcome.exception() if state.outcome is not None else None
+            assert failure is not None
+            if stop_after_delay(RESUME_SECONDS)(state):
+                raise failure
+            raise WaitTimedOut(
+                f"job {job_id}: the coordinator did not answer before {timeout:g} s"
+            ) from failure
+
+        def look() -> JobView:
+            left = None if timeout is None else timeout - (time.monotonic() - started)
+            policy = retry.resuming(RESUME_SECONDS, within=left, on_give_up=unanswered)
+            answer: JobView = policy(self.get, job_id, explain=False)
+            return answer
+
+        def still_waiting(state: RetryCallState) -> JobView:
+            assert state.outcome is not None
+            job: JobView = state.outcome.result()
+            raise WaitTimedOut(
+                f"job {job_id} is still {job.state.value} after {timeout:g} s",
+                details={"state": job.state.value},
+            )
+
+        polls = retry.polling(
+            lambda job: job.state in wanted or job.state.is_terminal,  # terminal: never now
+            first=poll_seconds,
+            most=MAX_POLL_SECONDS,
+            within=timeout,
+            on_give_up=still_waiting,
+        )
+        job: JobView = polls(look)
+        if job.state not in wanted:
+            raise Conflict(
+                f"job {job_id} ended {job.state.value} and will never be "
+                + " or ".join(sorted(s.value for s in wanted))
+            )
+        return job
 
     def jobs(
         self, states: Iterable[JobState] = (), limit: int = 50, cursor: str | None = None
@@ -355,48 +356,67 @@ class Client(_BaseClient):
         """Stream log chunks as they arrive until the job finishes. A stream that ends or
         breaks while the job is unfinished (the coordinator restarting, a proxy answering
         502-504, the network) is resumed after the last chunk received, so nothing is lost or
-        repeated; :class:`TransportError` once the coordinator has been unreachable for
+        repeated; :class:`Unreachable` once the coordinator has been unreachable for
         ``resume_seconds``."""
         cursor = after
-        outage = _Outage(resume_seconds)
-        delay = 0.5
-        while True:
-            try:
-                with self._http.stream(
-                    "GET",
-                    f"/v1/jobs/{job_id}/logs",
-                    params={"after": cursor, "follow": True},
-                    timeout=httpx.Timeout(None, connect=5.0),
-                ) as response:
-                    if response.status_code in _GATEWAY_ERRORS:
-                        raise httpx.RemoteProtocolError(f"HTTP {response.status_code}")
-                    if not response.is_success:
-                        response.read()
-                        _raise_for_status(response)
-                    outage.over()
-                    delay = 0.5
+
+        def gave_up(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            raise Unreachable(
+                f"log stream interrupted, and the coordinator unreachable for "
+                f"{resume_seconds:.0f}s: {failure}"
+            ) from failure
+
+        def resuming() -> Retrying:  # a fresh outage count for each call: an answer ends one
+            return retry.resuming(resume_seconds, on_give_up=gave_up)
+
+        for connection in retry.reconnecting():  # each one resumes after the last chunk
+            with connection:
+                response = resuming()(self._open_log_stream, job_id, cursor)
+                try:
                     for line in response.iter_lines():
                         if line.strip():
                             chunk = LogLine.model_validate_json(line)
                             cursor = chunk.seq
                             yield chunk
+                except httpx.TransportError as exc:
+                    raise retry.StreamEnded(f"the log stream broke: {exc}") from exc
+                finally:
+                    response.close()
                 # the server ends the stream once the job has finished, or when it stops
-                if self.get(job_id, explain=False).state in FINISHED_STATES:
-                    # it may have finished after a stop cut the stream: read what is left
-                    while rest := self.logs(job_id, after=cursor):
-                        for chunk in rest:
-                            cursor = chunk.seq
-                            yield chunk
-                    return
-                time.sleep(delay)
-            except (httpx.TransportError, TransportError) as exc:  # the stream, or the get
-                if outage.too_long():
-                    raise TransportError(
-                        f"log stream interrupted, and the coordinator unreachable for "
-                        f"{resume_seconds:.0f}s: {exc}"
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                if resuming()(self.get, job_id, explain=False).state not in FINISHED_STATES:
+                    raise retry.StreamEnded("the log stream ended before the job")
+                # it may have finished after a stop cut the stream: read what is left
+                while rest := resuming()(self.logs, job_id, after=cursor):
+                    for chunk in rest:
+                        cursor = chunk.seq
+                        yield chunk
+                return
+
+    def _open_log_stream(self, job_id: str, after: int) -> httpx.Response:
+        """Open the NDJSON stream of the job's log after chunk ``after`` (the caller reads and
+        closes it). A failure to open it is raised as the project's error, so that the resume
+        policy sees which ones are worth another try: a refused connection, a proxy's 502-504
+        or a coordinator restarting are; a refusal (404, 403) is not."""
+        request = self._http.build_request(
+            "GET",
+            f"/v1/jobs/{job_id}/logs",
+            params={"after": after, "follow": True},
+            timeout=httpx.Timeout(None, connect=5.0),
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise Unreachable(
+                f"cannot reach the coordinator at {self._http.base_url}: {exc}"
+            ) from exc
+        if not response.is_success:
+            try:
+                response.read()
+                _raise_for_status(response)
+            finally:
+                response.close()
+        return response
 
     def download_outputs(
         self,
@@ -408,7 +428,7 @@ class Client(_BaseClient):
         ``on_progress(bytes_so_far, total_or_None)`` is called as chunks arrive. The bytes go
         to ``dest`` + ``.part`` first: an interrupted download never leaves a truncated
         archive under the final name (``gpumarket.sdk.extract_outputs`` unpacks it), nor one
-        whose hash differs from the one the provider's result names (``IntegrityError``)."""
+        whose hash differs from the one the provider's result names (``IntegrityCheckFailed``)."""
         partial = dest.with_name(dest.name + ".part")
         try:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/outputs") as response:
@@ -429,13 +449,13 @@ class Client(_BaseClient):
                             on_progress(done, total)
             got = f"sha256:{digest.hexdigest()}"
             if expected is not None and got != expected:
-                raise IntegrityError(
+                raise IntegrityCheckFailed(
                     f"the outputs of {job_id} arrived damaged: their hash is {got}, the "
                     f"provider's result names {expected}; download them again"
                 )
             partial.replace(dest)
         except httpx.TransportError as exc:
-            raise TransportError(f"download interrupted: {exc}") from exc
+            raise Unreachable(f"download interrupted: {exc}") from exc
         finally:
             partial.unlink(missing_ok=True)
         return dest
@@ -582,23 +602,25 @@ class ProviderClient(_BaseClient):
 class AdminClient(_BaseClient):
     """The operator's client (admin token)."""
 
-    def providers(self, online: bool | None = None) -> list[dict[str, Any]]:
+    def providers(self, online: bool | None = None) -> list[ProviderView]:
         """Providers with inventory, telemetry and reputation."""
         params = {"online": online} if online is not None else {}
-        result: list[dict[str, Any]] = self._json("GET", "/v1/admin/providers", params=params)
-        return result
+        rows = self._json("GET", "/v1/admin/providers", params=params)
+        return [ProviderView.model_validate(row) for row in rows]
 
-    def ban(self, provider_id: str, reason: str) -> dict[str, Any]:
+    def ban(self, provider_id: str, reason: str) -> ProviderView:
         """Ban a provider."""
-        result: dict[str, Any] = self._json(
-            "POST", f"/v1/admin/providers/{provider_id}/ban", json={"reason": reason}
+        # model_construct: the protocol's field names, but the coordinator judges the values
+        body = BanBody.model_construct(reason=reason).model_dump()
+        return ProviderView.model_validate(
+            self._json("POST", f"/v1/admin/providers/{provider_id}/ban", json=body)
         )
-        return result
 
-    def unban(self, provider_id: str) -> dict[str, Any]:
+    def unban(self, provider_id: str) -> ProviderView:
         """Lift a ban."""
-        result: dict[str, Any] = self._json("POST", f"/v1/admin/providers/{provider_id}/unban")
-        return result
+        return ProviderView.model_validate(
+            self._json("POST", f"/v1/admin/providers/{provider_id}/unban")
+        )
 
     def jobs(self, states: Iterable[JobState] = (), limit: int = 50) -> JobPage:
         """Every job."""
@@ -622,24 +644,25 @@ class AdminClient(_BaseClient):
             self._json(
                 "POST",
                 f"/v1/admin/jobs/{job_id}/resolve",
-                json={"provider_at_fault": provider_at_fault, "note": note},
+                json=ResolveBody.model_construct(
+                    provider_at_fault=provider_at_fault, note=note
+                ).model_dump(),
             )
         )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> MarketStats:
         """Marketplace statistics."""
-        result: dict[str, Any] = self._json("GET", "/v1/admin/stats")
-        return result
+        return MarketStats.model_validate(self._json("GET", "/v1/admin/stats"))
 
-    def set_fee(self, fee_bps: int, burn_bps: int | None = None) -> dict[str, Any]:
-        """New fee terms on the market contract for jobs opened from now on."""
-        body: dict[str, Any] = {"fee_bps": fee_bps}
-        if burn_bps is not None:
-            body["burn_bps"] = burn_bps
-        result: dict[str, Any] = self._json("POST", "/v1/admin/fee", json=body)
-        return result
+    def set_fee(self, fee_bps: int, burn_bps: int | None = None) -> ChainChange:
+        """New fee terms on the market contract for jobs opened from now on (``burn_bps``
+        left out keeps the burn share)."""
+        body = FeeBody.model_construct(fee_bps=fee_bps, burn_bps=burn_bps)
+        return ChainChange.model_validate(
+            self._json("POST", "/v1/admin/fee", json=body.model_dump(exclude_none=True))
+        )
 
-    def set_paused(self, paused: bool) -> dict[str, Any]:
+    def set_paused(self, paused: bool) -> ChainChange:
         """Pause or resume opening jobs on the market contract."""
-        result: dict[str, Any] = self._json("POST", "/v1/admin/pause", json={"paused": paused})
-        return result
+        body = PauseBody.model_construct(paused=paused).model_dump()
+        return ChainChange.model_validate(self._json("POST", "/v1/admin/pause", json=body))

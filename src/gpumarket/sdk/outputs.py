@@ -9,7 +9,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from gpumarket.errors import IntegrityError, InvalidRequest
+from gpumarket.errors import IntegrityCheckFailed, InvalidRequest
 
 
 def extract_outputs(archive: Path, folder: Path) -> list[Path]:
@@ -27,7 +27,7 @@ def extract_outputs(archive: Path, folder: Path) -> list[Path]:
             folder.mkdir(parents=True, exist_ok=True)
             tar.extractall(folder, filter="data")
     except tarfile.FilterError as exc:
-        raise IntegrityError(f"refused to unpack {archive.name}: {exc}") from exc
+        raise IntegrityCheckFailed(f"refused to unpack {archive.name}: {exc}") from exc
     except (tarfile.ReadError, EOFError) as exc:
-        raise IntegrityError(f"{archive.name} is not a readable tar archive: {exc}") from exc
+        raise IntegrityCheckFailed(f"{archive.name} is not a readable tar archive: {exc}") from exc
     return [Path(m.name) for m in members if m.isfile()]

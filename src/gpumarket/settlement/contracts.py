@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import (
+    abi_to_signature,
+    event_abi_to_log_topic,
+    function_signature_to_4byte_selector,
+    get_abi_input_types,
+)
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
@@ -14,16 +20,13 @@ from gpumarket.errors import ContractReverted
 from gpumarket.settlement.artifacts import load_artifact
 
 
-def _signature(item: dict[str, Any]) -> str:
-    return f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
-
-
-def abi_type(param: dict[str, Any]) -> str:
-    """The canonical ABI type of a parameter (tuples spelled out), for signatures."""
-    if param["type"].startswith("tuple"):
-        inner = ",".join(abi_type(c) for c in param["components"])
-        return f"({inner}){param['type'][5:]}"
-    return str(param["type"])
+def event_topics(abi: list[dict[str, Any]]) -> dict[bytes, str]:
+    """The topic of each event in ``abi`` (eth-utils computes it from the ABI), by topic."""
+    return {
+        bytes(event_abi_to_log_topic(item)): item["name"]  # type: ignore[arg-type]
+        for item in abi
+        if item["type"] == "event"
+    }
 
 
 class ErrorDecoder:
@@ -33,7 +36,8 @@ class ErrorDecoder:
         self.errors: dict[bytes, dict[str, Any]] = {}
         for item in abi:
             if item["type"] == "error":
-                self.errors[bytes(Web3.keccak(text=_signature(item)))[:4]] = item
+                signature = abi_to_signature(item)  # type: ignore[arg-type]
+                self.errors[bytes(function_signature_to_4byte_selector(signature))] = item
 
     def decode(self, data: str | bytes | None) -> ContractReverted:
         """The typed error for revert data (``0x...``)."""
@@ -41,7 +45,7 @@ class ErrorDecoder:
         item = self.errors.get(raw[:4])
         if item is None:
             return ContractReverted("", (), raw="0x" + raw.hex())
-        values = abi_decode([abi_type(i) for i in item["inputs"]], raw[4:])
+        values = abi_decode(get_abi_input_types(item), raw[4:])  # type: ignore[arg-type]
         return ContractReverted(item["name"], tuple(values), raw="0x" + raw.hex())
 
 
@@ -74,6 +78,41 @@ class Deployment:
         )
 
 
+@dataclass(frozen=True)
+class OnchainJob:
+    """A job as the contract stores it (``jobs(id)``)."""
+
+    developer: int
+    provider: int
+    max_payment: int
+    amount: int
+    deadline: int
+    terms_index: int
+    state: int
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The market's current terms (``currentTerms()``): what a job opened now gets."""
+
+    fee_bps: int
+    burn_bps: int
+    slash_share_bps: int
+    window: int
+    min_stake: int
+    challenge_bond: int
+
+
+@dataclass(frozen=True)
+class Balances:
+    """One account's money in the market (``balances(accountId)``)."""
+
+    deposit: int
+    earnings: int
+    stake: int
+    locked_stake: int
+
+
 class Market:
     """The GpuMarket contract at an address."""
 
@@ -89,6 +128,22 @@ class Market:
     def calldata(self, function: str, *args: Any) -> str:
         """ABI-encoded call of ``function``."""
         return str(self.contract.encode_abi(function, args=list(args)))
+
+    def job(self, job_id: bytes) -> OnchainJob:
+        """The contract's record of a job (all zero when it was never opened)."""
+        return OnchainJob(*(int(v) for v in self.view("jobs", job_id)))
+
+    def terms(self) -> Terms:
+        """The terms jobs opened now get."""
+        return Terms(*(int(v) for v in self.view("currentTerms")))
+
+    def account_id(self, address: str) -> int:
+        """The market's id for ``address`` (0: it never deposited nor staked)."""
+        return int(self.view("accountId", Web3.to_checksum_address(address)))
+
+    def balances(self, account_id: int) -> Balances:
+        """Deposit, earnings, stake and locked stake of an account id."""
+        return Balances(*(int(v) for v in self.view("balances", account_id)))
 
     def view(self, function: str, *args: Any) -> Any:
         """Call a view; a revert is raised as :class:`ContractReverted` by name."""

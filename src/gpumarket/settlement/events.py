@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from web3 import Web3
-
-from gpumarket.settlement.contracts import Market, abi_type
+from gpumarket.settlement.contracts import Market, event_topics
 
 
 @dataclass(frozen=True)
@@ -30,11 +28,7 @@ class EventReader:
         self.market = market
         self.cursor = from_block
         self.confirmations = confirmations
-        self._events = {
-            bytes(Web3.keccak(text=_event_signature(item))): item["name"]
-            for item in market.abi
-            if item["type"] == "event"
-        }
+        self._events = event_topics(market.abi)
 
     def poll(self, max_blocks: int = 5000) -> Iterator[ChainEvent]:
         """New events up to the latest (confirmed) block, oldest first."""
@@ -58,7 +52,3 @@ class EventReader:
                 log_index=int(log["logIndex"]),
             )
         self.cursor = to_block + 1
-
-
-def _event_signature(item: dict[str, Any]) -> str:
-    return f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"

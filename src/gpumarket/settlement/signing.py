@@ -13,26 +13,23 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from gpumarket.protocol import PaymentRequest
+from gpumarket.protocol.typed_data import DOMAIN_NAME as DOMAIN_NAME  # re-exported
+from gpumarket.protocol.typed_data import DOMAIN_VERSION as DOMAIN_VERSION
+from gpumarket.protocol.typed_data import (
+    ORDER_TYPE,
+    RESULT_TYPE,
+    OrderMessage,
+    OrderTypedData,
+    ResultMessage,
+    ResultTypedData,
+    TypedData,
+    TypedDataDomain,
+)
 
-DOMAIN_NAME = "gpumarket"
-DOMAIN_VERSION = "1"
-
-ORDER_TYPES = {
-    "Order": [
-        {"name": "jobId", "type": "bytes32"},
-        {"name": "specHash", "type": "bytes32"},
-        {"name": "maxPayment", "type": "uint64"},
-        {"name": "deadline", "type": "uint64"},
-        {"name": "nonce", "type": "uint64"},
-    ]
-}
-RESULT_TYPES = {
-    "Result": [
-        {"name": "jobId", "type": "bytes32"},
-        {"name": "resultHash", "type": "bytes32"},
-        {"name": "amount", "type": "uint64"},
-    ]
-}
+ORDER_TYPES = {"Order": [f.model_dump() for f in ORDER_TYPE]}
+"""The ``Order`` struct in eth-account's ``message_types`` form (built from the protocol's)."""
+RESULT_TYPES = {"Result": [f.model_dump() for f in RESULT_TYPE]}
+"""The ``Result`` struct in eth-account's ``message_types`` form (built from the protocol's)."""
 
 
 @dataclass(frozen=True)
@@ -56,37 +53,71 @@ class Order:
             request.nonce,
         )
 
+    @classmethod
+    def from_typed_data(cls, typed: OrderTypedData) -> Order:
+        """The order a wallet's typed-data payload describes."""
+        message = typed.message
+        return cls(
+            bytes.fromhex(message.job_id[2:]),
+            bytes.fromhex(message.spec_hash[2:]),
+            message.max_payment,
+            message.deadline,
+            message.nonce,
+        )
+
     def as_tuple(self) -> tuple[bytes, bytes, int, int, int]:
         """The Solidity struct argument."""
         return (self.job_id, self.spec_hash, self.max_payment, self.deadline, self.nonce)
 
+    def typed_data(self, chain_id: int, market: str) -> OrderTypedData:
+        """The typed data a developer's wallet signs for this order on ``market``."""
+        return OrderTypedData(
+            domain=_domain(chain_id, market),
+            message=OrderMessage(
+                job_id="0x" + self.job_id.hex(),
+                spec_hash="0x" + self.spec_hash.hex(),
+                max_payment=self.max_payment,
+                deadline=self.deadline,
+                nonce=self.nonce,
+            ),
+        )
+
+
+def _domain(chain_id: int, market: str) -> TypedDataDomain:
+    return TypedDataDomain(chain_id=chain_id, verifying_contract=market)
+
 
 def domain(chain_id: int, market: str) -> dict[str, Any]:
     """The EIP-712 domain: binds signatures to one contract on one chain."""
-    return {
-        "name": DOMAIN_NAME,
-        "version": DOMAIN_VERSION,
-        "chainId": chain_id,
-        "verifyingContract": market,
-    }
+    return _domain(chain_id, market).model_dump(by_alias=True)
+
+
+def result_typed_data(
+    job_id: bytes, result: bytes, amount: int, chain_id: int, market: str
+) -> ResultTypedData:
+    """The typed data a provider's wallet signs to claim ``amount`` for ``result``."""
+    return ResultTypedData(
+        domain=_domain(chain_id, market),
+        message=ResultMessage(
+            job_id="0x" + job_id.hex(), result_hash="0x" + result.hex(), amount=amount
+        ),
+    )
+
+
+def signable(typed: TypedData) -> SignableMessage:
+    """The EIP-712 message eth-account signs or recovers from: its digest is the contract's
+    ``orderDigest`` or ``resultDigest`` of the same payload."""
+    return encode_typed_data(full_message=typed.eip712())
 
 
 def _order_message(order: Order, chain_id: int, market: str) -> SignableMessage:
-    message = {
-        "jobId": order.job_id,
-        "specHash": order.spec_hash,
-        "maxPayment": order.max_payment,
-        "deadline": order.deadline,
-        "nonce": order.nonce,
-    }
-    return encode_typed_data(domain(chain_id, market), ORDER_TYPES, message)
+    return signable(order.typed_data(chain_id, market))
 
 
 def _result_message(
     job_id: bytes, result: bytes, amount: int, chain_id: int, market: str
 ) -> SignableMessage:
-    message = {"jobId": job_id, "resultHash": result, "amount": amount}
-    return encode_typed_data(domain(chain_id, market), RESULT_TYPES, message)
+    return signable(result_typed_data(job_id, result, amount, chain_id, market))
 
 
 def sign_order(account: LocalAccount, order: Order, chain_id: int, market: str) -> bytes:

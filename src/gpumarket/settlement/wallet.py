@@ -15,7 +15,7 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from gpumarket.errors import InvalidRequest, PaymentRequired, TransportError
+from gpumarket.errors import InvalidRequest, PaymentRequired, Unreachable
 from gpumarket.protocol import ChainInfo, from_micros
 from gpumarket.settlement.contracts import Market, token_contract
 from gpumarket.settlement.deploy import send_signed
@@ -111,7 +111,7 @@ class MarketWallet:
                 deposit, earnings, stake, locked = self.market.view("balances", account_id)
                 unstaking, ready = self.market.view("unstaking", account_id)
         except (OSError, ConnectionError) as exc:
-            raise TransportError(f"cannot reach the chain at {self.chain.rpc_url}: {exc}") from exc
+            raise Unreachable(f"cannot reach the chain at {self.chain.rpc_url}: {exc}") from exc
         return Balances(
             self.account.address, held, deposit, earnings, stake, locked, unstaking, ready
         )

@@ -12,12 +12,12 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from gpumarket.errors import ContractReverted, TransportError
+from gpumarket.errors import ContractReverted, Unreachable
 from gpumarket.settlement.contracts import Market, token_contract
 from gpumarket.settlement.deploy import send_signed
 from gpumarket.settlement.devnet import Devnet
 from gpumarket.settlement.events import EventReader
-from gpumarket.settlement.outbox import TransactionSender
+from gpumarket.settlement.outbox import SqliteOutboxStore, TransactionSender
 from gpumarket.settlement.signing import Order, compact, job_id_bytes, sign_order, sign_result
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,9 @@ class World:
         self.dev = net.accounts[1]
         self.prov = net.accounts[2]
         self.treasury = net.accounts[5]
-        self.sender = TransactionSender(net.w3, self.coordinator, outbox, self.market.errors)
+        self.sender = TransactionSender(
+            net.w3, self.coordinator, SqliteOutboxStore(outbox), self.market.errors
+        )
 
     def call(self, who: LocalAccount, function: str, *args: object) -> None:
         send_signed(
@@ -201,7 +203,7 @@ def test_outbox_resends_after_a_crash_without_paying_twice(world: World, tmp_pat
     world.sender.submit("finalize:job_5", world.market.address, data)
     assert world.sender.pending() == 1
     restarted = TransactionSender(
-        world.w3, world.coordinator, tmp_path / "outbox.db", world.market.errors
+        world.w3, world.coordinator, SqliteOutboxStore(tmp_path / "outbox.db"), world.market.errors
     )
     (done,) = restarted.resume()
     assert done.status == "done"
@@ -214,13 +216,13 @@ def test_outbox_resends_after_a_crash_without_paying_twice(world: World, tmp_pat
 def test_rpc_outage_keeps_the_transaction_for_later(world: World, tmp_path: Path) -> None:
     world.open("job_6", 10 * USD)
     broken = TransactionSender(
-        world.w3, world.coordinator, tmp_path / "outbox.db", world.market.errors
+        world.w3, world.coordinator, SqliteOutboxStore(tmp_path / "outbox.db"), world.market.errors
     )
     data = world.market.calldata("cancel", job_id_bytes("job_6"))
     gas = 100_000
     real = world.w3.provider
     world.w3.provider = Web3.HTTPProvider("http://127.0.0.1:9")  # type: ignore[assignment]
-    with pytest.raises(TransportError):
+    with pytest.raises(Unreachable):
         broken.submit("cancel:job_6", world.market.address, data, gas=gas)
     world.w3.provider = real
     if broken.get("cancel:job_6") is None:  # the outage hit before the record: submit again
@@ -350,11 +352,11 @@ def test_outbox_crash_between_send_and_receipt(world: World, tmp_path: Path) -> 
         world.sender.submit("cancel:job_8", world.market.address, data)
     assert world.sender.pending() == 1
     restarted = TransactionSender(
-        world.w3, world.coordinator, tmp_path / "outbox.db", world.market.errors
+        world.w3, world.coordinator, SqliteOutboxStore(tmp_path / "outbox.db"), world.market.errors
     )
     (done,) = restarted.resume()  # re-sends the same signed bytes: the node already has them
     assert done.status == "done"
-    (job_state,) = [world.market.view("jobs", job_id_bytes("job_8"))[6]]
+    (job_state,) = [world.market.job(job_id_bytes("job_8")).state]
     assert job_state == 6  # Cancelled, once
     nonce_after = world.w3.eth.get_transaction_count(world.coordinator.address)
     restarted.resume()

@@ -19,13 +19,21 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from gpumarket.coordinator.app import create_app
-from gpumarket.coordinator.services import onchain
-from gpumarket.coordinator.services.chain import ChainSettlement
-from gpumarket.coordinator.services.group_send import GroupSender
-from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import PaymentRequired, SettlementError
+from gpumarket.coordinator.background import (
+    chain_resume,
+    event_follower,
+    finalizer,
+    matcher,
+    refunder,
+)
+from gpumarket.coordinator.db.models import OutboxRow
+from gpumarket.coordinator.services import orders, results
+from gpumarket.coordinator.services.chain_backend import ChainSettlement
+from gpumarket.coordinator.settings import CoordinatorSettings, load_settings
+from gpumarket.errors import ConfigurationError, PaymentRequired
 from gpumarket.protocol import (
     Heartbeat,
     HostResources,
@@ -39,6 +47,7 @@ from gpumarket.provider.claims import ClaimSigner
 from gpumarket.sdk import Client, ProviderClient, register_wallet
 from gpumarket.settlement.deploy import write_deployment
 from gpumarket.settlement.devnet import Devnet
+from gpumarket.settlement.group_send import GroupSender
 from gpumarket.settlement.wallet import MarketWallet
 from tests.conftest import ADMIN_TOKEN, sqlite_url
 
@@ -88,15 +97,21 @@ class Rig:
 
     def recover(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The restarted coordinator's chain loop (every intent counts as stale)."""
-        monkeypatch.setattr(onchain, "STALE_INTENT_SECONDS", -1.0)
         settings = self.app.app.state.settings  # type: ignore[attr-defined]
-        onchain.tick(self.factory, self.backend, settings)
+        event_follower.follow_events(self.factory, self.backend, settings)
+        chain_resume.resume_intents(self.factory, self.backend, settings, stale_after=-1.0)
+        refunder.send_refunds(self.factory, self.backend)
+        finalizer.finalize_due(self.factory, self.backend, settings)
 
     def outbox_keys(self, prefix: str) -> list[str]:
-        rows = self.backend.sender.db.execute(
-            "SELECT key FROM outbox WHERE key LIKE ? AND status = 'done'", (prefix + "%",)
-        ).fetchall()
-        return [r[0] for r in rows]
+        with self.factory() as session:
+            return list(
+                session.scalars(
+                    select(OutboxRow.key).where(
+                        OutboxRow.key.like(prefix + "%"), OutboxRow.status == "done"
+                    )
+                )
+            )
 
 
 @pytest.fixture
@@ -142,13 +157,9 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             yield rig
 
 
-def crash_after_send(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Make ``onchain.<name>`` (the step after the chain call) die instead of recording."""
-
-    def die(*_: object, **__: object) -> None:
-        raise Crash
-
-    monkeypatch.setattr(onchain, name, die)
+def die(*_: object, **__: object) -> None:
+    """Stands in for the step after the chain call: the process dies before it records."""
+    raise Crash
 
 
 def test_an_open_interrupted_after_its_transaction_queues_the_job_once(
@@ -156,7 +167,7 @@ def test_an_open_interrupted_after_its_transaction_queues_the_job_once(
 ) -> None:
     job = rig.dev.submit(SPEC)
     with monkeypatch.context() as patch:
-        crash_after_send(patch, "_opened")
+        patch.setattr(orders, "apply_opened", die)
         with pytest.raises(Crash):
             rig.dev.pay(job, rig.net.accounts[1], SPEC)
     assert rig.dev.get(job.id).state is JobState.SUBMITTED
@@ -172,11 +183,9 @@ def test_an_open_interrupted_after_its_transaction_queues_the_job_once(
 def test_a_commit_interrupted_after_its_transaction_commits_once(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gpumarket.coordinator.background.pipelines import match_queued
-
     job = rig.dev.submit(SPEC, wallet=rig.net.accounts[1])
     rig.recover(monkeypatch)  # the chain loop learns the provider's stake
-    match_queued(rig.factory, rig.app.app.state.settings)  # type: ignore[attr-defined]
+    matcher.match_queued(rig.factory, rig.app.app.state.settings)  # type: ignore[attr-defined]
     (assignment,) = rig.provider.poll(wait=0)
     rig.provider.started(job.id)
     chain = rig.provider.chain_info()
@@ -184,11 +193,11 @@ def test_a_commit_interrupted_after_its_transaction_commits_once(
     claim = ClaimSigner(rig.net.accounts[2], chain).claim(assignment, 0, None, 0.5)
     report = ResultReport(exit_code=0, usage_seconds=0.5, claim=claim)
     with monkeypatch.context() as patch:
-        crash_after_send(patch, "_committed")
+        patch.setattr(results, "apply_committed", die)
         with pytest.raises(Crash):
             rig.provider.report_result(job.id, report)
     assert rig.dev.get(job.id).state is JobState.RUNNING
-    assert rig.backend.job_state(str(job.chain_job_id)) == 2  # Committed on-chain
+    assert rig.backend.client.job_state(str(job.chain_job_id)) == 2  # Committed on-chain
 
     rig.recover(monkeypatch)
     assert rig.dev.get(job.id).state is JobState.COMMITTED
@@ -202,13 +211,9 @@ def test_a_commit_interrupted_after_its_transaction_commits_once(
     # the finalize is interrupted the same way, then the loop settles it from the same batch
     rig.net.time_travel(3601)
     with monkeypatch.context() as patch:
-
-        def die(*args: object, **kwargs: object) -> None:
-            raise Crash
-
-        patch.setattr(onchain.lifecycle, "finalize", die)
+        patch.setattr(finalizer.lifecycle, "finalize", die)
         with pytest.raises(Crash):
-            onchain.finalize_ready(rig.factory, rig.backend, rig.app.app.state.settings)  # type: ignore[attr-defined]
+            finalizer.finalize_due(rig.factory, rig.backend, rig.app.app.state.settings)  # type: ignore[attr-defined]
     assert rig.dev.get(job.id).state is JobState.COMMITTED
     rig.recover(monkeypatch)
     settled = rig.dev.get(job.id)
@@ -220,11 +225,9 @@ def test_a_commit_interrupted_after_its_transaction_commits_once(
 
 def ready_to_report(rig: Rig, monkeypatch: pytest.MonkeyPatch, jobs: int) -> list[ResultReport]:
     """``jobs`` paid jobs, matched, started, and their providers' signed claims."""
-    from gpumarket.coordinator.background.pipelines import match_queued
-
     submitted = [rig.dev.submit(SPEC, wallet=rig.net.accounts[1]) for _ in range(jobs)]
     rig.recover(monkeypatch)  # the chain loop learns the provider's stake
-    match_queued(rig.factory, rig.app.app.state.settings)  # type: ignore[attr-defined]
+    matcher.match_queued(rig.factory, rig.app.app.state.settings)  # type: ignore[attr-defined]
     assignments = rig.provider.poll(wait=0)
     assert sorted(a.job_id for a in assignments) == sorted(j.id for j in submitted)
     chain = rig.provider.chain_info()
@@ -264,7 +267,7 @@ def report_together(rig: Rig, reports: list[ResultReport]) -> list[object]:
     calls: list[Callable[[], object]] = [
         partial(rig.provider.report_result, i, r) for i, r in zip(ids, reports, strict=True)
     ]
-    return together(rig.backend.commits, calls)
+    return together(rig.backend.client.commits, calls)
 
 
 def pay_together(rig: Rig, payers: list[tuple[Client, int]]) -> list[object]:
@@ -273,7 +276,7 @@ def pay_together(rig: Rig, payers: list[tuple[Client, int]]) -> list[object]:
     calls: list[Callable[[], object]] = [
         partial(client.pay, job, rig.net.accounts[index], SPEC) for client, job, index in jobs
     ]
-    return together(rig.backend.opens, calls)
+    return together(rig.backend.client.opens, calls)
 
 
 def test_orders_that_arrive_while_an_open_waits_share_one_open_many(
@@ -305,7 +308,7 @@ def test_a_batch_of_orders_opened_just_before_a_crash_is_recorded_from_its_event
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patch:
-        crash_after_send(patch, "_opened")
+        patch.setattr(orders, "apply_opened", die)
         answers = pay_together(rig, [(rig.dev, 1)] * 3)
     assert all(isinstance(a, Crash) for a in answers)
     assert all(j.state is JobState.SUBMITTED for j in rig.dev.jobs().items)
@@ -358,7 +361,7 @@ def test_a_batch_committed_just_before_a_crash_is_recorded_from_its_events(
     MarketWallet(rig.provider.chain_info(), rig.net.accounts[2]).stake(300 * USD)  # type: ignore[arg-type]
     reports = ready_to_report(rig, monkeypatch, 3)
     with monkeypatch.context() as patch:
-        crash_after_send(patch, "_committed")
+        patch.setattr(results, "apply_committed", die)
         answers = report_together(rig, reports)
     assert all(isinstance(a, Crash) for a in answers)
     running = [j for j in rig.dev.jobs().items if j.state is JobState.RUNNING]
@@ -385,14 +388,22 @@ def test_a_coordinator_key_without_the_role_or_not_a_key_is_refused_at_start(
         return CoordinatorSettings(
             db_url=sqlite_url(tmp_path / "other"),
             data_dir=tmp_path / "other",
-            chain_rpc_url=base.rpc_url,
+            chain_rpc_url=base.client.rpc_url,
             chain_deployment=deployment,
             chain_key=key,  # type: ignore[arg-type]
         )
 
-    with pytest.raises(SettlementError, match="does not hold the coordinator role") as refused:
-        ChainSettlement(settings("0x" + bytes(stranger.key).hex()))
+    with pytest.raises(ConfigurationError, match="does not hold the coordinator role") as refused:
+        ChainSettlement(settings("0x" + bytes(stranger.key).hex()), rig.factory)
     assert stranger.address in str(refused.value)
-    with pytest.raises(SettlementError, match="is not a private key") as garbled:
-        ChainSettlement(settings("0x1234"))
-    assert "0x1234" not in str(garbled.value)  # a key, even a wrong one, is never echoed
+    # a key that is not one is a misconfiguration refused with the other settings, before
+    # the chain is even asked
+    with pytest.raises(ConfigurationError, match="is not a private key") as garbled:
+        load_settings(
+            db_url=sqlite_url(tmp_path / "other"),
+            chain_rpc_url=base.client.rpc_url,
+            chain_deployment=deployment,
+            chain_key="0x1234",
+        )
+    # a key, even a wrong one, is never echoed
+    assert "0x1234" not in str(garbled.value) and "0x1234" not in str(garbled.value.__cause__)

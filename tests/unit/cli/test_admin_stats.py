@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from gpumarket.cli import admin
 from gpumarket.cli.main import typer_app
+from gpumarket.protocol import MarketStats
 
 CPU_ONLY_MARKET: dict[str, Any] = {
     "jobs_by_state": {"RUNNING": 1, "CANCELLED": 1},
@@ -34,8 +35,8 @@ CPU_ONLY_MARKET: dict[str, Any] = {
 
 
 class FakeAdmin:
-    def stats(self) -> dict[str, Any]:
-        return CPU_ONLY_MARKET
+    def stats(self) -> MarketStats:
+        return MarketStats.model_validate(CPU_ONLY_MARKET)
 
 
 def test_stats_show_cpus_and_cpu_hours(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gpumarket.cli.main import typer_app
-from gpumarket.provider.wallet import create_wallet
+from gpumarket.keystore import create_wallet
 from tests.unit.settlement.test_wallet import USD, FakeMarketWallet
 
 

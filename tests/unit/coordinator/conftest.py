@@ -15,34 +15,42 @@ from gpumarket.coordinator.db.engine import make_engine, make_session_factory, s
 from gpumarket.coordinator.db.models import Developer, Provider
 from gpumarket.coordinator.services import jobs, providers
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.settlement import OffchainSettlement
+from gpumarket.coordinator.services.offchain import OffchainSettlement
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import Heartbeat, JobSpec, Role
 from tests.conftest import sqlite_url
 
 
 class RecordingSettlement(OffchainSettlement):
-    """A settlement double that records every call, in order, for assertions."""
+    """A settlement double that records every money step, in order, for assertions."""
 
     name = "recording"
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    def open_escrow(self, job: Any) -> None:
-        self.calls.append(("open_escrow", job.id))
+    def fund_on_submit(self, session: Session, job: Any, spec: Any) -> bool:
+        self.calls.append(("fund", job.id))
+        return super().fund_on_submit(session, job, spec)
 
-    def commit_result(self, job: Any) -> None:
-        self.calls.append(("commit_result", job.id))
+    def apply_commit(self, session: Session, job: Any, committed: Any) -> Any:
+        self.calls.append(("commit", job.id))
+        return super().apply_commit(session, job, committed)
 
-    def finalize(self, job: Any) -> None:
+    def apply_finalize(self, session: Session, job: Any, ref: str, finalized: Any) -> bool:
         self.calls.append(("finalize", job.id))
+        return super().apply_finalize(session, job, ref, finalized)
 
-    def refund(self, job: Any, reason: str) -> None:
+    def refund(self, session: Session, job: Any, reason: str) -> None:
         self.calls.append(("refund", job.id))
+        super().refund(session, job, reason)
 
-    def open_dispute(self, job: Any) -> None:
-        self.calls.append(("open_dispute", job.id))
+    def apply_challenge(self, session: Session, job: Any, challenged: Any) -> None:
+        self.calls.append(("challenge", job.id))
+
+    def apply_ruling(self, session: Session, job: Any, at_fault: bool, ruled: Any) -> bool:
+        self.calls.append(("resolve", job.id))
+        return super().apply_ruling(session, job, at_fault, ruled)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import hashlib
 
 from fastapi.testclient import TestClient
 
-from gpumarket.coordinator.background import pipelines
+from gpumarket.coordinator.background import matcher
 from tests.helpers import RTX4090, bearer, gpu_spec, gpus, heartbeat, register
 
 
@@ -30,7 +30,7 @@ def test_job_flows_from_submit_to_outputs(client: TestClient) -> None:
     )
     assert ack.status_code == 200, ack.text
 
-    assert pipelines.match_queued(app.state.session_factory, app.state.settings) != []
+    assert matcher.match_queued(app.state.session_factory, app.state.settings) != []
     polled = client.get("/v1/provider/assignments", params={"wait": 0}, headers=bearer(prov_key))
     assignments = polled.json()["assignments"]
     assert [a["job_id"] for a in assignments] == [job_id]

@@ -1,16 +1,23 @@
 """The daemon's own decisions, against doubles of Docker and the coordinator: what a restart
 re-attaches with (on an on-chain market, a job killed mid-run must still be claimed), which
-work folders it clears, and when a job is given back for want of room."""
+work folders it clears, when a job is given back for want of room, and how the heartbeat
+rides out an outage."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from eth_account import Account
+from tenacity import Retrying
 
+from gpumarket.errors import InvalidRequest, Unreachable
 from gpumarket.protocol import Assignment
+from gpumarket.provider import retry
 from gpumarket.provider.assignments import save_assignment
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.provider.config import ProviderConfig
@@ -121,3 +128,47 @@ def test_a_job_whose_result_is_reported_leaves_room_while_it_cleans_up(tmp_path:
     daemon.dispatch(assignment(job_id="job_1111111111111111"))
     assert coordinator.failures == [] and started == ["job_1111111111111111"]
     assert daemon.heartbeat_body().running_jobs == []
+
+
+class StopAfter:
+    """The daemon's stop event, set once ``answers`` run out; its waits take no time."""
+
+    def __init__(self, answers: list[object]) -> None:
+        self.answers = answers
+        self.waited: list[float] = []
+
+    def is_set(self) -> bool:
+        return not self.answers
+
+    def wait(self, timeout: float) -> bool:
+        self.waited.append(timeout)
+        return self.is_set()
+
+
+def test_the_heartbeat_rides_out_an_outage_and_logs_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+
+    def instant(*args: Any, **kwargs: Any) -> Retrying:
+        return retry.policy(*args, **kwargs).copy(sleep=waits.append)
+
+    monkeypatch.setattr("gpumarket.provider.daemon.policy", instant)
+    answers: list[object] = [Unreachable("down"), Unreachable("down"), 10.0, InvalidRequest("no")]
+
+    def beat() -> float:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, float)
+        return answer
+
+    stop = StopAfter(answers)
+    daemon = SimpleNamespace(stopping=stop, beat=beat)
+    with caplog.at_level(logging.INFO, logger="gpumarket"):
+        ProviderDaemon._heartbeat_loop(daemon)  # type: ignore[arg-type]
+    assert len(waits) == 2 and 1 <= waits[0] <= 2 <= waits[1] <= 3  # growing, with jitter
+    assert stop.waited[0] == 0 and 8 <= stop.waited[1] <= 12 and stop.waited[2] == 30
+    assert [r.message for r in caplog.records if r.levelno == logging.ERROR] == [
+        "coordinator refused the heartbeat: no"
+    ]

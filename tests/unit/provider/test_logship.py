@@ -6,7 +6,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gpumarket.errors import NotFound, TransportError
+import pytest
+
+from gpumarket.errors import NotFound, Unreachable
 from gpumarket.protocol import LogAppend, LogAppendAck
 from gpumarket.provider.logship import LogShipper, ShipperState
 
@@ -28,7 +30,7 @@ class FlakyCoordinator:
                 raise NotFound("no such job")
             if self.failures:
                 self.failures -= 1
-                raise TransportError("connection refused")
+                raise Unreachable("connection refused")
             for chunk in batch.chunks:
                 self.chunks.setdefault(chunk.seq, (chunk.stream.value, chunk.data))
             return LogAppendAck(
@@ -50,7 +52,11 @@ def shipper(client: Any, path: Path, cap: int = 1 << 20) -> LogShipper:
     return LogShipper(client, "job_1", cap, path)
 
 
-def test_everything_arrives_in_order_across_an_outage(tmp_path: Path) -> None:
+def test_everything_arrives_in_order_across_an_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("gpumarket.provider.retry.pause", waits.append)
     coordinator = FlakyCoordinator(failures=2)
     ship = shipper(coordinator, tmp_path / "logs.json")
     expected = "".join(f"line {i}\n" for i in range(500))
@@ -62,6 +68,7 @@ def test_everything_arrives_in_order_across_an_outage(tmp_path: Path) -> None:
     assert coordinator.text("stdout") == expected
     assert coordinator.text("stderr") == "é"
     assert coordinator.calls >= 3
+    assert len(waits) == 2 and waits[0] < waits[1]  # the same batch again, after a longer wait
 
 
 def test_cap_stops_output_with_one_notice(tmp_path: Path) -> None:
@@ -89,9 +96,11 @@ def test_state_lets_a_restarted_daemon_resume(tmp_path: Path) -> None:
 
 
 def test_a_job_that_is_gone_stops_shipping(tmp_path: Path) -> None:
-    ship = shipper(FlakyCoordinator(refuse=True), tmp_path / "logs.json")
+    coordinator = FlakyCoordinator(refuse=True)
+    ship = shipper(coordinator, tmp_path / "logs.json")
     ship.feed("stdout", b"nobody listens\n")
     assert ship.close(timeout=5)
+    assert coordinator.calls == 1  # a refusal is not sent again
 
 
 def test_binary_output_with_nul_bytes_ships_as_storable_text(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Output packing, provider configuration, keystore wallets, benchmark parsing."""
+"""Output packing, provider configuration, benchmark parsing (the keystore wallets' tests
+are tests/unit/test_keystore.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gpumarket.errors import AuthenticationFailed, InvalidRequest
+from gpumarket.errors import InvalidRequest
 from gpumarket.protocol import GpuInfo
 from gpumarket.provider.benchmark import parse_results
 from gpumarket.provider.config import load_config
 from gpumarket.provider.outputs import OutputsTooLarge, pack_outputs
-from gpumarket.provider.wallet import create_wallet, load_or_create_wallet, load_wallet
 
 
 def test_pack_keeps_files_and_inside_links_and_drops_escapes(tmp_path: Path) -> None:
@@ -69,21 +69,6 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(InvalidRequest, match="does not exist"):
         load_config(tmp_path / "missing.toml")
-
-
-def test_wallet_keystore_roundtrip(tmp_path: Path) -> None:
-    path = tmp_path / "w.json"
-    account = create_wallet(path, "pw")
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
-    assert load_wallet(path, "pw").address == account.address
-    with pytest.raises(AuthenticationFailed, match="wrong password"):
-        load_wallet(path, "nope")
-    with pytest.raises(InvalidRequest, match="already exists"):
-        create_wallet(path, "pw")
-    again, created = load_or_create_wallet(path, "pw")
-    assert again.address == account.address and not created
-    with pytest.raises(InvalidRequest, match="gpumarket wallet new"):
-        load_wallet(tmp_path / "none.json", "pw")
 
 
 def test_benchmark_flags_a_gpu_far_below_spec() -> None:

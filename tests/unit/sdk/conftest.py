@@ -33,7 +33,7 @@ def replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
     """A client of a coordinator that gives ``answers`` in order (an exception is raised as
     the transport's), and the list where each request's ``after`` ("-" when it has none) is
     recorded; the SDK's waits between attempts take no time."""
-    monkeypatch.setattr("gpumarket.sdk.client.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("gpumarket.sdk.retry.pause", lambda seconds: None)
     made: list[Client] = []
 
     def make(answers: list[Answer]) -> tuple[Client, list[str]]:
@@ -62,7 +62,7 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     the last (and no real sleeping)."""
     clock = iter(range(0, 10_000, 10))
     monkeypatch.setattr("gpumarket.sdk.client.time.monotonic", lambda: next(clock))
-    monkeypatch.setattr("gpumarket.sdk.client.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("gpumarket.sdk.retry.pause", lambda seconds: None)
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")

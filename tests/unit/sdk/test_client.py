@@ -8,7 +8,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from gpumarket.errors import InvalidRequest, NotFound, TransportError
+from gpumarket.errors import InvalidRequest, NotFound, Unreachable
 from gpumarket.sdk import AdminClient, Client, ProviderClient
 from tests.unit.sdk.conftest import job
 
@@ -35,12 +35,12 @@ def _serving(answer: httpx.Response) -> Client:
     ],
 )
 def test_something_that_is_not_a_coordinator_is_named_as_such(answer: httpx.Response) -> None:
-    with _serving(answer) as client, pytest.raises(TransportError) as raised:
+    with _serving(answer) as client, pytest.raises(Unreachable) as raised:
         client.get("job_1")
     message = raised.value.message
     assert "http://elsewhere:8080 does not look like a gpumarket coordinator" in message
     assert "GET /v1/jobs/job_1" in message and "--coordinator" in message
-    with _serving(answer) as client, pytest.raises(TransportError):
+    with _serving(answer) as client, pytest.raises(Unreachable):
         client.chain_info()  # not taken for "this market keeps accounts off-chain"
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from gpumarket.errors import TransportError
+from gpumarket.errors import Unreachable
 from gpumarket.sdk import Client
 from tests.unit.sdk.conftest import Replay, job
 
@@ -39,5 +39,5 @@ def test_a_stream_that_ends_early_or_breaks_is_resumed_after_its_last_line(
 
 
 def test_a_coordinator_that_stays_away_ends_the_follow(unreachable: Client) -> None:
-    with pytest.raises(TransportError, match="unreachable for 60s"):
+    with pytest.raises(Unreachable, match="unreachable for 60s"):
         list(unreachable.follow_logs("job_1"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gpumarket.errors import IntegrityError, InvalidRequest, TransportError
+from gpumarket.errors import IntegrityCheckFailed, InvalidRequest, Unreachable
 from gpumarket.sdk import Client, extract_outputs
 
 
@@ -60,7 +60,7 @@ def test_a_hostile_archive_writes_nothing(
 ) -> None:
     packed = archive(tmp_path / "out.tar.gz", [(regular("fine.txt"), b"ok"), member])
     folder = tmp_path / "unpacked"
-    with pytest.raises(IntegrityError, match=r"refused to unpack out\.tar\.gz"):
+    with pytest.raises(IntegrityCheckFailed, match=r"refused to unpack out\.tar\.gz"):
         extract_outputs(packed, folder)
     assert not folder.exists()  # checked before anything was written, the fine file included
     assert not (tmp_path / "escape.txt").exists()
@@ -75,7 +75,7 @@ def test_an_absolute_path_lands_inside_the_folder(tmp_path: Path) -> None:
 def test_not_an_archive_or_not_a_folder(tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"<html>502 Bad Gateway</html>")
-    with pytest.raises(IntegrityError, match="not a readable tar archive"):
+    with pytest.raises(IntegrityCheckFailed, match="not a readable tar archive"):
         extract_outputs(junk, tmp_path / "unpacked")
     with pytest.raises(InvalidRequest, match="is not a folder"):
         extract_outputs(junk, junk)
@@ -98,7 +98,7 @@ def test_an_interrupted_download_leaves_no_archive(tmp_path: Path) -> None:
     dest = tmp_path / "job-outputs.tar.gz"
     with (
         Client("http://coordinator", "key", transport=transport) as sdk,
-        pytest.raises(TransportError, match="download interrupted"),
+        pytest.raises(Unreachable, match="download interrupted"),
     ):
         sdk.download_outputs("job_1", dest)
     assert list(tmp_path.iterdir()) == []  # neither a truncated archive nor its .part
@@ -120,7 +120,7 @@ def test_a_download_whose_hash_differs_from_the_result_is_refused(tmp_path: Path
     other = "sha256:" + "0" * 64
     with (
         Client("http://coordinator", "key", transport=serve(other)) as sdk,
-        pytest.raises(IntegrityError, match=f"arrived damaged: their hash is {named}"),
+        pytest.raises(IntegrityCheckFailed, match=f"arrived damaged: their hash is {named}"),
     ):
         sdk.download_outputs("job_1", dest)
     assert list(tmp_path.iterdir()) == []

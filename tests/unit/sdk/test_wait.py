@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gpumarket.errors import TransportError
+from gpumarket.errors import Unreachable
 from gpumarket.protocol import JobState
 from gpumarket.sdk import Client
 from tests.unit.sdk.conftest import Replay, job
@@ -26,5 +26,5 @@ def test_wait_looks_again_after_the_coordinator_comes_back(
 
 
 def test_wait_gives_up_on_a_coordinator_that_stays_away(unreachable: Client) -> None:
-    with pytest.raises(TransportError, match="cannot reach the coordinator"):
+    with pytest.raises(Unreachable, match="cannot reach the coordinator"):
         unreachable.wait("job_1")

@@ -20,7 +20,7 @@ from gpumarket.coordinator.deps import (
     require_admin,
 )
 from gpumarket.coordinator.services import stats
-from gpumarket.coordinator.services.chain import ChainHealth, ChainSettlement
+from gpumarket.coordinator.services.settlement import SettlementBackend, SettlementHealth
 from gpumarket.coordinator.settings import CoordinatorSettings
 
 router = APIRouter(tags=["health"])
@@ -37,7 +37,7 @@ class _StatsCollector:
     """Turns one stats snapshot (and, on-chain, the chain's health) into gauge families at
     scrape time."""
 
-    def __init__(self, snapshot: stats.MarketStats, chain: ChainHealth | None) -> None:
+    def __init__(self, snapshot: stats.MarketStats, chain: SettlementHealth | None) -> None:
         self.snapshot = snapshot
         self.chain = chain
 
@@ -77,8 +77,8 @@ def metrics(request: Request, settings: SettingsDep) -> Response:
     figures public."""
     with session_scope(request.app.state.read_session_factory) as session:
         snapshot = stats.market_stats(session, settings)
-    backend = request.app.state.settlement
-    chain = backend.health() if isinstance(backend, ChainSettlement) else None
+    backend: SettlementBackend = request.app.state.settlement
+    chain = backend.health()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatsCollector(snapshot, chain))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

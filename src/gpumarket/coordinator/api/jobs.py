@@ -15,10 +15,9 @@ from gpumarket.coordinator.api.params import MAX_OFFSET, Cursor
 from gpumarket.coordinator.background.notifier import log_key
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
-    ChainDep,
     DeveloperDep,
     FactoryDep,
-    PipelinesDep,
+    NotifierDep,
     PrincipalDep,
     ReadSessionDep,
     SessionDep,
@@ -26,9 +25,8 @@ from gpumarket.coordinator.deps import (
     SettlementDep,
     StoreDep,
 )
-from gpumarket.coordinator.services import jobs, logs, onchain
+from gpumarket.coordinator.services import disputes, jobs, logs, orders
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.chain import ChainSettlement
 from gpumarket.errors import NotFound
 from gpumarket.protocol import (
     FINISHED_STATES,
@@ -68,7 +66,7 @@ def submit_job(
     session: SessionDep,
     settings: SettingsDep,
     settlement: SettlementDep,
-    pipelines: PipelinesDep,
+    notifier: NotifierDep,
     background: BackgroundTasks,
     idempotency_key: Annotated[
         str | None, Header(max_length=128, pattern=r"^[\x21-\x7e]+$")
@@ -76,7 +74,7 @@ def submit_job(
 ) -> JSONResponse:
     """Submit a job. Send an ``Idempotency-Key`` header to make retries safe."""
     job = jobs.submit(session, principal, spec, idempotency_key, settlement, settings)
-    background.add_task(pipelines.wake_matcher)
+    background.add_task(notifier.wake_matcher)
     # a hot path: serialise once here rather than have FastAPI validate the model again
     return JSONResponse(
         jobs.to_view(job, spec=spec).model_dump(mode="json"), status_code=201, background=background
@@ -132,15 +130,16 @@ def sign_order(
     job_id: str,
     body: OrderSignature,
     principal: DeveloperDep,
-    chain: ChainDep,
+    settlement: SettlementDep,
     factory: FactoryDep,
-    pipelines: PipelinesDep,
+    notifier: NotifierDep,
     background: BackgroundTasks,
 ) -> JSONResponse:
     """On-chain markets: send the signature over the job's ``payment`` request. The escrow is
-    opened from your deposit and the job is QUEUED; a 402 says what is missing."""
-    job = onchain.open_job(factory, chain, principal, job_id, body.signature)
-    background.add_task(pipelines.wake_matcher)
+    opened from your deposit and the job is QUEUED; a 402 says what is missing (a 404 on a
+    market that keeps accounts off-chain: its jobs are queued at once)."""
+    job = orders.sign_order(factory, settlement, principal, job_id, body.signature)
+    background.add_task(notifier.wake_matcher)
     return JSONResponse(jobs.to_view(job).model_dump(mode="json"), background=background)
 
 
@@ -149,16 +148,13 @@ def challenge_job(
     job_id: str,
     body: ChallengeBody,
     principal: DeveloperDep,
-    session: SessionDep,
     settlement: SettlementDep,
     factory: FactoryDep,
 ) -> JobView:
     """Dispute a COMMITTED result before its challenge window closes. On an on-chain market,
     challenge the contract first (it takes the bond); this records it."""
-    if isinstance(settlement, ChainSettlement):
-        job = onchain.challenge(factory, settlement, principal, job_id, body.reason, body.tx_hash)
-        return jobs.to_view(job)
-    return jobs.to_view(jobs.challenge(session, principal, job_id, body.reason, settlement))
+    job = disputes.challenge(factory, settlement, principal, job_id, body.reason, body.tx_hash)
+    return jobs.to_view(job)
 
 
 def _read_logs(

@@ -10,11 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.background.notifier import log_key
-from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
     FactoryDep,
     NotifierDep,
-    PipelinesDep,
     ProviderDep,
     ReadSessionDep,
     SessionDep,
@@ -22,16 +20,13 @@ from gpumarket.coordinator.deps import (
     SettlementDep,
     StoreDep,
 )
-from gpumarket.coordinator.services import jobs, logs, onchain, providers
-from gpumarket.coordinator.services.artifacts import parse_hash
-from gpumarket.coordinator.services.chain import ChainSettlement
-from gpumarket.errors import Conflict, LimitExceeded
+from gpumarket.coordinator.services import artifacts, jobs, logs, providers, results
+from gpumarket.errors import LimitExceeded
 from gpumarket.protocol import (
     AssignmentBatch,
     FailureReport,
     Heartbeat,
     HeartbeatAck,
-    JobState,
     JobView,
     LogAppend,
     LogAppendAck,
@@ -53,13 +48,13 @@ def heartbeat(
     principal: ProviderDep,
     session: SessionDep,
     settings: SettingsDep,
-    pipelines: PipelinesDep,
+    notifier: NotifierDep,
     background: BackgroundTasks,
 ) -> JSONResponse:
     """Report inventory, telemetry, offers and running jobs; answers with jobs to stop."""
     outcome = providers.heartbeat(session, principal, body, settings)
     if outcome.market_changed:  # new capacity or prices: let queued jobs try again now
-        background.add_task(pipelines.wake_matcher)
+        background.add_task(notifier.wake_matcher)
     # the hottest path: serialise once here rather than have FastAPI validate the model again
     return JSONResponse(outcome.ack.model_dump(mode="json"), background=background)
 
@@ -77,23 +72,13 @@ async def poll_assignments(
     deadline = time.monotonic() + min(wait, settings.long_poll_max_seconds)
     notifier = request.app.state.notifier
     factory = request.app.state.read_session_factory
-
-    def fetch() -> tuple[AssignmentBatch, bool]:
-        with session_scope(factory) as session:
-            provider = providers.get_provider(session, principal.account_id)
-            providers.ensure_not_banned(provider)
-            batch = AssignmentBatch(
-                assignments=providers.pending_assignments(session, principal.account_id)
-            )
-            return batch, provider.accepting
-
     while True:
-        batch, accepting = await run_in_threadpool(fetch)
+        poll = await run_in_threadpool(providers.fetch_assignments, factory, principal.account_id)
         remaining = deadline - time.monotonic()
-        if batch.assignments or not accepting or remaining <= 0:
-            return batch
+        if poll.batch.assignments or not poll.accepting or remaining <= 0:
+            return poll.batch
         if await request.is_disconnected() or request.app.state.shutting_down.is_set():
-            return batch
+            return poll.batch
         await notifier.wait(principal.account_id, min(DB_POLL_SECONDS, remaining))
 
 
@@ -145,8 +130,9 @@ def append_logs(
     background: BackgroundTasks,
 ) -> LogAppendAck:
     """Append output chunks; re-sending a chunk (same seq) is harmless."""
-    job = providers.own_job_for_update(session, principal, job_id)
-    ack = logs.append(session, job, body, settings.max_log_bytes_per_job)
+    ack = logs.append_from_provider(
+        session, principal, job_id, body, settings.max_log_bytes_per_job
+    )
     if ack.accepted:  # after the commit: a woken follower reads the new lines
         background.add_task(notifier.wake_waiting, log_key(job_id))
     return ack
@@ -164,30 +150,16 @@ async def upload_outputs(
     ],
 ) -> OutputUploadAck:
     """Stream the job's output archive; kept only if it hashes to ``X-Content-SHA256``."""
-    parse_hash(content_sha256)
+    artifacts.parse_hash(content_sha256)
     factory = request.app.state.session_factory
-
-    def check_job() -> None:
-        with session_scope(factory) as session:
-            job = jobs.get_visible(session, principal, job_id)
-            if job.state not in (JobState.ASSIGNED.value, JobState.RUNNING.value):
-                raise Conflict(f"job {job_id} is {job.state}; outputs are no longer accepted")
-
-    await run_in_threadpool(check_job)
+    await run_in_threadpool(artifacts.check_upload, factory, principal, job_id)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_output_bytes:
         raise LimitExceeded(f"outputs are over the {settings.max_output_bytes} byte cap")
     size = await store.put_stream(request.stream(), content_sha256, settings.max_output_bytes)
-
-    def record() -> None:
-        with session_scope(factory) as session:
-            job = providers.own_job_for_update(session, principal, job_id)
-            job.output_hash = content_sha256
-            job.output_size = size
-            job.outputs_stored = True
-
-    await run_in_threadpool(record)
-    return OutputUploadAck(output_hash=content_sha256, output_size=size)
+    return await run_in_threadpool(
+        artifacts.record_upload, factory, principal, job_id, content_sha256, size
+    )
 
 
 @router.post("/jobs/{job_id}/result", response_model=JobView)
@@ -195,19 +167,14 @@ def report_result(
     job_id: str,
     body: ResultReport,
     principal: ProviderDep,
-    session: SessionDep,
     settings: SettingsDep,
     settlement: SettlementDep,
     factory: FactoryDep,
 ) -> JobView:
     """The job finished: commit the result (exit code, seconds used, outputs hash; on an
     on-chain market also the signed ``claim``, which is committed to the contract)."""
-    if isinstance(settlement, ChainSettlement):
-        job = onchain.commit_result(factory, settlement, principal, job_id, body, settings)
-        return jobs.to_view(job)
-    return jobs.to_view(
-        providers.report_result(session, principal, job_id, body, settlement, settings)
-    )
+    job = results.report_result(factory, settlement, principal, job_id, body, settings)
+    return jobs.to_view(job)
 
 
 @router.post("/jobs/{job_id}/failure", response_model=JobView)
@@ -218,10 +185,10 @@ def report_failure(
     session: SessionDep,
     settings: SettingsDep,
     settlement: SettlementDep,
-    pipelines: PipelinesDep,
+    notifier: NotifierDep,
     background: BackgroundTasks,
 ) -> JobView:
     """You could not run the job; ``retryable`` sends it to another provider."""
     job = providers.report_failure(session, principal, job_id, body, settlement, settings)
-    background.add_task(pipelines.wake_matcher)
+    background.add_task(notifier.wake_matcher)
     return jobs.to_view(job)

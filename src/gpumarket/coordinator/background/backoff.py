@@ -18,15 +18,16 @@ from collections.abc import Callable
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import HTTPError, Timeout
 from sqlalchemy.exc import DBAPIError
+from tenacity import RetryCallState, wait_exponential
 from web3.exceptions import ProviderConnectionError, RequestTimedOut
 
-from gpumarket.errors import TransportError
+from gpumarket.errors import Unreachable
 
 MAX_BACKOFF_SECONDS = 30.0
 """The longest wait between two tries of a pipeline during an outage."""
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    TransportError,  # the outbox's "the chain's RPC endpoint is unreachable"
+    Unreachable,  # the outbox's "the chain's RPC endpoint is unreachable"
     RequestsConnectionError,  # web3's HTTP provider: refused, reset, DNS failure
     Timeout,
     ProviderConnectionError,
@@ -91,18 +92,26 @@ class OutageBackoff:
         self._clock = clock
         self.failures = 0
         self._since: float | None = None
+        # tenacity's exponential schedule (interval x 2^failures, capped), as every other
+        # retry in the project; the jitter keeps replicas from retrying in step
+        self._schedule = wait_exponential(multiplier=interval, max=self.max_delay)
+        self._state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
 
     @property
     def in_outage(self) -> bool:
-        """Whether the last try failed with a transient error."""
-        return self.failures > 0
+        """Whether the last tries failed because a dependency was out of reach."""
+        return self._since is not None
 
-    def failed(self, exc: BaseException) -> float | None:
-        """Record a failed tick; the seconds to wait before the next one, or None when the
-        failure is not transient (the caller logs it with its traceback and keeps its pace)."""
+    def failed(self, exc: BaseException) -> float:
+        """Record a failed tick; the seconds to wait before the next one. A tick that keeps
+        failing waits ``interval`` times two to the failures in a row (at most ``max_delay``,
+        jittered), whether a dependency is out of reach (logged once, without a traceback) or
+        the tick has a bug (logged each time, with its traceback)."""
         if not is_transient(exc):
-            return None
-        if self.failures == 0:
+            self.log.error(
+                "background pipeline %s failed; retrying with backoff", self.name, exc_info=exc
+            )
+        elif self._since is None:
             self._since = self._clock()
             self.log.warning(
                 "background pipeline %s: a dependency is unreachable (%s); retrying with "
@@ -112,19 +121,18 @@ class OutageBackoff:
                 self.max_delay,
             )
         self.failures += 1
-        delay = min(self.max_delay, self.interval * 2.0 ** min(self.failures, 32))
-        return delay * self._rng(0.5, 1.0)
+        self._state.attempt_number = min(self.failures, 32) + 1  # tenacity counts from 1
+        return float(self._schedule(self._state)) * self._rng(0.5, 1.0)
 
     def succeeded(self) -> None:
         """Record a tick that went through; ends an outage with one INFO line."""
-        if self.failures == 0:
-            return
-        lasted = self._clock() - (self._since if self._since is not None else self._clock())
-        self.log.info(
-            "background pipeline %s recovered after %.1fs (%d failed tries)",
-            self.name,
-            lasted,
-            self.failures,
-        )
+        if self._since is not None:
+            lasted = self._clock() - self._since
+            self.log.info(
+                "background pipeline %s recovered after %.1fs (%d failed tries)",
+                self.name,
+                lasted,
+                self.failures,
+            )
         self.failures = 0
         self._since = None

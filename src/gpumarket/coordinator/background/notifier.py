@@ -28,6 +28,10 @@ def wake_followers_on_commit(
     event.listen(factory, "after_rollback", rolled_back)
 
 
+MATCHER_KEY = "__matcher__"
+"""The key the matcher loop waits on between its ticks."""
+
+
 def log_key(job_id: str) -> str:
     """The key a job's log followers wait on."""
     return f"logs:{job_id}"
@@ -49,6 +53,11 @@ class Notifier:
         """Wake everyone waiting on ``key`` (from any thread); remembered until the next wait
         when nobody waits yet (the matcher, a provider between two long-polls)."""
         self._on_loop(self._set, key)
+
+    def wake_matcher(self) -> None:
+        """Run the matcher now instead of at its next tick (after a submission, a funded
+        order, new capacity or a requeue)."""
+        self.notify(MATCHER_KEY)
 
     def wake_waiting(self, key: str) -> None:
         """Wake those waiting on ``key`` now, remembering nothing when nobody is (for keys

@@ -225,16 +225,65 @@ class ChainCursor(Base):
 
 
 class JobEventRow(Base):
-    """One transition of a job, with when and why (the job's audit trail)."""
+    """One transition of a job, with when and why (the job's audit trail). ``kind`` says
+    which state machine moved: the lifecycle's (``job``) or the settlement's (``chain``), whose
+    steps also name their transaction, block and gas."""
 
     __tablename__ = "job_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="job", server_default="job")
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutboxRow(Base):
+    """One chain transaction, signed and recorded before it is sent (see
+    :mod:`gpumarket.settlement.outbox`); shared by every coordinator replica."""
+
+    __tablename__ = "outbox"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[str] = mapped_column(String(42))
+    data: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(String(66))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    block: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("sender", "nonce", name="uq_outbox_sender_nonce"),)
+
+
+class OutboxSender(Base):
+    """The next nonce of one sending account. Its row is locked while a nonce is taken, so
+    replicas sharing the key take nonces one at a time, with no gap and no repeat."""
+
+    __tablename__ = "outbox_senders"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Lease(Base):
+    """A named duty held by one replica until ``expires_at`` (the chain sender's loops): the
+    holder renews it; when it dies, another replica takes the duty over once it expires."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class JobLogRow(Base):

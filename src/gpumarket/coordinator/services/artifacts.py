@@ -2,7 +2,8 @@
 
 Uploads stream to a temporary file while being hashed; the file is kept only when the hash
 matches what the provider declared and the size is under the cap, and is then renamed to
-``sha256/<first two hex>/<hex>`` so identical outputs are stored once.
+``sha256/<first two hex>/<hex>`` so identical outputs are stored once. A provider's upload is
+checked against its job before a byte is read and recorded on the job once stored.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gpumarket.errors import IntegrityError, InvalidRequest, LimitExceeded
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpumarket.coordinator.db.engine import session_scope
+from gpumarket.coordinator.services import jobs, providers
+from gpumarket.coordinator.services.auth import Principal
+from gpumarket.errors import Conflict, IntegrityCheckFailed, InvalidRequest, LimitExceeded
+from gpumarket.protocol import JobState, OutputUploadAck
+
+_UPLOAD_STATES = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
 
 def parse_hash(output_hash: str) -> str:
@@ -22,6 +31,29 @@ def parse_hash(output_hash: str) -> str:
     if algo != "sha256" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise InvalidRequest("output hash must look like 'sha256:<64 lowercase hex digits>'")
     return digest
+
+
+def check_upload(factory: sessionmaker[Session], principal: Principal, job_id: str) -> None:
+    """Refuse an output upload before its body is read: the job must be the provider's and
+    still ASSIGNED or RUNNING (once its result is in, the outputs it names are settled). Its
+    own short transaction, so no connection is held while the archive streams."""
+    with session_scope(factory) as session:
+        job = jobs.get_visible(session, principal, job_id)
+        if job.state not in _UPLOAD_STATES:
+            raise Conflict(f"job {job_id} is {job.state}; outputs are no longer accepted")
+
+
+def record_upload(
+    factory: sessionmaker[Session], principal: Principal, job_id: str, output_hash: str, size: int
+) -> OutputUploadAck:
+    """Note stored outputs on the provider's job (locked; still the provider's own), so its
+    result may name them and developers may download them."""
+    with session_scope(factory) as session:
+        job = providers.own_job_for_update(session, principal, job_id)
+        job.output_hash = output_hash
+        job.output_size = size
+        job.outputs_stored = True
+    return OutputUploadAck(output_hash=output_hash, output_size=size)
 
 
 class ContentStore:
@@ -58,7 +90,7 @@ class ContentStore:
                     out.write(chunk)
             actual = f"sha256:{digest.hexdigest()}"
             if actual != expected_hash:
-                raise IntegrityError(
+                raise IntegrityCheckFailed(
                     f"uploaded content hashes to {actual}, not the declared {expected_hash}"
                 )
             os.replace(tmp_name, target)

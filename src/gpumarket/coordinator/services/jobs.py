@@ -25,6 +25,7 @@ from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidRequest, NotFound
 from gpumarket.protocol import (
+    ChainState,
     JobEvent,
     JobSpec,
     JobState,
@@ -111,10 +112,14 @@ def submit(
                 raise
             return existing
     lifecycle.record_submission(session, job, now)
-    if settlement.on_chain:
-        settlement.prepare_order(job, spec)
-    else:
-        lifecycle.queue(session, job, spec, settlement)
+    if settlement.fund_on_submit(session, job, spec):
+        lifecycle.queue(session, job, spec, settlement.name)
+    return job
+
+
+def with_chain_steps(job: Job) -> Job:
+    """Load the job's ledger steps while its session is open (the view lists them)."""
+    job.chain_txs  # noqa: B018 - the lazy load is the point
     return job
 
 
@@ -195,7 +200,9 @@ def awaiting_ruling(session: Session, limit: int) -> list[Job]:
     claim was challenged on-chain (those stay CANCELLED)."""
     query = (
         select(Job)
-        .where(or_(Job.state == JobState.DISPUTED.value, Job.chain_state == "disputed"))
+        .where(
+            or_(Job.state == JobState.DISPUTED.value, Job.chain_state == ChainState.DISPUTED.value)
+        )
         .order_by(Job.updated_at)
         .limit(limit)
     )
@@ -207,15 +214,22 @@ def history(session: Session, job: Job) -> list[JobEvent]:
     rows = session.scalars(
         select(JobEventRow).where(JobEventRow.job_id == job.id).order_by(JobEventRow.id)
     )
-    return [
-        JobEvent(
-            from_state=JobState(r.from_state) if r.from_state else None,
-            to_state=JobState(r.to_state),
-            reason=r.reason,
-            at=r.at,
-        )
-        for r in rows
-    ]
+    return [_event(r) for r in rows]
+
+
+def _event(row: JobEventRow) -> JobEvent:
+    """One history entry on the wire: a lifecycle move, or a money step with its tx."""
+    state: type[JobState] | type[ChainState] = ChainState if row.kind == "chain" else JobState
+    return JobEvent(
+        kind="chain" if row.kind == "chain" else "job",
+        from_state=state(row.from_state) if row.from_state else None,
+        to_state=state(row.to_state),
+        reason=row.reason,
+        at=row.at,
+        tx_hash=row.tx_hash,
+        block=row.block,
+        gas_used=row.gas_used,
+    )
 
 
 def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = None) -> JobView:
@@ -270,7 +284,9 @@ def _chain_fields(job: Job) -> dict[str, Any]:
     settled = job.paid_micros is not None or job.refund_micros is not None
     return {
         "chain_job_id": job.chain_job_id,
-        "payment": job.payment_request if job.chain_state == "awaiting_order" else None,
+        "payment": job.payment_request
+        if job.chain_state == ChainState.AWAITING_ORDER.value
+        else None,
         "chain": [
             {
                 "step": tx.step,
@@ -320,18 +336,4 @@ def cancel(
     job = lifecycle.load_job_for_update(session, job_id)
     who = "the operator" if principal.role is Role.ADMIN else "the developer"
     lifecycle.cancel(session, job, f"cancelled by {who}", settlement, settings)
-    return job
-
-
-def challenge(
-    session: Session,
-    principal: Principal,
-    job_id: str,
-    reason: str,
-    settlement: SettlementBackend,
-) -> Job:
-    """The developer disputes a committed result inside the challenge window."""
-    get_visible(session, principal, job_id)
-    job = lifecycle.load_job_for_update(session, job_id)
-    lifecycle.dispute(session, job, reason, settlement)
     return job

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, JobEventRow, OfferRow, Provider
-from gpumarket.coordinator.services import matching
+from gpumarket.coordinator.services import earnings, matching
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidTransition, NotFound
@@ -88,15 +87,14 @@ def record_submission(session: Session, job: Job, now: datetime) -> None:
 # ---------------------------------------------------------------- transitions
 
 
-def queue(session: Session, job: Job, spec: JobSpec, settlement: SettlementBackend) -> None:
-    """SUBMITTED -> QUEUED once the escrow is open."""
+def queue(session: Session, job: Job, spec: JobSpec, ledger: str) -> None:
+    """SUBMITTED -> QUEUED once the escrow is open on ``ledger`` (the backend's name)."""
     if job.state != S.SUBMITTED:
         return
-    settlement.open_escrow(job)
     now = utcnow()
     job.queue_deadline_at = now + timedelta(seconds=spec.queue_timeout_seconds)
     job.next_match_at = now
-    transition(session, job, S.QUEUED, f"escrow opened ({settlement.name})", now)
+    transition(session, job, S.QUEUED, f"escrow opened ({ledger})", now)
 
 
 def assign(
@@ -166,7 +164,6 @@ def commit(
     job: Job,
     exit_code: int,
     usage_seconds: float,
-    settlement: SettlementBackend,
     settings: CoordinatorSettings,
     *,
     claimed_micros: int | None = None,
@@ -193,7 +190,6 @@ def commit(
         seconds=settings.challenge_window_seconds
     )
     matching.release(session, job)
-    settlement.commit_result(job)
     _reward(session, job.provider_id, completed=1)
     transition(
         session,
@@ -204,23 +200,12 @@ def commit(
     )
 
 
-def finalize(session: Session, job: Job, settlement: SettlementBackend) -> None:
-    """COMMITTED -> SETTLED after the challenge window: the provider is paid."""
+def finalize(session: Session, job: Job) -> None:
+    """COMMITTED -> SETTLED after the challenge window, once the ledger paid the provider."""
     if job.state == S.SETTLED:
         return
-    settlement.finalize(job)
-    credit_provider(session, job)
+    earnings.credit_provider(session, job)
     transition(session, job, S.SETTLED, "challenge window passed without a challenge")
-
-
-def credit_provider(session: Session, job: Job) -> None:
-    """Add the job's pay (amount less fee) to its provider's recorded earnings."""
-    if job.provider_id and job.amount_micros and job.fee_micros is not None:
-        session.execute(
-            update(Provider)
-            .where(Provider.id == job.provider_id)
-            .values(earned_micros=Provider.earned_micros + (job.amount_micros - job.fee_micros))
-        )
 
 
 def requeue_or_fail(
@@ -245,7 +230,7 @@ def requeue_or_fail(
     if job.attempts >= settings.max_attempts:
         job.failure_reason = f"{reason}; gave up after {job.attempts} attempts"
         job.finished_at = now
-        settlement.refund(job, job.failure_reason)
+        settlement.refund(session, job, job.failure_reason)
         transition(session, job, S.FAILED, job.failure_reason, now)
         return
     job.next_match_at = now
@@ -303,7 +288,7 @@ def fail(session: Session, job: Job, reason: str, settlement: SettlementBackend)
         matching.release(session, job)
     job.failure_reason = reason
     job.finished_at = now
-    settlement.refund(job, reason)
+    settlement.refund(session, job, reason)
     transition(session, job, S.FAILED, reason, now)
 
 
@@ -325,13 +310,11 @@ def cancel(
     if state.holds_resources:
         matching.release(session, job)
     if state is S.RUNNING and job.started_at is not None:
+        # the seconds used are billed; the ledger pays them (at once off-chain, when the
+        # run's claim settles on-chain) and returns the rest
         _bill(job, (now - job.started_at).total_seconds(), settings)
-        if not settlement.on_chain:
-            # off-chain the seconds used are paid at once (on-chain, when the run's claim
-            # settles after its window)
-            credit_provider(session, job)
     job.finished_at = now
-    settlement.refund(job, reason)
+    settlement.refund(session, job, reason)
     transition(session, job, S.CANCELLED, reason, now)
 
 
@@ -347,51 +330,35 @@ def expire(
         return
     job.finished_at = utcnow()
     job.failure_reason = reason
-    settlement.refund(job, reason)
+    settlement.refund(session, job, reason)
     transition(session, job, S.EXPIRED, reason)
 
 
-def dispute(
-    session: Session,
-    job: Job,
-    reason: str,
-    settlement: SettlementBackend,
-    *,
-    accepted_on_chain: bool = False,
-) -> None:
-    """COMMITTED -> DISPUTED, strictly inside the challenge window (the contract's own check
-    when ``accepted_on_chain``: its clock is the chain's, not ours)."""
+def dispute(session: Session, job: Job, reason: str, *, window_checked: bool = False) -> None:
+    """COMMITTED -> DISPUTED, strictly inside the challenge window (the ledger's own check
+    when ``window_checked``: the contract's clock is the chain's, not ours)."""
     if job.state == S.DISPUTED:
         return
     if job.state != S.COMMITTED:
         raise InvalidTransition(f"job {job.id} is {job.state}; only a COMMITTED job is challenged")
     now = utcnow()
-    if not accepted_on_chain and (job.challenge_deadline is None or now >= job.challenge_deadline):
+    if not window_checked and (job.challenge_deadline is None or now >= job.challenge_deadline):
         raise InvalidTransition(f"the challenge window of job {job.id} has closed")
-    settlement.open_dispute(job)
     transition(session, job, S.DISPUTED, f"challenged: {reason}", now)
 
 
-def resolve(
-    session: Session, job: Job, provider_at_fault: bool, note: str, settlement: SettlementBackend
-) -> None:
-    """DISPUTED -> REFUNDED (provider at fault, reputation hit) or SETTLED (provider right)."""
+def resolve(session: Session, job: Job, provider_at_fault: bool, note: str) -> None:
+    """DISPUTED -> REFUNDED (provider at fault, reputation hit) or SETTLED (provider right),
+    once the ledger applied the ruling's money."""
     if job.state != S.DISPUTED:
         if job.state in (S.SETTLED, S.REFUNDED):
             return
         raise InvalidTransition(f"job {job.id} is {job.state}; only a DISPUTED job is resolved")
     if provider_at_fault:
         _reward(session, job.provider_id, disputes_lost=1, completed=-1)
-        settlement.refund(job, f"provider at fault: {note}")
         transition(session, job, S.REFUNDED, f"dispute resolved against the provider: {note}")
     else:
-        settlement.finalize(job)
-        if job.provider_id and job.amount_micros and job.fee_micros is not None:
-            session.execute(
-                update(Provider)
-                .where(Provider.id == job.provider_id)
-                .values(earned_micros=Provider.earned_micros + job.amount_micros - job.fee_micros)
-            )
+        earnings.credit_provider(session, job)
         transition(session, job, S.SETTLED, f"dispute resolved for the provider: {note}")
 
 

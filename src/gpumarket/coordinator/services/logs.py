@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, JobLogRow
+from gpumarket.coordinator.services import providers
+from gpumarket.coordinator.services.auth import Principal
 from gpumarket.errors import Conflict
 from gpumarket.protocol import JobState, LogAppend, LogAppendAck, LogLine, LogStream
 
@@ -66,6 +68,16 @@ def append(session: Session, job: Job, batch: LogAppend, cap_bytes: int) -> LogA
     return LogAppendAck(
         accepted=accepted, duplicates=duplicates, truncated=job.log_truncated, next_seq=next_seq
     )
+
+
+def append_from_provider(
+    session: Session, principal: Principal, job_id: str, batch: LogAppend, cap_bytes: int
+) -> LogAppendAck:
+    """A provider's log batch: only the provider the job is assigned to may append (another
+    gets the same 404 as for a job that does not exist), and the job row is locked so two
+    batches arriving together are counted against the cap one after the other."""
+    job = providers.own_job_for_update(session, principal, job_id)
+    return append(session, job, batch, cap_bytes)
 
 
 def read(session: Session, job_id: str, after_seq: int, limit: int) -> list[LogLine]:

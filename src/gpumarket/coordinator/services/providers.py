@@ -10,9 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import GpuReservation, Job, OfferRow, Provider
 from gpumarket.coordinator.services import lifecycle
 from gpumarket.coordinator.services.auth import Principal
@@ -23,6 +24,7 @@ from gpumarket.errors import Conflict, InvalidRequest, NotFound, PermissionDenie
 from gpumarket.protocol import (
     CPU_OFFER,
     Assignment,
+    AssignmentBatch,
     FailureReport,
     GpuInfo,
     Heartbeat,
@@ -251,6 +253,26 @@ def pending_assignments(session: Session, provider_id: str) -> list[Assignment]:
     ]
 
 
+@dataclass(frozen=True)
+class AssignmentPoll:
+    """One round of a provider's long poll: the jobs waiting for it, and whether it still
+    takes work (a draining provider is answered at once instead of being held)."""
+
+    batch: AssignmentBatch
+    accepting: bool
+
+
+def fetch_assignments(factory: sessionmaker[Session], provider_id: str) -> AssignmentPoll:
+    """One round of the long poll, in its own short read transaction: the long-poll handler
+    calls it again after each wake-up, so no connection is held while the request waits. A
+    banned provider is refused here (it may still report on jobs it runs)."""
+    with session_scope(factory) as session:
+        provider = get_provider(session, provider_id)
+        ensure_not_banned(provider)
+        batch = AssignmentBatch(assignments=pending_assignments(session, provider_id))
+        return AssignmentPoll(batch=batch, accepting=provider.accepting)
+
+
 def own_job_for_update(session: Session, principal: Principal, job_id: str) -> Job:
     """The provider's own job, locked; a job that does not exist and one assigned to someone
     else get the same 404, so probing ids tells a provider nothing."""
@@ -300,23 +322,6 @@ def report_progress(
     return job
 
 
-def report_result(
-    session: Session,
-    principal: Principal,
-    job_id: str,
-    report: ResultReport,
-    settlement: SettlementBackend,
-    settings: CoordinatorSettings,
-) -> Job:
-    """The provider finished the job; the result is committed and the window starts."""
-    job = own_job_for_update(session, principal, job_id)
-    if job.state == JobState.ASSIGNED.value:
-        lifecycle.start(session, job, settings)
-    check_outputs(job, report)
-    lifecycle.commit(session, job, report.exit_code, report.usage_seconds, settlement, settings)
-    return job
-
-
 def check_outputs(job: Job, report: ResultReport) -> None:
     """A result that names outputs must name the ones uploaded for the job (on-chain too)."""
     if report.output_hash is None:
@@ -362,6 +367,29 @@ def provider_view(row: Provider) -> ProviderView:
     """The wire view of a provider row (earnings as a token amount)."""
     data = {k: getattr(row, k) for k in ProviderView.model_fields if k != "earned"}
     return ProviderView(**data, earned=from_micros(row.earned_micros))
+
+
+def list_providers(
+    session: Session,
+    online: bool | None = None,
+    banned: bool | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Provider]:
+    """Providers for the operator's listing, most recently seen first (never-seen ones last,
+    then by id so pages are stable), optionally only the online or the banned ones."""
+    query = select(Provider)
+    if online is not None:
+        query = query.where(Provider.online.is_(online))
+    if banned is not None:
+        query = query.where(Provider.banned.is_(banned))
+    return list(
+        session.scalars(
+            query.order_by(Provider.last_heartbeat_at.desc().nulls_last(), Provider.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
 
 
 def set_banned(session: Session, provider_id: str, banned: bool, reason: str | None) -> Provider:

@@ -4,50 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, OfferRow, Provider
-from gpumarket.coordinator.services.chain import ChainHealth
 from gpumarket.coordinator.services.matching import heartbeat_cutoff
+from gpumarket.coordinator.services.settlement import SettlementHealth
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.protocol import CPU_OFFER, JobState
-
-
-class MarketStats(BaseModel):
-    """A snapshot of the marketplace (money in micro-units of the payment token).
-
-    A provider is online when its heartbeat is fresh and it is neither banned nor draining;
-    GPU figures count its GPU offers, CPU figures its CPU-only offer. Revenue counts every
-    payment made for a job (the provider's part and the fee), whatever the job's final state:
-    a job cancelled mid-run pays for the seconds it ran."""
-
-    jobs_by_state: dict[str, int]
-    providers_total: int
-    providers_online: int
-    providers_banned: int
-    gpus_online: int
-    gpus_busy: int
-    cpus_online: float
-    cpus_busy: float
-    window_seconds: int
-    gpu_hours_used: float
-    gpu_hours_available: float
-    utilization: float
-    cpu_hours_used: float
-    cpu_hours_available: float
-    cpu_utilization: float
-    revenue_micros: int
-    fees_micros: int
-    pending_micros: int
-
+from gpumarket.protocol import CPU_OFFER, ChainState, JobState
+from gpumarket.protocol import MarketStats as MarketStats  # the wire model; /metrics uses it
 
 S = JobState
 
 PAID = or_(
-    Job.chain_state == "settled",  # on-chain: the contract's Settled event paid it
+    Job.chain_state == ChainState.SETTLED.value,  # on-chain: the contract's Settled event paid it
     and_(
         Job.chain_state.is_(None),  # off-chain: a settled result, or a run's cancelled seconds
         Job.state.in_([S.SETTLED.value, S.CANCELLED.value]),
@@ -56,7 +27,7 @@ PAID = or_(
 """Jobs whose payment was made (the provider paid, the fee taken)."""
 
 AWAITING_PAYMENT = or_(
-    Job.chain_state.in_(["committed", "disputed"]),
+    Job.chain_state.in_([ChainState.COMMITTED.value, ChainState.DISPUTED.value]),
     and_(Job.chain_state.is_(None), Job.state.in_([S.COMMITTED.value, S.DISPUTED.value])),
 )
 """Jobs whose result is claimed but not paid yet (in the challenge window, or disputed)."""
@@ -220,7 +191,7 @@ def prometheus_families(
 
 
 def chain_families(
-    health: ChainHealth,
+    health: SettlementHealth,
 ) -> list[tuple[str, str, list[tuple[dict[str, str], float]]]]:
     """The chain's gauges: an alert on ``gpumarket_chain_up == 0``, on a low
     ``gpumarket_chain_sender_balance_eth`` (no gas: no open, commit or payout goes out) or on

@@ -9,13 +9,17 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from gpumarket.coordinator.services.chain import ChainSettlement
-from gpumarket.errors import ServiceUnavailable, TransportError, error_from_response
+from gpumarket.coordinator.services.chain_backend import ChainSettlement
+from gpumarket.errors import ServiceUnavailable, Unreachable, error_from_response
 from gpumarket.sdk import Client
+from gpumarket.settlement.market_client import MarketClient
 
 
 class DownMarket:
     """A market contract whose RPC endpoint refuses connections."""
+
+    def terms(self) -> Any:
+        return self.view("currentTerms")
 
     def view(self, function: str, *args: Any) -> Any:
         raise requests.ConnectionError(
@@ -27,8 +31,10 @@ class DownMarket:
 @pytest.fixture
 def chain_down(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """The app settling on a chain whose RPC endpoint is down."""
-    backend = ChainSettlement.__new__(ChainSettlement)  # no RPC endpoint to construct it with
-    backend.market = DownMarket()  # type: ignore[assignment]
+    market = MarketClient.__new__(MarketClient)  # no RPC endpoint to construct it with
+    market.market = DownMarket()  # type: ignore[assignment]
+    backend = ChainSettlement.__new__(ChainSettlement)
+    backend.client = market
     monkeypatch.setattr(client.app.state, "settlement", backend)  # type: ignore[attr-defined]
     return client
 
@@ -42,7 +48,7 @@ def test_chain_info_answers_503_saying_the_chain_is_unreachable(chain_down: Test
     assert "10.0.0.7" not in body["detail"]  # the coordinator's own RPC URL stays private
     rebuilt = error_from_response(reply.status_code, body)
     assert type(rebuilt) is ServiceUnavailable
-    assert isinstance(rebuilt, TransportError)  # retried like any transient failure
+    assert isinstance(rebuilt, Unreachable)  # retried like any transient failure
 
 
 def test_the_sdk_raises_service_unavailable(chain_down: TestClient) -> None:

@@ -7,7 +7,7 @@ import time
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from gpumarket.coordinator.background import pipelines
+from gpumarket.coordinator.background import matcher
 from gpumarket.coordinator.db.models import Job
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import A100, RTX4090, bearer, gpu_spec, gpus, heartbeat, register
@@ -36,7 +36,7 @@ def assigned_job(client: TestClient) -> tuple[str, str, str, str]:
         json=heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"}).model_dump(mode="json"),
     )
     job_id = client.post("/v1/jobs", json=gpu_spec(), headers=bearer(dev)).json()["id"]
-    pipelines.match_queued(
+    matcher.match_queued(
         client.app.state.session_factory,  # type: ignore[attr-defined]
         client.app.state.settings,  # type: ignore[attr-defined]
     )
@@ -83,7 +83,7 @@ def test_ban_unban_stats_and_metrics(client: TestClient) -> None:
     assert client.get("/v1/offers").json() == []
     job_id = client.post("/v1/jobs", json=gpu_spec(gpu="A100:2"), headers=bearer(dev)).json()["id"]
     state = client.app.state  # type: ignore[attr-defined]
-    assert pipelines.match_queued(state.session_factory, state.settings) == []
+    assert matcher.match_queued(state.session_factory, state.settings) == []
     polled = client.get("/v1/provider/assignments?wait=0", headers=bearer(prov))
     assert polled.status_code == 403 and "banned: fraud" in polled.json()["detail"]
     client.post(f"/v1/admin/providers/{provider_id}/unban", headers=admin)
@@ -91,7 +91,7 @@ def test_ban_unban_stats_and_metrics(client: TestClient) -> None:
         row = session.get(Job, job_id)
         row.next_match_at = row.created_at
         session.commit()
-    assert pipelines.match_queued(state.session_factory, state.settings) == [provider_id]
+    assert matcher.match_queued(state.session_factory, state.settings) == [provider_id]
 
     stats = client.get("/v1/admin/stats", headers=admin).json()
     assert stats["jobs_by_state"]["ASSIGNED"] == 1

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy.exc import OperationalError
 
 from gpumarket.coordinator.background.backoff import OutageBackoff, describe, is_transient
-from gpumarket.errors import InvalidRequest, SettlementError, TransportError
+from gpumarket.errors import InvalidRequest, SettlementError, Unreachable
 
 LOG = logging.getLogger("test.backoff")
 
@@ -43,7 +43,7 @@ def server_error(status: int) -> requests.HTTPError:
         requests.ReadTimeout("read timed out"),
         ConnectionRefusedError(111, "Connection refused"),
         TimeoutError(),
-        TransportError("the chain's RPC endpoint is unreachable"),
+        Unreachable("the chain's RPC endpoint is unreachable"),
         wrapped(refused()),
         server_error(502),
         OperationalError("SELECT 1", {}, Exception("server closed"), connection_invalidated=True),
@@ -96,7 +96,7 @@ def test_an_outage_logs_one_warning_without_traceback_and_one_info_on_recovery(
     outage = OutageBackoff("chain", 0.2, LOG, clock=clock, rng=lambda lo, hi: hi)
     caplog.set_level(logging.DEBUG, logger=LOG.name)
     for _ in range(50):
-        assert outage.failed(refused()) is not None
+        assert outage.failed(refused()) > 0
         clock.now += 1.0
     outage.succeeded()
     outage.succeeded()  # a second good tick says nothing more
@@ -123,14 +123,19 @@ def test_after_recovery_a_new_outage_starts_from_the_shortest_wait_and_warns_aga
     assert len(warnings) == 2
 
 
-def test_a_bug_gets_no_backoff_and_leaves_the_logging_to_the_caller(
+def test_a_bug_that_keeps_failing_backs_off_and_keeps_its_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    outage = OutageBackoff("chain", 1.0, LOG)
+    outage = OutageBackoff("chain", 1.0, LOG, rng=lambda lo, hi: hi)
     caplog.set_level(logging.DEBUG, logger=LOG.name)
-    assert outage.failed(ValueError("a bug")) is None
-    assert not outage.in_outage
-    assert not caplog.records
+    waits = [outage.failed(ValueError("a bug")) for _ in range(3)]
+    assert waits == [2.0, 4.0, 8.0]  # not every tick: the same bug fails the same way
+    assert not outage.in_outage  # no dependency is out of reach
+    assert [r.levelname for r in caplog.records] == ["ERROR"] * 3
+    assert all(r.exc_info is not None for r in caplog.records)
+    outage.succeeded()
+    assert outage.failed(ValueError("a bug")) == 2.0  # a new streak starts short again
+    assert len(caplog.records) == 4  # and recovering from a bug says nothing more
 
 
 def test_describe_keeps_one_short_line() -> None:

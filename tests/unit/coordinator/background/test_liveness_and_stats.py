@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from gpumarket.coordinator.background import pipelines
+from gpumarket.coordinator.background import liveness, matcher
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
@@ -27,14 +27,14 @@ def test_silent_providers_go_offline_and_stop_matching(
     ledger: RecordingSettlement,
 ) -> None:
     provider = add_provider(factory, svc_settings, heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"}))
-    assert pipelines.mark_offline(factory, svc_settings) == 0
+    assert liveness.mark_offline(factory, svc_settings) == 0
     later = utcnow() + timedelta(seconds=svc_settings.provider_offline_after_seconds + 1)
-    assert pipelines.mark_offline(factory, svc_settings, now=later) == 1
+    assert liveness.mark_offline(factory, svc_settings, now=later) == 1
     with session_scope(factory) as session:
         row = session.get(Provider, provider.account_id)
         assert row is not None and row.online is False
     submit(factory, add_developer(factory), gpu_spec(), svc_settings, ledger)
-    assert pipelines.match_queued(factory, svc_settings) == []
+    assert matcher.match_queued(factory, svc_settings) == []
 
 
 def test_utilization_counts_gpu_seconds_inside_the_window(

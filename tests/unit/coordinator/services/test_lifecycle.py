@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from gpumarket.coordinator.background import pipelines
+from gpumarket.coordinator.background import finalizer, lease_expiry, matcher, queue_deadline
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
-from gpumarket.coordinator.services import jobs, lifecycle, providers
+from gpumarket.coordinator.services import disputes, jobs, lifecycle, providers, results
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidRequest, InvalidTransition
@@ -64,7 +64,7 @@ def test_submit_is_idempotent_by_key(
         with pytest.raises(InvalidRequest, match="different spec"):
             other = JobSpec.model_validate(gpu_spec(price="3"))
             jobs.submit(session, dev, other, "key-1", ledger, svc_settings)
-    assert ledger.calls == [("open_escrow", first.id)]
+    assert ledger.calls == [("fund", first.id)]
     assert first.escrow_micros == max_payment_micros(spec) == 2_000_000  # 2.0/h x 1 GPU x 1 h
 
 
@@ -78,7 +78,7 @@ def _assigned(
     job_id = submit(
         factory, add_developer(factory), gpu_spec(gpu=f"RTX4090:{gpu_count}"), settings, ledger
     )
-    assert prov.account_id in pipelines.match_queued(factory, settings)
+    assert prov.account_id in matcher.match_queued(factory, settings)
     assert job(factory, job_id).provider_id == prov.account_id
     return job_id, prov.account_id
 
@@ -92,30 +92,29 @@ def test_commit_bills_seconds_capped_by_wall_clock_then_settles(
     principal = Principal(Role.PROVIDER, provider_id)
     with session_scope(factory) as session:
         providers.mark_started(session, principal, job_id, svc_settings)
-    with session_scope(factory) as session:
-        # claims 3 hours, but was assigned moments ago: billed for the wall clock only
-        providers.report_result(
-            session,
-            principal,
-            job_id,
-            ResultReport(exit_code=0, usage_seconds=3 * 3600),
-            ledger,
-            svc_settings,
-        )
+    # claims 3 hours, but was assigned moments ago: billed for the wall clock only
+    results.report_result(
+        factory,
+        ledger,
+        principal,
+        job_id,
+        ResultReport(exit_code=0, usage_seconds=3 * 3600),
+        svc_settings,
+    )
     committed = job(factory, job_id)
     assert committed.state == "COMMITTED"
     assert committed.usage_seconds is not None and committed.usage_seconds < 5
     assert committed.amount_micros == cost_micros(1_200_000, 2, committed.usage_seconds)
     assert committed.fee_micros == fee_micros(committed.amount_micros, svc_settings.fee_bps)
-    assert pipelines.finalize_committed(factory, svc_settings, ledger) == 0  # window still open
+    assert finalizer.finalize_due(factory, ledger, svc_settings) == 0  # window still open
     later = utcnow() + timedelta(seconds=svc_settings.challenge_window_seconds + 1)
-    assert pipelines.finalize_committed(factory, svc_settings, ledger, now=later) == 1
+    assert finalizer.finalize_due(factory, ledger, svc_settings, now=later) == 1
     assert job(factory, job_id).state == "SETTLED"
     with session_scope(factory) as session:
         prov = session.get(Provider, provider_id)
         assert prov is not None and prov.completed_jobs == 1 and prov.active_jobs == 0
         assert prov.earned_micros == committed.amount_micros - committed.fee_micros
-    assert [c[0] for c in ledger.calls] == ["open_escrow", "commit_result", "finalize"]
+    assert [c[0] for c in ledger.calls] == ["fund", "commit", "finalize"]
 
 
 def test_silent_provider_loses_the_job_then_it_fails_after_max_attempts(
@@ -125,16 +124,16 @@ def test_silent_provider_loses_the_job_then_it_fails_after_max_attempts(
 ) -> None:
     job_id, first_provider = _assigned(factory, svc_settings, ledger)
     later = utcnow() + timedelta(seconds=svc_settings.assignment_ack_seconds + 1)
-    assert pipelines.requeue_expired_leases(factory, svc_settings, ledger, now=later) == 1
+    assert lease_expiry.requeue_expired_leases(factory, svc_settings, ledger, now=later) == 1
     requeued = job(factory, job_id)
     assert requeued.state == "QUEUED" and requeued.excluded_provider_ids == [first_provider]
     # the same provider is not matched again; a second one is
     second = add_provider(
         factory, svc_settings, heartbeat(gpus(RTX4090, 1, prefix="B"), {"RTX4090": "1.5"})
     )
-    assert pipelines.match_queued(factory, svc_settings) == [second.account_id]
+    assert matcher.match_queued(factory, svc_settings) == [second.account_id]
     later = utcnow() + timedelta(seconds=svc_settings.assignment_ack_seconds + 1)
-    pipelines.requeue_expired_leases(factory, svc_settings, ledger, now=later)
+    lease_expiry.requeue_expired_leases(factory, svc_settings, ledger, now=later)
     failed = job(factory, job_id)
     assert failed.state == "FAILED" and "gave up after 2 attempts" in (failed.failure_reason or "")
     assert ledger.calls[-1] == ("refund", job_id)
@@ -151,9 +150,9 @@ def test_queue_deadline_expires_with_refund(
     job_id = submit(
         factory, add_developer(factory), gpu_spec(queue_timeout_seconds=30), svc_settings, ledger
     )
-    assert pipelines.expire_queued(factory, svc_settings, ledger) == 0
+    assert queue_deadline.expire_queued(factory, svc_settings, ledger) == 0
     later = utcnow() + timedelta(seconds=31)
-    assert pipelines.expire_queued(factory, svc_settings, ledger, now=later) == 1
+    assert queue_deadline.expire_queued(factory, svc_settings, ledger, now=later) == 1
     assert job(factory, job_id).state == "EXPIRED"
     assert ledger.calls[-1] == ("refund", job_id)
 
@@ -197,10 +196,9 @@ def _committed(
 ) -> tuple[str, Principal, Principal]:
     job_id, provider_id = _assigned(factory, settings, ledger)
     prov = Principal(Role.PROVIDER, provider_id)
-    with session_scope(factory) as session:
-        providers.report_result(
-            session, prov, job_id, ResultReport(exit_code=0, usage_seconds=1), ledger, settings
-        )
+    results.report_result(
+        factory, ledger, prov, job_id, ResultReport(exit_code=0, usage_seconds=1), settings
+    )
     dev = Principal(Role.DEVELOPER, job(factory, job_id).owner_id)
     return job_id, prov, dev
 
@@ -213,21 +211,18 @@ def test_dispute_resolved_both_ways(
     provider_at_fault: bool,
 ) -> None:
     job_id, prov, dev = _committed(factory, svc_settings, ledger)
-    with session_scope(factory) as session:
-        jobs.challenge(session, dev, job_id, "wrong numbers", ledger)
+    disputes.challenge(factory, ledger, dev, job_id, "wrong numbers", None)
     assert job(factory, job_id).state == "DISPUTED"
     later = utcnow() + timedelta(seconds=svc_settings.challenge_window_seconds + 1)
-    assert pipelines.finalize_committed(factory, svc_settings, ledger, now=later) == 0
-    with session_scope(factory) as session:
-        row = lifecycle.load_job_for_update(session, job_id)
-        lifecycle.resolve(session, row, provider_at_fault, "re-run compared", ledger)
+    assert finalizer.finalize_due(factory, ledger, svc_settings, now=later) == 0
+    disputes.resolve(factory, ledger, job_id, provider_at_fault, "re-run compared")
     final = job(factory, job_id)
     with session_scope(factory) as session:
         provider = session.get(Provider, prov.account_id)
         assert provider is not None
         if provider_at_fault:
             assert final.state == "REFUNDED" and provider.disputes_lost == 1
-            assert provider.earned_micros == 0 and ledger.calls[-1] == ("refund", job_id)
+            assert provider.earned_micros == 0 and ledger.calls[-1] == ("resolve", job_id)
         else:
             assert final.state == "SETTLED" and provider.disputes_lost == 0
             assert provider.earned_micros == (final.amount_micros or 0) - (final.fee_micros or 0)
@@ -240,8 +235,8 @@ def test_challenge_after_the_window_is_refused(
 ) -> None:
     closed = svc_settings.model_copy(update={"challenge_window_seconds": 0})
     job_id, _, dev = _committed(factory, closed, ledger)
-    with session_scope(factory) as session, pytest.raises(InvalidTransition, match="closed"):
-        jobs.challenge(session, dev, job_id, "too late", ledger)
+    with pytest.raises(InvalidTransition, match="closed"):
+        disputes.challenge(factory, ledger, dev, job_id, "too late", None)
 
 
 def test_failure_reports_requeue_or_fail(
@@ -299,7 +294,7 @@ def test_a_busy_provider_is_not_barred_from_the_job(
         assert said[-1] == "provider busy: provider is at capacity; back in the queue"
         prov = session.get(Provider, provider_id)
         assert prov is not None and prov.failed_jobs == 0 and prov.active_jobs == 0
-    assert pipelines.match_queued(factory, svc_settings, now=bounced.next_match_at) == [provider_id]
+    assert matcher.match_queued(factory, svc_settings, now=bounced.next_match_at) == [provider_id]
 
 
 def test_a_job_only_its_failing_provider_can_run_fails_with_a_refund(
@@ -315,9 +310,9 @@ def test_a_job_only_its_failing_provider_can_run_fails_with_a_refund(
         providers.report_failure(session, prov, job_id, fault, ledger, settings)
     requeued = job(factory, job_id)
     assert requeued.state == "QUEUED" and requeued.excluded_provider_ids == [provider_id]
-    assert pipelines.match_queued(factory, settings) == []  # others first: there are none
+    assert matcher.match_queued(factory, settings) == []  # others first: there are none
     later = requeued.updated_at + timedelta(seconds=6)
-    assert pipelines.match_queued(factory, settings, now=later) == [provider_id]
+    assert matcher.match_queued(factory, settings, now=later) == [provider_id]
     with session_scope(factory) as session:
         providers.report_failure(session, prov, job_id, fault, ledger, settings)
     failed = job(factory, job_id)

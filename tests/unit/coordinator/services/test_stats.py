@@ -16,7 +16,7 @@ from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import make_engine, make_session_factory, session_scope
 from gpumarket.coordinator.db.models import Job
 from gpumarket.coordinator.services import stats
-from gpumarket.coordinator.services.chain import ChainHealth
+from gpumarket.coordinator.services.settlement import SettlementHealth
 from gpumarket.coordinator.services.stats import chain_families
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobState
@@ -31,12 +31,12 @@ from tests.unit.coordinator.conftest import (
 )
 
 
-def values(health: ChainHealth) -> dict[str, float]:
+def values(health: SettlementHealth) -> dict[str, float]:
     return {name: samples[0][1] for name, _, samples in chain_families(health)}
 
 
 def test_an_answering_chain_reports_block_and_gas_money() -> None:
-    up = ChainHealth(up=True, block=42, sender_balance_wei=25 * 10**17, outbox_pending=3)
+    up = SettlementHealth(up=True, block=42, sender_balance_wei=25 * 10**17, outbox_pending=3)
     assert values(up) == {
         "gpumarket_chain_up": 1.0,
         "gpumarket_chain_outbox_pending": 3.0,
@@ -46,7 +46,7 @@ def test_an_answering_chain_reports_block_and_gas_money() -> None:
 
 
 def test_a_silent_chain_is_down_and_reports_no_block_or_balance() -> None:
-    down = ChainHealth(up=False, block=None, sender_balance_wei=None, outbox_pending=1)
+    down = SettlementHealth(up=False, block=None, sender_balance_wei=None, outbox_pending=1)
     assert values(down) == {"gpumarket_chain_up": 0.0, "gpumarket_chain_outbox_pending": 1.0}
 
 

@@ -1,4 +1,9 @@
-"""Payout wallets kept as encrypted eth-account keystores (the format geth and MetaMask use)."""
+"""Wallets kept as encrypted eth-account keystores (the format geth and MetaMask use).
+
+Every side keeps its key this way: a developer signs in and signs orders with one, a
+provider is paid to one. So it lives here, outside ``provider/``, and needs only
+eth-account: a plain ``pip install gpumarket`` (no extras) can create and open wallets.
+"""
 
 from __future__ import annotations
 

@@ -4,20 +4,23 @@ DISPUTED ends up with the developer's reason, never the follower's placeholder."
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gpumarket.coordinator.background import event_follower
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import ChainTx, Job, JobEventRow
-from gpumarket.coordinator.services import lifecycle, onchain
+from gpumarket.coordinator.services import disputes, lifecycle
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.chain import CHAIN_DISPUTED, ChainSettlement
+from gpumarket.coordinator.services.chain_backend import ChainSettlement
+from gpumarket.coordinator.services.settlement import LedgerEvent, StepReceipt
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobState
-from gpumarket.settlement.events import ChainEvent
+from gpumarket.settlement.contracts import Deployment
+from gpumarket.settlement.market_client import CHAIN_DISPUTED
 from tests.helpers import cpu_spec
 from tests.unit.coordinator.conftest import RecordingSettlement, add_developer, submit
 
@@ -27,11 +30,10 @@ REASON = "the outputs are empty"
 
 
 class Contract:
-    """The chain side of a challenge: the contract says DISPUTED; ``while_asked`` runs when
-    the coordinator asks (to play the follower inside the developer's request)."""
+    """The market client's side of a challenge: the contract says DISPUTED; ``while_asked``
+    runs when the coordinator asks (to play the follower inside the developer's request)."""
 
-    name = "chain"
-    on_chain = True
+    deployment = Deployment(31337, "0x" + "00" * 20, "0x" + "01" * 20, 0)
 
     def __init__(self) -> None:
         self.while_asked: list[Any] = []
@@ -44,9 +46,6 @@ class Contract:
     def mined_at(self, tx_hash: str) -> tuple[int | None, int | None]:
         """The developer's challenge transaction, as the node's receipt gives it."""
         return 1234, 56_789
-
-    def open_dispute(self, job: Job) -> None:
-        """The developer's own transaction froze the payment: nothing to send."""
 
 
 @pytest.fixture
@@ -69,26 +68,32 @@ def committed(
 def follower_sees_the_event(
     factory: sessionmaker[Session], contract: Contract, job_id: str, settings: CoordinatorSettings
 ) -> bool:
-    event = ChainEvent(
+    event = LedgerEvent(
         name="Challenged",
+        job_ref="0x" + "11" * 32,
         args={"challenger": CHALLENGER, "jobId": bytes.fromhex("11" * 32)},
-        block=7,
-        tx_hash=TX,
-        log_index=0,
+        receipt=StepReceipt(TX, 7, 40_000),
     )
     with session_scope(factory) as session:
         job = lifecycle.load_job_for_update(session, job_id)
-        return onchain._on_challenged(session, backend(contract), job, event, settings)
+        return event_follower.HANDLERS["Challenged"](
+            session, backend(factory, settings, contract), job, event, settings
+        )
 
 
 def developer_reports(
     factory: sessionmaker[Session], contract: Contract, owner: Principal, job_id: str, reason: str
 ) -> Job:
-    return onchain.challenge(factory, backend(contract), owner, job_id, reason, TX)
+    settings = CoordinatorSettings(db_url="sqlite://", background=False)
+    chain = backend(factory, settings, contract)
+    return disputes.challenge(factory, chain, owner, job_id, reason, TX)
 
 
-def backend(contract: Contract) -> ChainSettlement:
-    return cast(ChainSettlement, contract)
+def backend(
+    factory: sessionmaker[Session], settings: CoordinatorSettings, contract: Contract
+) -> ChainSettlement:
+    """The real chain backend around the contract double."""
+    return ChainSettlement(settings, factory, client=contract)  # type: ignore[arg-type]
 
 
 def dispute_reasons(factory: sessionmaker[Session], job_id: str) -> list[str]:
@@ -97,6 +102,7 @@ def dispute_reasons(factory: sessionmaker[Session], job_id: str) -> list[str]:
             session.scalars(
                 select(JobEventRow.reason).where(
                     JobEventRow.job_id == job_id,
+                    JobEventRow.kind == "job",
                     JobEventRow.to_state == JobState.DISPUTED.value,
                 )
             )

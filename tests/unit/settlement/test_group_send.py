@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gpumarket.coordinator.services.group_send import GroupSender
-from gpumarket.errors import ContractReverted, PaymentRequired, TransportError
+from gpumarket.errors import ContractReverted, PaymentRequired, Unreachable
+from gpumarket.settlement.group_send import GroupSender
 
 
 class Chain:
@@ -21,7 +21,7 @@ class Chain:
         if "bad" in items:
             raise ContractReverted("StakeTooLow")
         if "down" in items:
-            raise TransportError("the chain went away")
+            raise Unreachable("the chain went away")
         self.sent.append(list(items))
         return [f"{item}@batch{len(self.sent)}" for item in items]
 
@@ -87,7 +87,7 @@ def test_an_unreachable_chain_answers_every_request_and_releases_them() -> None:
     chain = Chain()
     sender = GroupSender(chain.many, chain.one, batch_size=50)
     answers = queued_behind_gate(sender, ["a", "down", "c"])
-    assert all(isinstance(a, TransportError) for a in answers)
+    assert all(isinstance(a, Unreachable) for a in answers)
     assert sender.queued() == 0 and not sender.gate.locked()
     assert sender.send("d") == "d@single1"  # and the next request goes on as usual
 

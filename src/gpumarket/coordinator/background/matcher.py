@@ -1,0 +1,96 @@
+"""The matcher loop: due QUEUED jobs to their best offer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpumarket.coordinator.background.claim import claim
+from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.engine import session_scope
+from gpumarket.coordinator.db.models import Job
+from gpumarket.coordinator.services import lifecycle, matching
+from gpumarket.coordinator.settings import CoordinatorSettings
+from gpumarket.protocol import JobSpec, JobState
+
+MAX_BATCHES_PER_TICK = 20
+
+
+def match_queued(
+    factory: sessionmaker[Session], settings: CoordinatorSettings, now: datetime | None = None
+) -> list[str]:
+    """Assign due QUEUED jobs to their best offer; returns the providers that got work."""
+    return match_batch(factory, settings, now or utcnow())[0]
+
+
+def match_batch(
+    factory: sessionmaker[Session], settings: CoordinatorSettings, now: datetime
+) -> tuple[list[str], int]:
+    """One batch of :func:`match_queued`; also says how many due jobs it took (a full batch
+    means more may be waiting)."""
+    winners: list[str] = []
+    with session_scope(factory) as session:
+        jobs = claim(
+            session,
+            select(Job)
+            .where(Job.state == JobState.QUEUED.value, Job.next_match_at <= now)
+            .order_by(Job.next_match_at, Job.created_at)
+            .limit(settings.match_batch_size),
+        )
+        for job in jobs:
+            spec = JobSpec.model_validate(job.spec)
+            winner = _assign_best(
+                session,
+                job,
+                matching.Requirements.from_spec(spec, job.excluded_provider_ids),
+                settings,
+                now,
+            )
+            if winner is None and lifecycle.may_retry_excluded(job, now, settings):
+                # no one else takes it: those that failed it try again, up to max_attempts
+                winner = _assign_best(
+                    session, job, matching.Requirements.from_spec(spec), settings, now
+                )
+            if winner is not None:
+                winners.append(winner)
+            else:
+                job.match_failures += 1
+                backoff = lifecycle.match_backoff_seconds(job.match_failures)
+                job.next_match_at = now + timedelta(seconds=backoff)
+    return winners, len(jobs)
+
+
+def match_all(factory: sessionmaker[Session], settings: CoordinatorSettings) -> list[str]:
+    """Drain a backlog in consecutive short transactions (each a batch), so a burst of
+    submissions is matched at once instead of one batch per tick; the providers that got
+    work."""
+    winners: list[str] = []
+    for _ in range(MAX_BATCHES_PER_TICK):
+        found, taken = match_batch(factory, settings, utcnow())
+        winners.extend(found)
+        if taken < settings.match_batch_size:
+            break
+    return winners
+
+
+def _assign_best(
+    session: Session,
+    job: Job,
+    req: matching.Requirements,
+    settings: CoordinatorSettings,
+    now: datetime,
+) -> str | None:
+    """Assign ``job`` to the best offer meeting ``req``; returns its provider, or None."""
+    for _ in range(3):  # a lost race for the best offer tries the next best
+        found = matching.find_best_offer(session, req, now, settings)
+        if found is None:
+            return None
+        offer, provider = found
+        gpu_uuids = matching.reserve(session, job, offer, provider, req)
+        if gpu_uuids is not None:
+            lifecycle.assign(session, job, offer, provider, gpu_uuids, settings, now)
+            return provider.id
+        session.expire_all()
+    return None
