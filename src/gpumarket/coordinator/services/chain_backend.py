@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import utcnow
@@ -278,11 +278,11 @@ class ChainSettlement:
             claim.amount_micros,
             claim.signature,
         )
-        window_end = int(outcome.event("ResultCommitted")["windowEnd"])
+        event = outcome.event("ResultCommitted")  # the contract's record, not the request's
         return Committed(
             receipt_of(outcome),
-            amount_micros=claim.amount_micros,
-            window_end=datetime.fromtimestamp(window_end, UTC),
+            amount_micros=int(event["amount"]),
+            window_end=datetime.fromtimestamp(int(event["windowEnd"]), UTC),
         )
 
     def apply_commit(self, session: Session, job: Job, committed: Committed) -> ResultReport | None:
@@ -406,7 +406,11 @@ class ChainSettlement:
         silent = utcnow() - timedelta(seconds=self.settings.lease_seconds)
         for job in session.scalars(
             select(Job)
-            .where(Job.chain_state == C.CLAIM_DUE.value, Job.finished_at < silent)
+            .where(
+                Job.chain_state == C.CLAIM_DUE.value,
+                Job.finished_at < silent,
+                Job.pending_result.is_(None),  # a claim on its way is committed, not refunded
+            )
             .limit(limit)
         ):
             chain_state.advance(session, job, C.CANCELLING, "no claim for the seconds it ran")
@@ -455,7 +459,10 @@ class ChainSettlement:
         ).all()
         claims = session.execute(
             select(Job.id, Job.chain_job_id, Job.pending_result).where(
-                Job.state == JobState.RUNNING.value,
+                or_(
+                    Job.state == JobState.RUNNING.value,
+                    Job.chain_state == C.CLAIM_DUE.value,  # a cancelled run's late claim
+                ),
                 Job.pending_result.is_not(None),
                 Job.updated_at < older_than,
             )
@@ -477,7 +484,10 @@ class ChainSettlement:
         start = cursor.next_block if cursor else self.deployment.block
         found, next_block = self.client.events(start, max_blocks)
         stakes = {str(e.args["provider"]) for e in found if e.name in STAKE_EVENTS}
-        per_tx = Counter(e.tx_hash for e in found if "jobId" in e.args)
+        # a job's share of the gas: split by the jobs a transaction moved, not by its events (a
+        # ruling emits Resolved and Refunded or Settled for its one job)
+        moved = {(e.tx_hash, bytes(e.args["jobId"])) for e in found if "jobId" in e.args}
+        per_tx = Counter(tx for tx, _ in moved)
         gas = {tx: self.client.mined_at(tx)[1] for tx in per_tx}
         events = [
             LedgerEvent(

@@ -1,0 +1,1 @@
+"""In-memory stand-ins for the services the coordinator talks to, for unit tests."""
