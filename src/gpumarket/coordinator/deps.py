@@ -35,26 +35,18 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def _finish(session: Session, succeeded: bool) -> None:
-    try:
-        if succeeded:
-            session.commit()
-        else:
-            session.rollback()
-    finally:
-        session.close()
-
-
 async def _scoped(factory: sessionmaker[Session]) -> AsyncIterator[Session]:
-    # Creating a Session touches no database, so it happens on the event loop; the commit (or
-    # rollback) and close run in one worker-thread hop once the endpoint has returned.
-    session = factory()
+    # The same unit of work as every background loop (``session_scope``), opened on the event
+    # loop (creating a Session touches no database) and closed in one worker-thread hop once
+    # the endpoint has returned: commit on success, roll back on any error.
+    scope = session_scope(factory)
+    session = scope.__enter__()
     try:
         yield session
-    except BaseException:
-        await run_in_threadpool(_finish, session, False)
+    except BaseException as exc:
+        await run_in_threadpool(scope.__exit__, type(exc), exc, exc.__traceback__)
         raise
-    await run_in_threadpool(_finish, session, True)
+    await run_in_threadpool(scope.__exit__, None, None, None)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

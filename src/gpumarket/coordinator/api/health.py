@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 from gpumarket import __version__
 from gpumarket.coordinator.db.engine import session_scope
@@ -29,7 +28,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz")
 def healthz(session: ReadSessionDep, request: Request) -> dict[str, str]:
     """OK when the database answers; also names the version and settlement backend."""
-    session.execute(text("SELECT 1"))
+    stats.database_answers(session)
     return {"status": "ok", "version": __version__, "settlement": request.app.state.settlement.name}
 
 

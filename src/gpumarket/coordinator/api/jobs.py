@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from gpumarket.coordinator.api.params import MAX_OFFSET, Cursor
 from gpumarket.coordinator.background.notifier import log_key
-from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.deps import (
     DeveloperDep,
     FactoryDep,
@@ -160,9 +159,9 @@ def challenge_job(
 def _read_logs(
     request: Request, principal: Principal, job_id: str, after: int, limit: int
 ) -> tuple[list[LogLine], JobState]:
-    with session_scope(request.app.state.read_session_factory) as session:
-        job = jobs.get_visible(session, principal, job_id)
-        return logs.read(session, job_id, after, limit), JobState(job.state)
+    return logs.read_visible(
+        request.app.state.read_session_factory, principal, job_id, after, limit
+    )
 
 
 @router.get(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.base import utcnow
+from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, JobLogRow
-from gpumarket.coordinator.services import providers
+from gpumarket.coordinator.services import jobs, providers
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.errors import Conflict
 from gpumarket.protocol import JobState, LogAppend, LogAppendAck, LogLine, LogStream
@@ -95,3 +96,14 @@ def job_state(session: Session, job_id: str) -> JobState:
     """The current state, read fresh (the follow stream stops once the job has finished)."""
     state = session.scalar(select(Job.state).where(Job.id == job_id))
     return JobState(state) if state else JobState.FAILED
+
+
+def read_visible(
+    factory: sessionmaker[Session], principal: Principal, job_id: str, after: int, limit: int
+) -> tuple[list[LogLine], JobState]:
+    """One read of a log stream in its own short read transaction (a follower reads again
+    and again without holding one open): the lines after ``after`` and the job's state, for a
+    caller allowed to see the job."""
+    with session_scope(factory) as session:
+        job = jobs.get_visible(session, principal, job_id)
+        return read(session, job_id, after, limit), JobState(job.state)

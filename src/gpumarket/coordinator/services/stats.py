@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
@@ -217,3 +217,8 @@ def chain_families(
             )
         )
     return families
+
+
+def database_answers(session: Session) -> None:
+    """Ask the database the cheapest question (``/healthz``): raises when it does not answer."""
+    session.execute(text("SELECT 1"))
