@@ -113,6 +113,14 @@ class Balances:
     locked_stake: int
 
 
+@dataclass(frozen=True)
+class Unstaking:
+    """Stake on its way out of the market (``unstaking(accountId)``)."""
+
+    amount: int
+    ready_at: int
+
+
 class Market:
     """The GpuMarket contract at an address."""
 
@@ -144,6 +152,10 @@ class Market:
     def balances(self, account_id: int) -> Balances:
         """Deposit, earnings, stake and locked stake of an account id."""
         return Balances(*(int(v) for v in self.view("balances", account_id)))
+
+    def unstaking(self, account_id: int) -> Unstaking:
+        """Stake requested out of the market and when it may be withdrawn."""
+        return Unstaking(*(int(v) for v in self.view("unstaking", account_id)))
 
     def view(self, function: str, *args: Any) -> Any:
         """Call a view; a revert is raised as :class:`ContractReverted` by name."""

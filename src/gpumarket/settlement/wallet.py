@@ -105,15 +105,20 @@ class MarketWallet:
         """The wallet's token balance and its accounts in the market."""
         try:
             held = int(self.token.functions.balanceOf(self.account.address).call())
-            account_id = int(self.market.view("accountId", self.account.address))
-            deposit = earnings = stake = locked = unstaking = ready = 0
-            if account_id:
-                deposit, earnings, stake, locked = self.market.view("balances", account_id)
-                unstaking, ready = self.market.view("unstaking", account_id)
+            account_id = self.market.account_id(self.account.address)
+            money = self.market.balances(account_id) if account_id else None
+            pending = self.market.unstaking(account_id) if account_id else None
         except (OSError, ConnectionError) as exc:
             raise Unreachable(f"cannot reach the chain at {self.chain.rpc_url}: {exc}") from exc
         return Balances(
-            self.account.address, held, deposit, earnings, stake, locked, unstaking, ready
+            self.account.address,
+            held,
+            money.deposit if money else 0,
+            money.earnings if money else 0,
+            money.stake if money else 0,
+            money.locked_stake if money else 0,
+            pending.amount if pending else 0,
+            pending.ready_at if pending else 0,
         )
 
     def deposit(self, micros: int) -> str:
