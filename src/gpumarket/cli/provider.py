@@ -236,15 +236,15 @@ def earnings(
     client = ProviderClient(saved["coordinator"], saved["api_key"])
     me = client.me()
     chain = client.chain_info()
-    on_chain = None
+    in_market = None
     if chain is not None:
         from gpumarket.cli.chainops import open_wallet
         from gpumarket.settlement.wallet import MarketWallet
 
         account = open_wallet(settings.wallet, settings.wallet_password_env)
-        on_chain = MarketWallet(chain, account).balances().as_dict()
+        in_market = MarketWallet(chain, account).balances().as_dict()
     if as_json:
-        typer.echo(json.dumps({**me.model_dump(mode="json"), "on_chain": on_chain}, indent=2))
+        typer.echo(json.dumps({**me.model_dump(mode="json"), "on_chain": in_market}, indent=2))
         return
     console.print(f"provider {me.id} ({me.address})")
     console.print(
@@ -253,11 +253,11 @@ def earnings(
         f"{me.disputes_lost}; reputation {me.reputation:.2f}"
         + ("; BANNED: " + (me.ban_reason or "") if me.banned else "")
     )
-    if on_chain is not None:
+    if in_market is not None:
         console.print(
-            f"on-chain: {on_chain['earnings']} to withdraw, stake {on_chain['stake']} "
-            f"({on_chain['locked_stake']} locked by jobs in their window), "
-            f"{on_chain['unstaking']} unstaking"
+            f"on-chain: {in_market['earnings']} to withdraw, stake {in_market['stake']} "
+            f"({in_market['locked_stake']} locked by jobs in their window), "
+            f"{in_market['unstaking']} unstaking"
         )
 
 

@@ -10,8 +10,8 @@ implements the parts. The coordinator builds one backend at start-up
 
 - :class:`~gpumarket.coordinator.services.offchain.OffchainSettlement` keeps the accounts in
   the coordinator's database only (a single-machine trial): its ledger calls answer at once;
-- :class:`~gpumarket.coordinator.services.chain_backend.ChainSettlement` escrows each job in the
-  market contract, sending through the outbox in the shared database.
+- the chain backend (:mod:`gpumarket.coordinator.services.chain_backend`) escrows each job in
+  the market contract, sending through the outbox in the shared database.
 
 A ledger call raising :class:`~gpumarket.errors.SettlementError` (or a refusal naming what to
 fix) stops the step before anything is applied, so a job never claims a payment state the
