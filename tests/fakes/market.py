@@ -9,7 +9,7 @@ for the coordinator's side to be tested:
 - per-job state (``CHAIN_*``: none, open, committed, disputed, settled, refunded, cancelled)
   with the contract's checks, raised as :class:`~gpumarket.errors.ContractReverted` by error
   name (``WrongState``, ``WindowOpen``, ``StakeTooLow``...) and, for a single open or commit,
-  turned into the same caller-facing errors as the real client (``market_client.refusal``);
+  turned into the same caller-facing errors as the real client (``refusals.refusal``);
 - the developer's order and the provider's claim are recovered from their real EIP-712
   signatures (an unknown signer is ``BadSignature``, as on-chain);
 - deposits, stakes, locked stake, earnings, the fee and its burned share in basis points, each
@@ -60,9 +60,9 @@ from gpumarket.settlement.market_client import (
     TxOutcome,
     batch_key,
     compact_signature,
-    refusal,
 )
 from gpumarket.settlement.outbox import Sent
+from gpumarket.settlement.refusals import refusal
 from gpumarket.settlement.signing import Order, order_signer, result_signer
 
 BPS = 10_000
@@ -477,7 +477,7 @@ class FakeMarket:
         try:
             return self._send(f"open:0x{order.order.job_id.hex()}", "openJob", apply)
         except ContractReverted as exc:
-            raise refusal("open", exc) from exc
+            raise refusal("openJob", exc) from exc
 
     def commit(
         self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
@@ -503,7 +503,7 @@ class FakeMarket:
                 f"commit:{claim.chain_job_id}", "commitResult", lambda: self._commit(claim)
             )
         except ContractReverted as exc:
-            raise refusal("commit", exc) from exc
+            raise refusal("commitResult", exc) from exc
 
     def finalize_one(self, chain_job_id: str) -> TxOutcome:
         """Pay out one job whose window has passed; refuses (``WrongState``, ``WindowOpen``)

@@ -5,7 +5,7 @@ per job and step, so a process killed at any moment and restarted repeats a call
 never the payment. Opens and commits that arrive while one of their kind waits for its block go
 out together (``openMany``, ``commitMany``; see :mod:`.group_send`). Answers are decoded: the
 events a transaction emitted, by name, with this job's share of the gas; the contract's
-refusals become the errors in :data:`REFUSALS`, which say what the caller must fix.
+refusals become the errors of :mod:`.refusals` (the one table), which say what to fix.
 
 Where the outbox lives is the caller's choice (:class:`~.outbox.OutboxStore`): this module
 knows nothing of the coordinator, FastAPI or SQLAlchemy.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +30,16 @@ from gpumarket.errors import (
     ConfigurationError,
     Conflict,
     ContractReverted,
-    GpumarketError,
     InvalidRequest,
-    PaymentRequired,
     ServiceUnavailable,
     Unreachable,
 )
-from gpumarket.protocol import ChainInfo, PaymentRequest, from_micros
+from gpumarket.protocol import ChainInfo, PaymentRequest
 from gpumarket.settlement.contracts import Deployment, Market
 from gpumarket.settlement.events import ChainEvent, EventReader
 from gpumarket.settlement.group_send import GroupSender
 from gpumarket.settlement.outbox import OutboxStore, Sent, TransactionSender
+from gpumarket.settlement.refusals import refusal
 from gpumarket.settlement.signing import Order, compact
 
 log = logging.getLogger(__name__)
@@ -107,68 +105,6 @@ class SignedClaim:
     result: bytes
     amount_micros: int
     signature: tuple[bytes, bytes]
-
-
-def _arg(value: Any) -> Any:
-    return int(str(value)) if str(value).isdigit() else value
-
-
-def _insufficient_balance(args: tuple[Any, ...]) -> GpumarketError:
-    available, needed = (_arg(a) for a in args)
-    return PaymentRequired(
-        f"your deposit in the market is {from_micros(available)}, but this job's escrow "
-        f"needs {from_micros(needed)}: deposit more with `gpumarket wallet deposit AMOUNT` "
-        "and sign again"
-    )
-
-
-def _order_bad_signature(args: tuple[Any, ...]) -> GpumarketError:
-    return PaymentRequired(
-        f"the order is signed by {args[0]}, which has never deposited in the market: "
-        "deposit with `gpumarket wallet deposit AMOUNT` from the wallet that signs"
-    )
-
-
-def _order_expired(args: tuple[Any, ...]) -> GpumarketError:
-    return InvalidRequest(
-        f"the order expired at {_arg(args[0])} (chain time {_arg(args[1])}); submit the job again"
-    )
-
-
-def _stake_too_low(args: tuple[Any, ...]) -> GpumarketError:
-    free, needed = (_arg(a) for a in args)
-    return PaymentRequired(
-        f"your free stake is {from_micros(free)}, under the {from_micros(needed)} a result "
-        "must lock: run `gpumarket provider stake AMOUNT`, then report the result again"
-    )
-
-
-def _claim_bad_signature(args: tuple[Any, ...]) -> GpumarketError:
-    return InvalidRequest(
-        "the result claim is not signed by a wallet the market knows; stake from the wallet "
-        "the provider daemon signs with"
-    )
-
-
-REFUSALS: dict[tuple[str, str], Callable[[tuple[Any, ...]], GpumarketError]] = {
-    ("open", "InsufficientBalance"): _insufficient_balance,
-    ("open", "BadSignature"): _order_bad_signature,
-    ("open", "OrderExpired"): _order_expired,
-    ("open", "WrongState"): lambda _: Conflict("this job's escrow was already opened"),
-    ("open", "EnforcedPause"): lambda _: Conflict(
-        "the market is paused: no new jobs are opened until the operator resumes"
-    ),
-    ("commit", "StakeTooLow"): _stake_too_low,
-    ("commit", "BadSignature"): _claim_bad_signature,
-}
-"""The one table from a contract revert (by step and error name) to the error the caller
-gets; a revert not listed is raised as the :class:`ContractReverted` itself."""
-
-
-def refusal(step: str, exc: ContractReverted) -> Exception:
-    """What the caller of ``step`` hears for the contract's revert ``exc``."""
-    make = REFUSALS.get((step, exc.error))
-    return make(tuple(exc.args_)) if make else exc
 
 
 class MarketClient:
@@ -322,7 +258,7 @@ class MarketClient:
         try:
             return self._send(f"open:0x{order.order.job_id.hex()}", data)
         except ContractReverted as exc:
-            raise refusal("open", exc) from exc
+            raise refusal("openJob", exc) from exc
 
     def commit(
         self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
@@ -356,7 +292,7 @@ class MarketClient:
         try:
             return self._send(f"commit:{claim.chain_job_id}", data)
         except ContractReverted as exc:
-            raise refusal("commit", exc) from exc
+            raise refusal("commitResult", exc) from exc
 
     def _send_batch(self, kind: str, ids: list[bytes], data: str, event: str) -> list[TxOutcome]:
         """One batch transaction; each job's outcome carries its own ``event`` and a share of

@@ -6,7 +6,6 @@ the chain; the coordinator never holds a user's key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -19,6 +18,7 @@ from gpumarket.errors import InvalidRequest, PaymentRequired, Unreachable
 from gpumarket.protocol import ChainInfo, from_micros
 from gpumarket.settlement.contracts import Market, token_contract
 from gpumarket.settlement.deploy import send_signed
+from gpumarket.settlement.refusals import refusal
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ class MarketWallet:
             )
         except (ContractCustomError, ContractLogicError) as exc:
             raised = self.market.errors.decode(getattr(exc, "data", None))
-            raise _explain(function, raised.error, raised.args_) from exc
+            raise refusal(function, raised, wallet=True) from exc
         return self._send({"to": self.market.address, "data": data})
 
     def _send(self, tx: dict[str, Any]) -> str:
@@ -209,61 +209,3 @@ class MarketWallet:
         tx.setdefault("gas", int(self.w3.eth.estimate_gas(probe) * 1.3))
         receipt = send_signed(self.w3, self.account, tx)
         return "0x" + bytes(receipt["transactionHash"]).hex()
-
-
-CHAIN_JOB_STATES = ("None", "Open", "Committed", "Disputed", "Settled", "Refunded", "Cancelled")
-"""The contract's ``State`` enum, by value."""
-
-_WHY_NOT_CHALLENGED = {
-    "None": "the market has no escrow for it",
-    "Open": "no result has been committed yet",
-    "Disputed": "it is already disputed",
-    "Settled": "its challenge window has closed and it is paid",
-    "Refunded": "it ended without a result and its escrow was refunded",
-    "Cancelled": "it was cancelled and its escrow refunded",
-}
-
-
-def when(unix_time: int, now: float | None = None) -> str:
-    """A unix time for people: the local date and time, and how long until then."""
-    at = datetime.fromtimestamp(unix_time, UTC).astimezone()
-    left = int(unix_time - (datetime.now(UTC).timestamp() if now is None else now))
-    if left <= 0:
-        return f"{at:%Y-%m-%d %H:%M:%S %Z}"
-    days, rest = divmod(left, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
-    wait = " ".join(parts[:2]) if parts else f"{seconds} s"
-    return f"{at:%Y-%m-%d %H:%M:%S %Z} (in {wait})"
-
-
-def _explain(function: str, error: str, args: tuple[object, ...]) -> Exception:
-    values: list[Any] = [int(str(a)) if str(a).isdigit() else a for a in args]
-    if error == "InsufficientBalance":
-        return PaymentRequired(
-            f"{function}: only {from_micros(int(values[0]))} is available, "
-            f"{from_micros(int(values[1]))} asked"
-        )
-    if error == "UnknownAccount":
-        return InvalidRequest(f"{function}: this wallet has no account in the market yet")
-    if error == "ZeroAmount":
-        return InvalidRequest(f"{function}: nothing to withdraw (or an amount of zero)")
-    if error == "UnstakeNotReady":
-        return InvalidRequest(
-            f"{function}: the unstaked tokens can be withdrawn from {when(int(values[0]))}; "
-            "run it again then"
-        )
-    if error == "WindowClosed":
-        return InvalidRequest("the challenge window of this job has closed")
-    if error == "WrongState":
-        index = int(values[1]) if len(values) > 1 else -1
-        state = CHAIN_JOB_STATES[index] if 0 <= index < len(CHAIN_JOB_STATES) else "unknown"
-        why = _WHY_NOT_CHALLENGED.get(state, "") if function == "challenge" else ""
-        allowed = "; only a Committed result can be challenged" if function == "challenge" else ""
-        return InvalidRequest(
-            f"{function}: the job is {state} on the chain" + (f" ({why})" if why else "") + allowed
-        )
-    if error == "NotDeveloperOrVerifier":
-        return InvalidRequest("only the job's developer (or a verifier) may challenge it")
-    return InvalidRequest(f"{function} would revert: {error or 'unknown error'}{tuple(values)}")

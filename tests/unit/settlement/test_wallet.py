@@ -9,14 +9,19 @@ from typing import Any
 
 import pytest
 
-from gpumarket.errors import InvalidRequest, PaymentRequired
+from gpumarket.errors import ContractReverted, InvalidRequest, PaymentRequired
+from gpumarket.settlement.refusals import refusal, when
 from gpumarket.settlement.wallet import (
     Balances,
     MarketWallet,
-    _explain,
     plan_withdrawal,
-    when,
 )
+
+
+def _explain(function: str, error: str, args: tuple[object, ...]) -> Exception:
+    """What a user's wallet says for the contract's revert (the one refusals table)."""
+    return refusal(function, ContractReverted(error, args), wallet=True)
+
 
 USD = 10**6
 

@@ -1,0 +1,162 @@
+"""The one table from the market contract's reverts to the errors people read.
+
+Every caller that sends to the contract, the coordinator's market client (a developer's order,
+a provider's claim) and a user's own wallet (deposits, stakes, withdrawals, challenges), turns
+a revert into what to fix through :func:`refusal`. A revert is looked up by the function that
+was called and the contract's error name, then by the error name alone for the wallet's calls;
+one listed nowhere stays the :class:`~gpumarket.errors.ContractReverted` itself (or, for a
+wallet, a plain "would revert" naming it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from gpumarket.errors import (
+    Conflict,
+    ContractReverted,
+    GpumarketError,
+    InvalidRequest,
+    PaymentRequired,
+)
+from gpumarket.protocol import from_micros
+
+CHAIN_JOB_STATES = ("None", "Open", "Committed", "Disputed", "Settled", "Refunded", "Cancelled")
+"""The contract's ``State`` enum, by value."""
+
+_WHY_NOT_CHALLENGED = {
+    "None": "the market has no escrow for it",
+    "Open": "no result has been committed yet",
+    "Disputed": "it is already disputed",
+    "Settled": "its challenge window has closed and it is paid",
+    "Refunded": "it ended without a result and its escrow was refunded",
+    "Cancelled": "it was cancelled and its escrow refunded",
+}
+
+Refusal = Callable[[str, list[Any]], GpumarketError]
+"""Builds the error for one revert from the called function and the error's arguments."""
+
+
+def when(unix_time: int, now: float | None = None) -> str:
+    """A unix time for people: the local date and time, and how long until then."""
+    at = datetime.fromtimestamp(unix_time, UTC).astimezone()
+    left = int(unix_time - (datetime.now(UTC).timestamp() if now is None else now))
+    if left <= 0:
+        return f"{at:%Y-%m-%d %H:%M:%S %Z}"
+    days, rest = divmod(left, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
+    wait = " ".join(parts[:2]) if parts else f"{seconds} s"
+    return f"{at:%Y-%m-%d %H:%M:%S %Z} (in {wait})"
+
+
+def _order_unfunded(function: str, args: list[Any]) -> GpumarketError:
+    available, needed = args
+    return PaymentRequired(
+        f"your deposit in the market is {from_micros(available)}, but this job's escrow "
+        f"needs {from_micros(needed)}: deposit more with `gpumarket wallet deposit AMOUNT` "
+        "and sign again"
+    )
+
+
+def _order_unknown_signer(function: str, args: list[Any]) -> GpumarketError:
+    return PaymentRequired(
+        f"the order is signed by {args[0]}, which has never deposited in the market: "
+        "deposit with `gpumarket wallet deposit AMOUNT` from the wallet that signs"
+    )
+
+
+def _order_expired(function: str, args: list[Any]) -> GpumarketError:
+    return InvalidRequest(
+        f"the order expired at {args[0]} (chain time {args[1]}); submit the job again"
+    )
+
+
+def _stake_too_low(function: str, args: list[Any]) -> GpumarketError:
+    free, needed = args
+    return PaymentRequired(
+        f"your free stake is {from_micros(free)}, under the {from_micros(needed)} a result "
+        "must lock: run `gpumarket provider stake AMOUNT`, then report the result again"
+    )
+
+
+def _claim_unknown_signer(function: str, args: list[Any]) -> GpumarketError:
+    return InvalidRequest(
+        "the result claim is not signed by a wallet the market knows; stake from the wallet "
+        "the provider daemon signs with"
+    )
+
+
+def _short(function: str, args: list[Any]) -> GpumarketError:
+    return PaymentRequired(
+        f"{function}: only {from_micros(int(args[0]))} is available, "
+        f"{from_micros(int(args[1]))} asked"
+    )
+
+
+def _unstake_not_ready(function: str, args: list[Any]) -> GpumarketError:
+    return InvalidRequest(
+        f"{function}: the unstaked tokens can be withdrawn from {when(int(args[0]))}; "
+        "run it again then"
+    )
+
+
+def _wrong_state(function: str, args: list[Any]) -> GpumarketError:
+    index = int(args[1]) if len(args) > 1 else -1
+    state = CHAIN_JOB_STATES[index] if 0 <= index < len(CHAIN_JOB_STATES) else "unknown"
+    why = _WHY_NOT_CHALLENGED.get(state, "") if function == "challenge" else ""
+    allowed = "; only a Committed result can be challenged" if function == "challenge" else ""
+    return InvalidRequest(
+        f"{function}: the job is {state} on the chain" + (f" ({why})" if why else "") + allowed
+    )
+
+
+_PAUSED = "the market is paused: no new jobs are opened until the operator resumes"
+
+REFUSALS: dict[tuple[str | None, str], Refusal] = {
+    # the coordinator relaying a developer's order (openJob, or openMany one by one)
+    ("openJob", "InsufficientBalance"): _order_unfunded,
+    ("openJob", "BadSignature"): _order_unknown_signer,
+    ("openJob", "OrderExpired"): _order_expired,
+    ("openJob", "WrongState"): lambda f, a: Conflict("this job's escrow was already opened"),
+    ("openJob", "EnforcedPause"): lambda f, a: Conflict(_PAUSED),
+    # the coordinator committing a provider's signed claim
+    ("commitResult", "StakeTooLow"): _stake_too_low,
+    ("commitResult", "BadSignature"): _claim_unknown_signer,
+    # a user's own wallet, whatever it called
+    (None, "InsufficientBalance"): _short,
+    (None, "UnknownAccount"): lambda f, a: InvalidRequest(
+        f"{f}: this wallet has no account in the market yet"
+    ),
+    (None, "ZeroAmount"): lambda f, a: InvalidRequest(
+        f"{f}: nothing to withdraw (or an amount of zero)"
+    ),
+    (None, "UnstakeNotReady"): _unstake_not_ready,
+    (None, "WindowClosed"): lambda f, a: InvalidRequest(
+        "the challenge window of this job has closed"
+    ),
+    (None, "WrongState"): _wrong_state,
+    (None, "NotDeveloperOrVerifier"): lambda f, a: InvalidRequest(
+        "only the job's developer (or a verifier) may challenge it"
+    ),
+}
+"""Each revert by (function, error name); ``None`` as the function: any wallet call."""
+
+
+def refusal(function: str, exc: ContractReverted, *, wallet: bool = False) -> Exception:
+    """What the caller of ``function`` hears for the contract's revert ``exc``. ``wallet``: a
+    user's own call, which also takes the generic entries and never surfaces a raw revert."""
+    args = [int(str(a)) if str(a).isdigit() else a for a in exc.args_]
+    make = REFUSALS.get((function, exc.error))
+    if make is None and wallet:
+        make = REFUSALS.get((None, exc.error))
+    if make is not None:
+        return make(function, args)
+    if wallet:
+        return InvalidRequest(
+            f"{function} would revert: {exc.error or 'unknown error'}{tuple(args)}"
+        )
+    return exc
