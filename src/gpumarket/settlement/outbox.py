@@ -243,7 +243,11 @@ class TransactionSender:
         """Send ``data`` to ``target`` once under ``key`` and wait for its receipt.
 
         A revert found while estimating is raised as :class:`ContractReverted` and nothing is
-        recorded; a revert on-chain is recorded and raised the same way."""
+        recorded; a revert on-chain is recorded and raised the same way. A key whose
+        transaction reverted on-chain moved no money: asking again tries again (under the next
+        free ``key~N``), so a refusal the caller has since fixed (a deposit topped up) can
+        succeed."""
+        key = self._live_key(key)
         if self.store.get(key) is None:
             gas = gas or self._estimate(target, data)
             # read outside the store's lock: the node's count only matters when someone else
@@ -262,6 +266,14 @@ class TransactionSender:
                 lambda nonce: self._sign(target, data, nonce, gas, fee),
             )
         return self._confirm(key)
+
+    def _live_key(self, key: str) -> str:
+        """``key``, or the first ``key~N`` whose entry did not revert on-chain."""
+        live, attempt = key, 0
+        while (entry := self.store.get(live)) is not None and entry.status == "reverted":
+            attempt += 1
+            live = f"{key}~{attempt}"
+        return live
 
     def _sign(self, target: str, data: str, nonce: int, gas: int, fee: int) -> Signed:
         tx = {

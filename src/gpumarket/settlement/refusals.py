@@ -54,6 +54,11 @@ def when(unix_time: int, now: float | None = None) -> str:
 
 
 def _order_unfunded(function: str, args: list[Any]) -> GpumarketError:
+    if not args:  # a revert found on-chain carries no figures
+        return PaymentRequired(
+            "your deposit in the market no longer covers this job's escrow (another order took "
+            "it first): deposit more with `gpumarket wallet deposit AMOUNT` and sign again"
+        )
     available, needed = args
     return PaymentRequired(
         f"your deposit in the market is {from_micros(available)}, but this job's escrow "
@@ -76,6 +81,11 @@ def _order_expired(function: str, args: list[Any]) -> GpumarketError:
 
 
 def _stake_too_low(function: str, args: list[Any]) -> GpumarketError:
+    if not args:  # a revert found on-chain carries no figures
+        return PaymentRequired(
+            "your free stake no longer covers what a result locks (another result took it "
+            "first): run `gpumarket provider stake AMOUNT`, then report the result again"
+        )
     free, needed = args
     return PaymentRequired(
         f"your free stake is {from_micros(free)}, under the {from_micros(needed)} a result "
@@ -154,7 +164,10 @@ def refusal(function: str, exc: ContractReverted, *, wallet: bool = False) -> Ex
     if make is None and wallet:
         make = REFUSALS.get((None, exc.error))
     if make is not None:
-        return make(function, args)
+        try:
+            return make(function, args)
+        except (ValueError, IndexError, TypeError):
+            pass  # a revert found on-chain carries no arguments: say it by name below
     if wallet:
         return InvalidRequest(
             f"{function} would revert: {exc.error or 'unknown error'}{tuple(args)}"

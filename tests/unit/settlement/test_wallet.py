@@ -104,3 +104,15 @@ def test_challenging_a_refunded_job_names_its_state_and_why() -> None:
     assert "not in a state" not in message
     assert "Refunded on the chain" in message and "refunded" in message.split("(")[1]
     assert "only a Committed result can be challenged" in message
+
+
+def test_a_revert_found_on_chain_without_its_figures_still_says_what_to_fix() -> None:
+    """A transaction mined and reverted carries only the error's name: the refusal is still
+    the one the table gives, in words, never an unpacking error (a 500)."""
+    unfunded = refusal("openJob", ContractReverted("InsufficientBalance"))
+    assert isinstance(unfunded, PaymentRequired) and "deposit more" in str(unfunded)
+    short = refusal("commitResult", ContractReverted("StakeTooLow"))
+    assert isinstance(short, PaymentRequired) and "provider stake" in str(short)
+    expired = refusal("openJob", ContractReverted("OrderExpired"))
+    assert isinstance(expired, ContractReverted)  # no words for it without its figures
+    assert "would revert: WindowOpen" in str(_explain("finalize", "WindowOpen", ()))

@@ -53,6 +53,9 @@ def resume_intents(
             committed = settlement.commit(intent)
         except GpumarketError as exc:
             log.warning("the result of job %s cannot be committed: %s", job_id, exc)
+            if exc.status_code < 500:  # refused: the provider reports again once it can
+                with session_scope(factory) as session:
+                    settlement.drop_claim(session, lifecycle.load_job_for_update(session, job_id))
             continue
         results.apply_committed(factory, settlement, job_id, committed, settings)
     return len(order_intents) + len(claim_intents)

@@ -52,7 +52,12 @@ def follow_events(
     """Apply the ledger's new events to their jobs; how many changed something."""
     applied = 0
     with session_scope(factory) as session:
-        events, stakes_moved = settlement.events(session, max_blocks)
+        start = settlement.event_cursor(session)
+    # the chain is read with no transaction open (a slow RPC endpoint never holds a lock)
+    events, stakes_moved, next_block = settlement.events(start, max_blocks)
+    with session_scope(factory) as session:
+        if settlement.event_cursor(session) != start:
+            return 0  # another follower moved on meanwhile: its transaction applied these
         for event in events:
             job = session.scalar(
                 select(Job).where(Job.chain_job_id == event.job_ref).with_for_update()
@@ -68,6 +73,7 @@ def follow_events(
                     applied += HANDLERS[event.name](session, settlement, job, event, settings)
             except GpumarketError as exc:  # one odd job never stalls the others
                 log.warning("event %s of job %s left as is: %s", event.name, job.id, exc)
+        settlement.save_event_cursor(session, next_block)
     refresh_stakes(factory, settlement, stakes_moved)
     return applied
 

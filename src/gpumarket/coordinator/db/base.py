@@ -48,6 +48,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 """JSON columns: JSONB on PostgreSQL, JSON text on SQLite."""
 
+NullableJSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""A JSON column whose ``None`` is SQL NULL (not the JSON value ``null``), so that
+``IS NULL`` in a query means "not set" (a recorded intent, cleared once applied)."""
+
 
 def utcnow() -> datetime:
     """The one clock of the coordinator (patched in tests that move time)."""

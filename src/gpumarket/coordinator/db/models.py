@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gpumarket.coordinator.db.base import Base, JSONType, UTCDateTime, utcnow
+from gpumarket.coordinator.db.base import Base, JSONType, NullableJSONType, UTCDateTime, utcnow
 
 
 class AuthChallenge(Base):
@@ -193,7 +193,7 @@ class Job(Base):
     chain_state: Mapped[str | None] = mapped_column(String(16), index=True)
     payment_request: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     order_signature: Mapped[str | None] = mapped_column(String(132))
-    pending_result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    pending_result: Mapped[dict[str, Any] | None] = mapped_column(NullableJSONType)
     chain_window_end: Mapped[int | None] = mapped_column(BigInteger)
     paid_micros: Mapped[int | None] = mapped_column(BigInteger)
     burned_micros: Mapped[int | None] = mapped_column(BigInteger)

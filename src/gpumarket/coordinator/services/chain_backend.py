@@ -152,9 +152,12 @@ class ChainSettlement:
         legacy = self.settings.data_dir / "outbox.sqlite"
         if not legacy.exists():
             return
-        added = self.store.adopt(SqliteOutboxStore(legacy).entries())
-        if added:
-            log.info("moved %d transactions from %s into the database outbox", added, legacy)
+        old = SqliteOutboxStore(legacy)
+        entries = old.entries()
+        old.db.close()
+        added = self.store.adopt(entries)
+        legacy.rename(legacy.with_name(legacy.name + ".adopted"))  # adopted once, kept to read
+        log.info("moved %d transactions from %s into the database outbox", added, legacy)
 
     # ------------------------------------------------------------ submission and open
 
@@ -202,6 +205,7 @@ class ChainSettlement:
                 "sign the payment request with the wallet you logged in with"
             )
         job.order_signature = signature
+        job.updated_at = utcnow()  # the intent's age: the resume loop leaves a fresh one alone
         return OrderIntent(request, signature)
 
     def open(self, intent: OrderIntent) -> Opened:
@@ -211,6 +215,12 @@ class ChainSettlement:
     def drop_order(self, session: Session, job: Job) -> None:
         """The contract refused the order: forget it (the developer may sign again)."""
         job.order_signature = None
+
+    def drop_claim(self, session: Session, job: Job) -> None:
+        """The contract refused the claim (too little stake, a stranger's signature): forget
+        it, so neither the resume loop repeats it nor the refunder waits for it; the provider
+        reports again once it has fixed the cause."""
+        job.pending_result = None
 
     def apply_open(self, session: Session, job: Job, opened: Opened) -> bool:
         """The escrow is open: queue the job; a job cancelled meanwhile gets it back."""
@@ -267,6 +277,7 @@ class ChainSettlement:
                 f"the claim is signed by {signer}, not by your registered wallet {provider_address}"
             )
         job.pending_result = report.model_dump(mode="json")
+        job.updated_at = utcnow()  # the intent's age: the resume loop leaves a fresh one alone
         return ClaimIntent(job.chain_job_id, claim)
 
     def commit(self, intent: ClaimIntent) -> Committed:
@@ -412,6 +423,7 @@ class ChainSettlement:
                 Job.pending_result.is_(None),  # a claim on its way is committed, not refunded
             )
             .limit(limit)
+            .with_for_update(skip_locked=True)  # a claim being recorded now holds the row
         ):
             chain_state.advance(session, job, C.CANCELLING, "no claim for the seconds it ran")
         rows = session.execute(
@@ -473,15 +485,29 @@ class ChainSettlement:
         ]
         open_claims = []
         for job_id, ref, pending in claims:
+            if not pending:  # cleared before this column stored SQL NULL
+                continue
             claim = ResultReport.model_validate(pending).claim
             if claim is not None:
                 open_claims.append((job_id, ClaimIntent(str(ref), claim)))
         return open_orders, open_claims
 
-    def events(self, session: Session, max_blocks: int) -> tuple[list[LedgerEvent], set[str]]:
-        """The market's new events (the cursor moves in ``session``, with what they change)."""
+    def event_cursor(self, session: Session) -> int:
+        """The next block whose events are to be read (kept in the database)."""
         cursor = session.get(ChainCursor, EVENTS_CURSOR)
-        start = cursor.next_block if cursor else self.deployment.block
+        return cursor.next_block if cursor else self.deployment.block
+
+    def save_event_cursor(self, session: Session, next_block: int) -> None:
+        """Move the cursor, in the transaction that applies what the events changed."""
+        cursor = session.get(ChainCursor, EVENTS_CURSOR)
+        if cursor is None:
+            session.add(ChainCursor(name=EVENTS_CURSOR, next_block=next_block))
+        else:
+            cursor.next_block = next_block
+
+    def events(self, start: int, max_blocks: int) -> tuple[list[LedgerEvent], set[str], int]:
+        """The market's events from block ``start`` (no database transaction is open while
+        the chain is read), the providers whose free stake changed, and the next block."""
         found, next_block = self.client.events(start, max_blocks)
         stakes = {str(e.args["provider"]) for e in found if e.name in STAKE_EVENTS}
         # a job's share of the gas: split by the jobs a transaction moved, not by its events (a
@@ -503,11 +529,7 @@ class ChainSettlement:
             for e in found
             if "jobId" in e.args
         ]
-        if cursor is None:
-            cursor = ChainCursor(name=EVENTS_CURSOR, next_block=start)
-            session.add(cursor)
-        cursor.next_block = next_block
-        return events, stakes
+        return events, stakes, next_block
 
     def free_stake(self, address: str) -> int:
         """A provider's stake not locked by results in their window."""

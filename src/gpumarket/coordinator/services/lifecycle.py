@@ -277,6 +277,7 @@ def _unassign(session: Session, job: Job) -> None:
     job.lease_expires_at = None
     job.started_at = None
     job.progress = None
+    job.pending_result = None  # a claim belongs to the assignment it was made for
 
 
 def fail(session: Session, job: Job, reason: str, settlement: SettlementBackend) -> None:

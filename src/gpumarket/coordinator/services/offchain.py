@@ -60,6 +60,9 @@ class OffchainSettlement:
     def drop_order(self, session: Session, job: Job) -> None:
         """Nothing was recorded."""
 
+    def drop_claim(self, session: Session, job: Job) -> None:
+        """Nothing was recorded."""
+
     def apply_open(self, session: Session, job: Job, opened: Opened) -> bool:
         """Queue it (a job is funded at submission)."""
         return True
@@ -159,9 +162,16 @@ class OffchainSettlement:
         """Every step finishes in its request."""
         return [], []
 
-    def events(self, session: Session, max_blocks: int) -> tuple[list[LedgerEvent], set[str]]:
+    def event_cursor(self, session: Session) -> int:
+        """There are no events to follow."""
+        return 0
+
+    def save_event_cursor(self, session: Session, next_block: int) -> None:
+        """There are no events to follow."""
+
+    def events(self, start: int, max_blocks: int) -> tuple[list[LedgerEvent], set[str], int]:
         """Nobody else acts on this ledger."""
-        return [], set()
+        return [], set(), start
 
     def free_stake(self, address: str) -> int:
         """Results lock no stake off-chain."""

@@ -10,6 +10,7 @@ signed entry: two replicas never sign the same nonce and none is skipped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sqlalchemy import func, select, update
@@ -20,6 +21,8 @@ from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import OutboxRow, OutboxSender
 from gpumarket.settlement.outbox import Entry, Signed
+
+log = logging.getLogger(__name__)
 
 
 def _entry(row: OutboxRow) -> Entry:
@@ -135,23 +138,38 @@ class DatabaseOutboxStore:
             for entry in entries:
                 if session.get(OutboxRow, entry.key) is not None:
                     continue
-                session.add(
-                    OutboxRow(
-                        key=entry.key,
-                        sender=entry.sender,
-                        nonce=entry.nonce,
-                        target=entry.target,
-                        data=entry.data,
-                        raw=entry.raw,
-                        hash=entry.hash,
-                        status=entry.status,
-                        gas_used=entry.gas_used,
-                        block=entry.block,
-                        error=entry.error,
-                        created_at=utcnow(),
+                try:
+                    with session.begin_nested():  # two old files may hold one nonce: skip it
+                        self._adopt_one(session, entry)
+                except IntegrityError:
+                    log.warning(
+                        "outbox entry %s (nonce %d) conflicts with one already adopted; "
+                        "skipped (its transaction is found by the event follower if mined)",
+                        entry.key,
+                        entry.nonce,
                     )
-                )
-                counter = self._lock_sender(session, entry.sender)
-                counter.next_nonce = max(counter.next_nonce, entry.nonce + 1)
+                    continue
                 added += 1
         return added
+
+    def _adopt_one(self, session: Session, entry: Entry) -> None:
+        """Copy one old entry and move its sender's next nonce past it."""
+        session.add(
+            OutboxRow(
+                key=entry.key,
+                sender=entry.sender,
+                nonce=entry.nonce,
+                target=entry.target,
+                data=entry.data,
+                raw=entry.raw,
+                hash=entry.hash,
+                status=entry.status,
+                gas_used=entry.gas_used,
+                block=entry.block,
+                error=entry.error,
+                created_at=utcnow(),
+            )
+        )
+        session.flush()
+        counter = self._lock_sender(session, entry.sender)
+        counter.next_nonce = max(counter.next_nonce, entry.nonce + 1)

@@ -17,7 +17,7 @@ from gpumarket.coordinator.services import jobs, lifecycle, providers
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import Committed, SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import InvalidRequest, InvalidTransition
+from gpumarket.errors import GpumarketError, InvalidRequest, InvalidTransition
 from gpumarket.protocol import JobState, ResultReport
 
 
@@ -47,7 +47,13 @@ def report_result(
         provider = session.get(Provider, job.provider_id)
         assert provider is not None
         intent = settlement.claim_intent(session, job, report, provider.address)
-    committed = settlement.commit(intent)
+    try:
+        committed = settlement.commit(intent)
+    except GpumarketError as exc:
+        if exc.status_code < 500:  # refused, not unreachable: nothing is left to resume
+            with session_scope(factory) as session:
+                settlement.drop_claim(session, lifecycle.load_job_for_update(session, job_id))
+        raise
     return apply_committed(factory, settlement, job_id, committed, settings)
 
 

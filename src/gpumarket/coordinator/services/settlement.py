@@ -157,6 +157,9 @@ class SettlementBackend(Protocol):
     def drop_order(self, session: Session, job: Job) -> None:
         """Forget a recorded order the ledger refused (the developer may sign again)."""
 
+    def drop_claim(self, session: Session, job: Job) -> None:
+        """Forget a recorded claim the ledger refused (the provider may report again)."""
+
     def apply_open(self, session: Session, job: Job, opened: Opened) -> bool:
         """Record the open escrow; True when the job is to be queued now."""
 
@@ -235,9 +238,15 @@ class SettlementBackend(Protocol):
         """(job id, intent) of the orders and claims recorded before ``older_than`` by
         requests that never finished their step (a crash between the parts)."""
 
-    def events(self, session: Session, max_blocks: int) -> tuple[list[LedgerEvent], set[str]]:
-        """New ledger events since the last call (its cursor is kept in the database) and the
-        addresses whose free stake changed."""
+    def event_cursor(self, session: Session) -> int:
+        """Where the event follower reads next (kept in the database)."""
+
+    def save_event_cursor(self, session: Session, next_block: int) -> None:
+        """Move the follower's cursor, with what the events changed."""
+
+    def events(self, start: int, max_blocks: int) -> tuple[list[LedgerEvent], set[str], int]:
+        """Ledger events from ``start`` (read with no database transaction open), the
+        addresses whose free stake changed, and where to read next."""
 
     def free_stake(self, address: str) -> int:
         """A provider's stake not locked by results in their window."""

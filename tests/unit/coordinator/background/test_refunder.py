@@ -14,7 +14,7 @@ from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.services import jobs, lifecycle
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import Unreachable
+from gpumarket.errors import PaymentRequired, Unreachable
 from gpumarket.settlement.market_client import CHAIN_CANCELLED, CHAIN_SETTLED
 from tests.unit.coordinator.chain_rig import ESCROW, USD, ChainRig, ChainStep
 
@@ -163,3 +163,24 @@ def test_a_late_claim_on_its_way_is_not_refunded_and_the_resume_loop_commits_it(
     assert (job.state, job.chain_state, job.pending_result) == ("CANCELLED", "committed", None)
     assert len(rig.market.mined("commitResult")) == 1
     assert refunder.send_refunds(rig.factory, rig.backend) == 0
+
+
+def test_a_claim_the_contract_refuses_is_forgotten_and_a_cancelled_run_is_refunded(
+    factory: sessionmaker[Session], svc_settings: CoordinatorSettings
+) -> None:
+    """A provider without the stake a result locks: its claim is refused (402) and dropped,
+    so the resume loop does not repeat it and, once the job is cancelled and a lease passes,
+    the refunder returns the whole escrow instead of waiting for a claim forever."""
+    rig = ChainRig.create(factory, svc_settings, stake=1)  # a micro: under what a result locks
+    job_id = rig.running()
+    with pytest.raises(PaymentRequired, match="stake"):
+        rig.report(job_id)
+    assert rig.job(job_id).pending_result is None
+    cancel(rig, job_id)
+    with session_scope(rig.factory) as session:  # a lease passes without a claim
+        job = lifecycle.load_job_for_update(session, job_id)
+        job.finished_at = utcnow() - timedelta(seconds=rig.settings.lease_seconds + 1)
+        job.updated_at = utcnow() - timedelta(seconds=60)
+    assert chain_resume.resume_intents(rig.factory, rig.backend, rig.settings) == 0
+    assert refunder.send_refunds(rig.factory, rig.backend) == 1
+    assert rig.job(job_id).refund_micros == ESCROW

@@ -57,6 +57,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("tx_hash", sa.String(length=66), nullable=True))
         batch_op.add_column(sa.Column("block", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("gas_used", sa.BigInteger(), nullable=True))
+    # a cleared claim was stored as the JSON value null; it is SQL NULL from now on, so that
+    # "no claim recorded" is one IS NULL in every query
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("UPDATE jobs SET pending_result = NULL WHERE pending_result = 'null'::jsonb")
+    else:
+        op.execute("UPDATE jobs SET pending_result = NULL WHERE pending_result = 'null'")
 
 
 def downgrade() -> None:
