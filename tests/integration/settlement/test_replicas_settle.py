@@ -182,6 +182,12 @@ def test_the_sending_replica_dies_mid_batch_and_the_other_settles_everything_onc
         wait_until("every job to settle", all_done, timeout=90, every=0.3)
         settled_after = time.monotonic() - killed_at
 
+        def outbox_confirmed() -> bool:  # the dead replica's payout, confirmed by the resume
+            with engine.connect() as connection:
+                return not connection.scalar(select(func.count()).where(OutboxRow.status == "sent"))
+
+        wait_until("the outbox to be confirmed", outbox_confirmed, timeout=30, every=0.2)
+
         # exactly once: one lifecycle SETTLED and one chain "settled" per job
         with engine.connect() as connection:
             for job in jobs:

@@ -95,10 +95,12 @@ def refresh_stakes(
         return
     stakes = {address: settlement.free_stake(address) for address in wanted}
     with session_scope(factory) as session:
-        for address, stake in stakes.items():
+        # only rows whose stake changed, in a fixed order: heartbeats lock provider rows too,
+        # and a sweep that rewrote unchanged rows in any order deadlocked with them
+        for address, stake in sorted(stakes.items()):
             session.execute(
                 update(Provider)
-                .where(Provider.address == address)
+                .where(Provider.address == address, Provider.stake_micros != stake)
                 .values(stake_micros=stake)
                 .execution_options(synchronize_session=False)
             )
