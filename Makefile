@@ -55,7 +55,7 @@ integration: $(STAMP) postgres docker browser
 
 test: $(STAMP) postgres docker browser contracts lint typecheck contract-test
 	GPUMARKET_TEST_POSTGRES_URL=$$(bash scripts/ensure-postgres.sh --url) GPUMARKET_REQUIRE_DOCKER=1 \
-		GPUMARKET_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests -q -n 2 --dist loadfile --durations=15
+		GPUMARKET_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests -q --durations=15
 
 bench: $(STAMP) docker contracts
 	$(BIN)/python bench/matching.py
