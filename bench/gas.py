@@ -1,7 +1,12 @@
 """Gas of every market function and of whole jobs, from real receipts on an anvil devnet.
 
 Run: ``python bench/gas.py``. Prints the gas of each step of one job (transaction gas: the
-21,000 base and calldata included), the total per job, and the amortized cost per job of 50
+21,000 base and calldata included) on the default terms (a result locks max(1 token, 20 x its
+amount): the job's 6-token claim locks 120, over the floor), a commit whose stake is the floor,
+a verifier's ``extendWindow``, a sampled job's steps (``openVerified``, the finalize that pays
+its premium into the verification pool, the verifier's bond-free ``challenge`` and the ruling
+that pays the slash share to the pool, ``payRerun`` of a re-runner's signed claim, and
+``fundPool``), the total per job, and the amortized cost per job of 50
 jobs: opened and committed one by one and finalized with one ``finalizeMany``; with
 ``openMany``, ``commitMany`` and ``finalizeMany`` for one developer and one provider (the
 batch keeps a recurring account's balances in memory); and the same batches when every job
@@ -28,6 +33,7 @@ from web3 import Web3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gpumarket.protocol import stake_to_lock  # noqa: E402
 from gpumarket.settlement.contracts import Market, token_contract  # noqa: E402
 from gpumarket.settlement.deploy import send_signed  # noqa: E402
 from gpumarket.settlement.devnet import Devnet  # noqa: E402
@@ -142,11 +148,13 @@ def main() -> None:
                 ),
             }
 
-        def open_commit(name: str, amount: int, trace: bool = False) -> tuple[int, int]:
+        def open_commit(
+            name: str, amount: int, trace: bool = False, opener: str = "openJob"
+        ) -> tuple[int, int]:
             job = signed_job(name, dev, prov, amount)
             opened = tx(
                 coordinator,
-                market.calldata("openJob", job["order"], job["sig"]),
+                market.calldata(opener, job["order"], job["sig"]),
                 "openJob" if trace else None,
             )
             committed = tx(
@@ -180,13 +188,25 @@ def main() -> None:
         gas: dict[str, int] = {}
         gas["deposit (first)"] = tx(dev, market.calldata("deposit", 5_000 * USD))
         gas["deposit (again)"] = tx(dev, market.calldata("deposit", 1 * USD))
-        gas["stake (first)"] = tx(prov, market.calldata("stake", 5_000 * USD))
+        # up to 51 results of 5 tokens lock 20 x their amount at once; the provider keeps some
+        # tokens in its wallet (emptying it would make the stake's transfer refund gas and the
+        # first earnings withdrawal pay to create the balance again)
+        gas["stake (first)"] = tx(prov, market.calldata("stake", 9_000 * USD))
+        terms = market.terms()
 
         # the first job on this deployment: no warm-up, the protocol's fee word already exists
         opened, committed = open_commit("job", 6 * USD, trace=True)
         net.time_travel(3600)
         finalized = tx(prov, market.calldata("finalize", job_id_bytes("job")), "finalize")
         gas["openJob"], gas["commitResult"], gas["finalize"] = opened, committed, finalized
+        scaled = stake_to_lock(6 * USD, terms.min_stake, terms.stake_multiple)
+        # a claim small enough that its stake is the floor: the same code path, for comparison
+        small = terms.min_stake // max(terms.stake_multiple, 1) // 2
+        _, gas["commitResult (floor stake)"] = open_commit("floor", small)
+        floor = stake_to_lock(small, terms.min_stake, terms.stake_multiple)
+        gas["extendWindow"] = tx(
+            coordinator, market.calldata("extendWindow", job_id_bytes("floor"), 3600)
+        )
         gas["withdrawEarnings"] = tx(prov, market.calldata("withdrawEarnings"))
         gas["withdrawTreasury"] = tx(coordinator, market.calldata("withdrawTreasury"))
         gas["burn"] = tx(coordinator, market.calldata("burn"))
@@ -195,6 +215,45 @@ def main() -> None:
         gas["finalize (fees paid out)"] = tx(
             prov, market.calldata("finalize", job_id_bytes("after-payouts"))
         )
+
+        # a sampled job: opened verified, re-run by another provider whose claim the verifier
+        # (the coordinator's account) pays from the pool, finalized with its premium
+        pool_before = market.verification_pool()
+        gas["openVerified"], gas["commitResult (verified job)"] = open_commit(
+            "verified", 6 * USD, opener="openVerified"
+        )
+        runner = net.accounts[3]
+        approve(runner)
+        tx(runner, market.calldata("stake", 100 * USD))  # a provider of the market
+        rerun = Web3.keccak(text="verified")
+        rerun_sig = compact(
+            sign_result(runner, job_id_bytes("verified"), rerun, 6 * USD, chain_id, market.address)
+        )
+        gas["payRerun"] = tx(
+            coordinator,
+            market.calldata("payRerun", job_id_bytes("verified"), rerun, 6 * USD, rerun_sig),
+        )
+        net.time_travel(3600)
+        gas["finalize (verified: premium)"] = tx(
+            prov, market.calldata("finalize", job_id_bytes("verified"))
+        )
+        premium = min(6 * USD * terms.premium_bps // 10_000, 4 * USD)
+        # caught: the verifier challenges without a bond; the ruling pays the pool the share
+        open_commit("caught", 6 * USD, opener="openVerified")
+        gas["challenge (verifier, no bond)"] = tx(
+            coordinator, market.calldata("challenge", job_id_bytes("caught"))
+        )
+        gas["resolve (at fault, verifier)"] = tx(
+            coordinator, market.calldata("resolve", job_id_bytes("caught"), True)
+        )
+        share = scaled * terms.slash_share_bps // 10_000
+        mint = token.functions.mint(coordinator.address, 100 * USD)
+        send_signed(w3, coordinator, dict(mint.build_transaction({"from": coordinator.address})))
+        approve(coordinator)
+        gas["fundPool"] = tx(coordinator, market.calldata("fundPool", 100 * USD))
+        pool_after = market.verification_pool()
+        if pool_after != pool_before - 6 * USD + premium + share + 100 * USD:
+            raise SystemExit(f"the pool holds {pool_after:,}, not what the steps put in it")
 
         opens = commits = 0
         ids = []
@@ -216,7 +275,7 @@ def main() -> None:
         for who in developers:
             tx(who, market.calldata("deposit", 500 * USD))
         for who in providers:
-            tx(who, market.calldata("stake", 1_000 * USD))
+            tx(who, market.calldata("stake", 1_000 * USD))  # 10 jobs x 20 x 5 tokens each
         mixed = batched(
             [
                 signed_job(f"mixed-{i}", developers[i % 10], providers[i % 5], 5 * USD)
@@ -224,11 +283,26 @@ def main() -> None:
             ]
         )
 
-        print(f"{'step':<26} {'gas':>9}")
+        print(f"{'step':<32} {'gas':>9}")
         for step, used in gas.items():
-            print(f"{step:<26} {used:>9,}")
+            print(f"{step:<32} {used:>9,}")
         whole = opened + committed + finalized
-        print(f"\none job, open + commit + finalize: {whole:,} gas (target <= 150,000)")
+        print(
+            f"\ncommitResult locks {scaled / USD:,.2f} tokens (max({terms.min_stake / USD:g}, "
+            f"{terms.stake_multiple} x 6)); the floor-stake commit {floor / USD:,.2f} "
+            f"(a {small / USD:g}-token claim); extendWindow adds 3,600 s to its window"
+        )
+        print(
+            f"a sampled job's premium: {terms.premium_bps / 100:g}% of 6 = {premium / USD:g} "
+            f"to the pool; a verifier's won challenge: {share / USD:g} of the {scaled / USD:g} "
+            f"slashed to the pool; the pool: {pool_before / USD:,.2f} seeded, "
+            f"{pool_after / USD:,.2f} after a 6-token re-run, the premium, the share and a "
+            "100-token fundPool"
+        )
+        print(f"one job, open + commit + finalize: {whole:,} gas (target <= 150,000)")
+        verified = gas["openVerified"] + gas["commitResult (verified job)"]
+        verified += gas["finalize (verified: premium)"]
+        print(f"one sampled job, openVerified + commit + finalize: {verified:,} gas")
         per_job = (opens + commits + one_by_one_finalize) / BATCH
         print(
             f"{BATCH} jobs, opened and committed one by one, finalized with one finalizeMany "
@@ -245,6 +319,8 @@ def main() -> None:
                 "gas per job (target <= 60,000)"
             )
         print_breakdown({step: gas_breakdown(w3, tx_hash) for step, tx_hash in traced.items()})
+        if whole >= 150_000:
+            raise SystemExit(f"a plain job costs {whole:,} gas: over the 150,000 target")
 
 
 if __name__ == "__main__":

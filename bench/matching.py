@@ -22,7 +22,8 @@ from gpumarket.coordinator.db import migrate
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import make_engine, make_session_factory
 from gpumarket.coordinator.db.models import OfferRow, Provider
-from gpumarket.coordinator.services.matching import Requirements, find_best_offer, rank_price
+from gpumarket.coordinator.services.matching import Requirements, find_best_offer
+from gpumarket.coordinator.services.ranking import rank_price
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobSpec
 

@@ -179,7 +179,10 @@ def run(url: str, net: Devnet) -> None:
     print(f"deposit tx {dev_market.deposit(20 * USD)}")
     dev = Client(url, credential.api_key)
 
-    step("provider: a wallet of its own, staked with 150 (each result locks 100 until paid)")
+    step(
+        "provider: a wallet of its own, staked with 150 (each result locks max(1, 20 x its "
+        "amount) until paid)"
+    )
     provider_account = create_wallet(WORK / "provider-wallet.json", "demo")
     net.fund(provider_account.address, 200 * USD)
     prov_market = MarketWallet(chain, provider_account)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from typing import Any
 
 from eth_account import Account
@@ -79,6 +81,18 @@ def register(client: Any, role: str, region: str | None = None) -> tuple[str, Lo
     response = client.post("/v1/auth/register", json=payload)
     assert response.status_code == 201, response.text
     return response.json()["api_key"], wallet
+
+
+def outputs_archive(files: dict[str, bytes]) -> bytes:
+    """A job's output archive (tar.gz) holding ``files``, as a provider would upload it."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for name, content in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return data.getvalue()
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -14,24 +14,35 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// starts a challenge window; after it, anyone finalizes: the provider earns its amount less
 /// the protocol fee (a share of which is burned), the developer gets the rest back. A challenge
 /// inside the window goes to the arbiter, who either slashes the provider's locked stake and
-/// refunds the developer, or pays the provider (with the challenger's bond).
+/// refunds the developer, or pays the provider (with the challenger's bond). A result locks
+/// stake that scales with the work: `max(minStake, amount * stakeMultiple)`. A verifier that
+/// re-runs a sampled job may extend its window once, by at most the terms' `verifyWindow`.
+/// A sampled job is opened with `openVerified`: when it settles, its developer pays a premium
+/// (`premiumBps` of the amount, at most what the escrow holds beyond it) into the verification
+/// pool, which pays the re-runners (`payRerun`, a verifier relaying a registered account's
+/// signed claim for the job) and takes the slash share of a verifier's won challenge (a
+/// verifier challenges without a bond: the pool paid for the runs that proved the fault).
 /// @dev Gas matters: one job, opened, committed and finalized, costs under 150,000 gas. A job
 /// is one storage word; accounts are numbered so a job can name both of its parties in it.
 /// Each step reads the fewest words it can, once, and writes each once (packed by hand: the
 /// compiler writes a struct field by field):
-/// - an open and a commit read the config word (pause flag, current terms' index, window and
-///   minStake, and the primary coordinator, whose calls skip the role mapping), the job, and
-///   the signer's wallet word keyed by its address (id, deposit, stake, locked stake);
+/// - an open and a commit read the config word (pause flag, current terms' index, window,
+///   minStake and stakeMultiple, and the primary coordinator, whose calls skip the role
+///   mapping), the job, and the signer's wallet word keyed by its address (id, deposit, stake,
+///   locked stake);
 /// - a finalize reads the job, the protocol word (treasury and burn balances, and the current
-///   terms' fee, burn share and minStake), and the two parties' id words, which it credits:
-///   the provider's earnings and unlocked stake, the developer's refund. An open or a withdrawal
-///   that runs short folds the refunds into the deposit; a commit or an unstake that runs short
+///   terms' fee, burn share, minStake and stakeMultiple), and the two parties' id words, which
+///   it credits: the provider's earnings and unlocked stake (what its commit locked,
+///   recomputed from the job's amount and terms), the developer's refund (a verified job's
+///   finalize alone also reads its terms word, for the premium, and writes the pool; a plain
+///   job's pays one flag test for it). An open or a withdrawal that runs short folds the
+///   refunds into the deposit; a commit or an unstake that runs short
 ///   folds the unlocked stake out of the locked. Views add them up, so a refund is part of the
 ///   deposit, and unlocked stake free, the moment they are credited.
 /// Batches keep the last wallet word, or the last id words and the terms, between jobs. Money
 /// leaves only through pull withdrawals, so one blocked recipient never stops the others.
 /// Invariant: the token balance equals deposits + earnings + stakes + unstaking + escrow +
-/// bonds + treasury + burn.
+/// bonds + treasury + burn + the verification pool.
 contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     using SafeERC20 for IERC20;
 
@@ -47,6 +58,8 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     uint16 public constant MAX_FEE_BPS = 1000;
     uint16 internal constant BPS = 10_000;
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+    string private constant NAME = "gpumarket"; // the EIP-712 domain's
+    string private constant VERSION = "1";
 
     enum State {
         None,
@@ -59,7 +72,9 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     }
 
     /// @dev Stored packed in one word (`_jobs`). `deadline`: until commit, the time after which
-    /// the job may expire; after commit, the end of the challenge window.
+    /// the job may expire; after commit, the end of the challenge window (moved once by
+    /// `extendWindow`, which sets a flag bit above the state). A job opened by `openVerified`
+    /// carries another flag bit above the state: it pays the premium when it settles.
     struct Job {
         uint32 developer;
         uint32 provider;
@@ -71,7 +86,13 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     }
 
     /// @dev Snapshotted per job at open, so a later change never touches a running job.
-    /// Stored packed in one word per index (`_terms`).
+    /// Stored packed in one word per index (`_terms`). A result locks (and a lost challenge
+    /// slashes) `max(minStake, amount * stakeMultiple)` of its provider's stake: `minStake` is
+    /// the floor, and a multiple of 0 locks the floor alone. `verifyWindow`: the most seconds a
+    /// verifier may add, once, to a job's challenge window (0: no extension; at most 2^24 - 1,
+    /// about 194 days: it is stored in 24 bits). `premiumBps`: the share of a verified job's
+    /// amount its developer pays into the verification pool when the job settles (at most
+    /// 10,000, and never more than the escrow holds beyond the amount).
     struct Terms {
         uint16 feeBps;
         uint16 burnBps;
@@ -79,6 +100,9 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         uint32 window;
         uint64 minStake;
         uint64 challengeBond;
+        uint8 stakeMultiple;
+        uint32 verifyWindow;
+        uint16 premiumBps;
     }
 
     struct Order {
@@ -101,19 +125,28 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         uint64 readyAt;
     }
 
+    /// @dev `challenger`: the developer's account id; 0 for a verifier's challenge, which puts
+    /// up no bond and earns nothing (a ruling against the provider pays the slash share to the
+    /// pool), so it needs no account.
     struct Dispute {
         uint32 challenger;
         uint64 bond;
     }
 
     // Bit offsets of the packed words. A job: developer and provider account ids,
-    // maxPayment, amount, deadline, terms index, state.
+    // maxPayment, amount, deadline, terms index, state, the flag of an extended window (set by
+    // `extendWindow` alone; an open writes it clear, a commit finds it clear, and every later
+    // step changes only the state, keeping it) and the flag of a verified (sampled) job (set by
+    // `openVerified` alone, at open; a commit keeps it with the developer, maxPayment and
+    // terms, and every later step changes only the state or the deadline, keeping it).
     uint256 private constant J_PROVIDER = 32;
     uint256 private constant J_MAX = 64;
     uint256 private constant J_AMOUNT = 128;
     uint256 private constant J_DEADLINE = 192;
     uint256 private constant J_TERMS = 224;
     uint256 private constant J_STATE = 240;
+    uint256 private constant J_EXTENDED = 1 << 248;
+    uint256 private constant J_VERIFIED = 1 << 249;
     // An account's word keyed by its address (`_wallets`): its id, deposit, stake, and the
     // stake locked by the results it committed (less what finalize has since unlocked, which
     // sits in its id word until a commit or an unstake runs short and folds it in).
@@ -126,31 +159,43 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     uint256 private constant B_EARNINGS = 64;
     uint256 private constant B_UNLOCKED = 128;
     uint256 private constant B_KEEP = 1 << 255; // the id word is never zero: never re-created
-    // Terms: feeBps, burnBps, slashShareBps, window, minStake, challengeBond.
+    // Terms: feeBps, burnBps, slashShareBps, window, minStake, challengeBond, stakeMultiple,
+    // verifyWindow (24 bits), premiumBps (the last 16 bits: the word is full).
     uint256 private constant T_BURN = 16;
     uint256 private constant T_SLASH = 32;
     uint256 private constant T_WINDOW = 48;
     uint256 private constant T_MIN_STAKE = 80;
     uint256 private constant T_BOND = 144;
-    // The config word: pause flag, current terms index (15 bits), the current terms' window and
-    // minStake (48 bits), and the primary coordinator.
+    uint256 private constant T_MULTIPLE = 208;
+    uint256 private constant T_VERIFY = 216;
+    uint256 private constant T_PREMIUM = 240;
+    // The config word: pause flag, current terms index (15 bits), the current terms' window,
+    // minStake (40 bits) and stakeMultiple (8 bits), and the primary coordinator.
     uint256 private constant C_PAUSED = 1;
     uint256 private constant C_TERMS = 1;
     uint256 private constant C_WINDOW = 16;
     uint256 private constant C_MIN_STAKE = 48;
+    uint256 private constant C_MULTIPLE = 88;
     uint256 private constant C_COORDINATOR = 96;
     uint256 private constant U15 = (1 << 15) - 1;
-    uint256 private constant U48 = (1 << 48) - 1;
+    uint256 private constant U24 = (1 << 24) - 1;
+    uint256 private constant U40 = (1 << 40) - 1;
     // The protocol word: treasury (71 bits), a bit always set, burn (72 bits), and the current
-    // terms' index, fee, burn share and minStake (what finalize needs).
+    // terms' index, then from P_FEE up their settlement word (what finalize needs of terms: fee,
+    // burn share, minStake in 56 bits and stakeMultiple), so `p >> P_FEE` is that word.
+    uint256 private constant S_BURN = 16;
+    uint256 private constant S_MIN_STAKE = 32;
+    uint256 private constant S_MULTIPLE = 88;
+    uint256 private constant U56 = (1 << 56) - 1;
     uint256 private constant U71 = (1 << 71) - 1;
     uint256 private constant U72 = (1 << 72) - 1;
     uint256 private constant P_KEEP = 1 << 71;
     uint256 private constant P_BURN = 72;
     uint256 private constant P_TERMS = 144;
     uint256 private constant P_FEE = 160;
-    uint256 private constant P_BURN_BPS = 176;
-    uint256 private constant P_MIN_STAKE = 192;
+    uint256 private constant P_BURN_BPS = P_FEE + S_BURN;
+    uint256 private constant P_MIN_STAKE = P_FEE + S_MIN_STAKE;
+    uint256 private constant P_MULTIPLE = P_FEE + S_MULTIPLE;
     uint256 private constant U16 = type(uint16).max;
     uint256 private constant U32 = type(uint32).max;
     uint256 private constant U64 = type(uint64).max;
@@ -161,13 +206,14 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// @dev The fees owed to the treasury (low 71 bits) and the burn share not yet burned (72
     /// bits from bit 72), with a bit always set so the word never returns to zero (the first
     /// finalize after both are paid out does not pay 20,000 gas to create it again); above
-    /// them, the current terms' index, fee, burn share and minStake, so a finalize of a job on
-    /// the current terms reads no terms word.
+    /// them, the current terms' index, fee, burn share, minStake and stakeMultiple, so a
+    /// finalize of a job on the current terms reads no terms word.
     uint256 private _protocol = P_KEEP;
 
     /// @dev Every open and commit reads this one word: the pause flag, the current terms' index,
-    /// window and minStake (a commit on the current terms reads no terms word) and the primary
-    /// coordinator (whose calls need no read of the role mapping; other coordinators' do).
+    /// window, minStake and stakeMultiple (a commit on the current terms reads no terms word)
+    /// and the primary coordinator (whose calls need no read of the role mapping; other
+    /// coordinators' do).
     uint256 private _config;
     /// @dev A mapping, not an array: reading a job's terms needs no length check (a cold read).
     mapping(uint256 index => uint256) private _terms;
@@ -177,6 +223,13 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     mapping(uint32 id => uint256) private _balances;
     mapping(uint32 id => Unstaking) public unstaking;
     mapping(bytes32 jobId => Dispute) public disputes;
+    /// @dev The verification pool: verified jobs' premiums, the slash shares of verifiers' won
+    /// challenges and `fundPool` top-ups, which `payRerun` pays re-runners from. Its own slot:
+    /// only verified jobs, verifiers and funders touch it.
+    uint256 private _pool;
+    /// @dev Re-runs paid, keyed by `keccak256(abi.encode(jobId, runner's account id))`: each
+    /// re-runner is paid once per job.
+    mapping(bytes32 key => bool) private _rerunPaid;
 
     event Deposited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
@@ -201,6 +254,15 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     );
     event Refunded(bytes32 indexed jobId, uint256 amount);
     event Cancelled(bytes32 indexed jobId, uint256 refund);
+    event WindowExtended(bytes32 indexed jobId, uint256 windowEnd);
+    /// @dev A verified job's settlement: what its developer paid into the verification pool
+    /// (out of the refund; `Settled`'s refund is what was left).
+    event PremiumPaid(bytes32 indexed jobId, uint256 premium);
+    event PoolFunded(address indexed from, uint256 amount);
+    /// @dev A re-runner paid from the pool: the on-chain evidence of its signed claim.
+    event RerunPaid(
+        bytes32 indexed jobId, address indexed runner, bytes32 resultHash, uint256 amount
+    );
     event TermsChanged(uint16 indexed index, Terms terms);
     event TreasuryChanged(address treasury);
     event UnstakeDelayChanged(uint64 delay);
@@ -227,9 +289,14 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     error ExpectedPause();
     error UnknownTerms(uint256 index);
     error ProtocolBalanceFull();
+    error AlreadyExtended(bytes32 jobId);
+    error ExtensionTooLong(uint256 extra, uint256 max);
+    error AlreadyPaid(bytes32 jobId, address runner);
+    error InsufficientPool(uint256 pool, uint256 needed);
+    error RunnerIsProvider(bytes32 jobId, address runner);
 
     constructor(IERC20 token_, address admin, address treasury_, Terms memory initial)
-        EIP712("gpumarket", "1")
+        EIP712(NAME, VERSION)
     {
         token = token_;
         treasury = treasury_;
@@ -237,6 +304,27 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         accounts.push(address(0)); // id 0 means "no account"
         _setTerms(initial, true);
+    }
+
+    /// @notice ERC-5267: the EIP-712 domain orders and results are signed in, exactly as
+    /// OpenZeppelin's `EIP712` returns it, with the name and version written as the constants
+    /// they are (its own version reads them back from short strings: 570 bytes of code the
+    /// contract has no room for under the 24,576-byte limit).
+    function eip712Domain()
+        public
+        view
+        override
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        return (hex"0f", NAME, VERSION, block.chainid, address(this), bytes32(0), extensions);
     }
 
     // ------------------------------------------------------------------ packed storage
@@ -332,15 +420,38 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         return (w & ~((U72 << P_BURN) | U71)) | (b << P_BURN) | t;
     }
 
-    /// @dev Terms word fields a settlement needs (fee, burn share, minStake), from protocol
-    /// word `p`, which holds them for the current terms.
-    function _cachedTerms(uint256 p) internal pure returns (uint256) {
-        return uint256(uint16(p >> P_FEE)) | (uint256(uint16(p >> P_BURN_BPS)) << T_BURN)
-            | (uint256(uint64(p >> P_MIN_STAKE)) << T_MIN_STAKE);
+    /// @dev The settlement word of terms word `t`: the fields a settlement needs (fee, burn
+    /// share, minStake, stakeMultiple), laid out as the protocol word holds them (from P_FEE)
+    /// for the current terms. Fee and burn share keep their offsets.
+    function _settlementWord(uint256 t) internal pure returns (uint256) {
+        return uint256(uint32(t)) | (uint256(uint64(t >> T_MIN_STAKE)) << S_MIN_STAKE)
+            | (uint256(uint8(t >> T_MULTIPLE)) << S_MULTIPLE);
     }
 
-    /// @dev How a committed job's escrow splits under terms `t`: the amount claimed, the fee
-    /// (rounded down: the dust stays with the provider), its burn share, the refund.
+    /// @dev The stake a result of `amount` locks (and a lost challenge slashes):
+    /// `max(floor, amount * multiple)`, in 256 bits (at most 72 bits: never wraps). A commit
+    /// refuses one over the provider's free stake, so one a commit locked fits 64 bits.
+    function _stakeToLock(uint256 amount, uint256 floor, uint256 multiple)
+        internal
+        pure
+        returns (uint256 need)
+    {
+        unchecked {
+            need = amount * multiple; // < 2^64 * 2^8
+        }
+        if (need < floor) need = floor;
+    }
+
+    /// @dev The stake a committed job (word `w`) locked under settlement word `s`.
+    function _lockedBy(uint256 w, uint256 s) internal pure returns (uint64) {
+        // it fitted the provider's 64-bit stake when it was locked
+        return uint64(
+            _stakeToLock(uint64(w >> J_AMOUNT), (s >> S_MIN_STAKE) & U56, uint8(s >> S_MULTIPLE))
+        );
+    }
+
+    /// @dev How a committed job's escrow splits under settlement word `t`: the amount claimed,
+    /// the fee (rounded down: the dust stays with the provider), its burn share, the refund.
     function _split(uint256 w, uint256 t)
         internal
         pure
@@ -350,15 +461,27 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         unchecked {
             // fee <= amount and burned <= fee (both shares <= 100%), amount <= maxPayment
             fee = uint64(uint256(amount) * uint16(t) / BPS);
-            burned = uint64(uint256(fee) * uint16(t >> T_BURN) / BPS);
+            burned = uint64(uint256(fee) * uint16(t >> S_BURN) / BPS);
             refund = uint64(w >> J_MAX) - amount;
         }
+    }
+
+    /// @dev The premium a verified job (word `w`) pays into the pool as it settles: its terms'
+    /// `premiumBps` of the amount (rounded down), at most the refund (what the escrow holds
+    /// beyond the amount). The one read of a terms word a settlement of the current terms
+    /// makes, and only for a verified job: the protocol word has no room for the premium.
+    function _premium(uint256 w, uint64 amount, uint64 refund) internal view returns (uint64) {
+        uint256 bps = uint16(_terms[uint16(w >> J_TERMS)] >> T_PREMIUM);
+        uint256 premium = uint256(amount) * bps / BPS; // bps <= BPS: at most the amount
+        return premium < refund ? uint64(premium) : refund;
     }
 
     function _packTerms(Terms memory t) internal pure returns (uint256) {
         return uint256(t.feeBps) | (uint256(t.burnBps) << T_BURN)
             | (uint256(t.slashShareBps) << T_SLASH) | (uint256(t.window) << T_WINDOW)
-            | (uint256(t.minStake) << T_MIN_STAKE) | (uint256(t.challengeBond) << T_BOND);
+            | (uint256(t.minStake) << T_MIN_STAKE) | (uint256(t.challengeBond) << T_BOND)
+            | (uint256(t.stakeMultiple) << T_MULTIPLE) | (uint256(t.verifyWindow) << T_VERIFY)
+            | (uint256(t.premiumBps) << T_PREMIUM);
     }
 
     function _unpackTerms(uint256 w) internal pure returns (Terms memory t) {
@@ -368,6 +491,9 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         t.window = uint32(w >> T_WINDOW);
         t.minStake = uint64(w >> T_MIN_STAKE);
         t.challengeBond = uint64(w >> T_BOND);
+        t.stakeMultiple = uint8(w >> T_MULTIPLE);
+        t.verifyWindow = uint24(w >> T_VERIFY);
+        t.premiumBps = uint16(w >> T_PREMIUM);
     }
 
     /// @notice A job, as the struct's fields.
@@ -419,12 +545,31 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
             uint16 slashShareBps,
             uint32 window,
             uint64 minStake,
-            uint64 challengeBond
+            uint64 challengeBond,
+            uint8 stakeMultiple,
+            uint32 verifyWindow,
+            uint16 premiumBps
         )
     {
         if (index > _currentTermsIndex()) revert UnknownTerms(index);
         Terms memory t = _unpackTerms(_terms[index]);
-        return (t.feeBps, t.burnBps, t.slashShareBps, t.window, t.minStake, t.challengeBond);
+        return (
+            t.feeBps,
+            t.burnBps,
+            t.slashShareBps,
+            t.window,
+            t.minStake,
+            t.challengeBond,
+            t.stakeMultiple,
+            t.verifyWindow,
+            t.premiumBps
+        );
+    }
+
+    /// @notice What the verification pool holds for re-runs: verified jobs' premiums, the
+    /// slash shares of verifiers' won challenges and `fundPool` top-ups, less re-runs paid.
+    function verificationPool() external view returns (uint256) {
+        return _pool;
     }
 
     /// @notice Fees owed to the treasury, not yet withdrawn.
@@ -477,7 +622,8 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         emit Withdrawn(msg.sender, amount);
     }
 
-    /// @notice Stake as a provider; a committed job locks `minStake` of it until settled.
+    /// @notice Stake as a provider; a committed job locks `max(minStake, amount *
+    /// stakeMultiple)` of it until settled.
     function stake(uint64 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         uint256 a = _account(msg.sender);
@@ -511,6 +657,15 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         emit StakeWithdrawn(msg.sender, u.amount);
     }
 
+    /// @notice Add to the verification pool from your wallet (anyone may: an operator seeds it
+    /// so re-runs can be paid before premiums arrive). Pool money leaves only to re-runners.
+    function fundPool(uint64 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        _pool += amount;
+        emit PoolFunded(msg.sender, amount);
+    }
+
     /// @notice Withdraw earnings (providers' pay, challengers' rewards); works while paused.
     function withdrawEarnings() external nonReentrant {
         uint32 id = uint32(_known(msg.sender));
@@ -538,9 +693,10 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         uint256 provider;
         uint256 developer;
         uint256 terms;
-        uint256 cachedTerms; // the protocol word's terms, as a terms word (fee, burn, minStake)
+        uint256 cachedTerms; // the protocol word's settlement word (fee, burn, stake)
         uint256 fees;
         uint256 burned;
+        uint256 premiums; // verified jobs' premiums, for the pool
     }
 
     /// @dev The wallet word of `who`, taken from the one a batch holds (`held`, `heldWord`) or
@@ -578,18 +734,19 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     function _termsOf(Batch memory b, uint16 index) internal view returns (uint256) {
         if (b.termsKey != uint32(index) + 1) {
             b.termsKey = uint32(index) + 1;
-            b.terms = _terms[index];
+            b.terms = _settlementWord(_terms[index]);
         }
         return b.terms;
     }
 
-    /// @dev The fee, burn share and minStake of terms `index` for a settlement: from the
-    /// protocol word (which the settlement writes anyway) when they are the current terms.
+    /// @dev The settlement word (fee, burn share, minStake, stakeMultiple) of terms `index`:
+    /// from the protocol word (which the settlement writes anyway) when they are the current
+    /// terms.
     function _settlementTerms(Batch memory b, uint16 index) internal view returns (uint256) {
         if (b.cachedKey == 0) {
             uint256 p = _protocol;
             b.cachedKey = uint32(uint16(p >> P_TERMS)) + 1;
-            b.cachedTerms = _cachedTerms(p);
+            b.cachedTerms = p >> P_FEE;
         }
         if (b.cachedKey == uint32(index) + 1) return b.cachedTerms;
         return _termsOf(b, index);
@@ -599,6 +756,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         if (b.providerId != 0) _balances[b.providerId] = b.provider;
         if (b.developerId != 0) _balances[b.developerId] = b.developer;
         if (b.fees > 0) _creditProtocol(b.fees - b.burned, b.burned);
+        if (b.premiums > 0) _pool += b.premiums;
     }
 
     // ------------------------------------------------------------------ job lifecycle
@@ -632,8 +790,29 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// move more than the developer signed for, nor reuse the signature for another job,
     /// contract or chain (the job id and the EIP-712 domain are signed).
     function openJob(Order calldata order, Sig calldata signature) external {
+        _openOne(order, signature);
+    }
+
+    /// @notice `openJob` for a sampled job, which a verifier may re-run on another provider:
+    /// the same checks and event, and the job is marked verified, so that when it settles its
+    /// developer pays the terms' premium (`premiumBps` of the amount, at most what the escrow
+    /// holds beyond it) into the verification pool. The developer signs the same order: what
+    /// it can lose is still bounded by its maxPayment.
+    function openVerified(Order calldata order, Sig calldata signature) external {
+        _openOne(order, signature);
+    }
+
+    /// @dev `openJob` and `openVerified`, one copy of the code for both: the verified flag is
+    /// told by the selector, not passed as a literal (the optimizer would compile `_open` once
+    /// more for it: bytes the contract lacks under the size limit, and gas on the plain open),
+    /// and set on the word `_open` just wrote (warm).
+    function _openOne(Order calldata order, Sig calldata signature) internal {
         (address developer, uint256 a) = _open(order, signature, _openingConfig(), address(0), 0);
         _wallets[developer] = a;
+        if (msg.sig == this.openVerified.selector) {
+            bytes32 slot = _jobSlot(order.jobId);
+            _storeSlot(slot, _loadSlot(slot) | J_VERIFIED);
+        }
     }
 
     /// @dev The config word, for a coordinator's open; reverts for anyone else and while
@@ -699,7 +878,8 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     }
 
     /// @notice Record the provider's signed result and start the challenge window; locks
-    /// `minStake` of the provider's stake until the job settles.
+    /// `max(minStake, amount * stakeMultiple)` of the provider's stake (the job's terms) until
+    /// the job settles.
     function commitResult(
         bytes32 jobId,
         bytes32 resultHash,
@@ -756,74 +936,157 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         if (prov == 0) revert BadSignature(provider);
         uint256 index = uint16(w >> J_TERMS);
         uint32 window;
-        uint64 minStake;
+        uint256 need;
         if (index == (c >> C_TERMS) & U15) {
             window = uint32(c >> C_WINDOW);
-            minStake = uint64((c >> C_MIN_STAKE) & U48);
+            need = _stakeToLock(amount, (c >> C_MIN_STAKE) & U40, uint8(c >> C_MULTIPLE));
         } else {
             uint256 t = _terms[index];
             window = uint32(t >> T_WINDOW);
-            minStake = uint64(t >> T_MIN_STAKE);
+            need = _stakeToLock(amount, uint64(t >> T_MIN_STAKE), uint8(t >> T_MULTIPLE));
         }
-        uint64 staked = _get(a, A_STAKE);
-        if (staked - _get(a, A_LOCKED) < minStake) a = _foldUnlocked(a);
-        uint64 locked = _get(a, A_LOCKED);
-        if (staked - locked < minStake) revert StakeTooLow(staked - locked, minStake);
+        uint256 staked = _get(a, A_STAKE);
+        uint256 free;
         unchecked {
-            a = _put(a, A_LOCKED, locked + minStake); // <= staked, a uint64
+            free = staked - _get(a, A_LOCKED); // the locked stake never exceeds the stake
+        }
+        if (free < need) {
+            a = _foldUnlocked(a);
+            unchecked {
+                free = staked - _get(a, A_LOCKED);
+            }
+            // a need over 64 bits is over any free stake: refused here, never truncated
+            if (free < need) revert StakeTooLow(free, need);
+        }
+        unchecked {
+            a += need << A_LOCKED; // locked + need <= staked: the field cannot carry over
         }
         uint32 windowEnd = uint32(block.timestamp) + window;
-        // keeps the developer, maxPayment and terms; the deadline becomes the window's end
+        // keeps the developer, maxPayment, terms and the verified flag (the extended flag is
+        // clear: only a committed job is extended); the deadline becomes the window's end
         _storeSlot(
             slot,
-            (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS))) | (uint256(prov) << J_PROVIDER)
+            (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS) | J_VERIFIED))
+                | (uint256(prov) << J_PROVIDER)
                 | (uint256(amount) << J_AMOUNT) | (uint256(windowEnd) << J_DEADLINE)
                 | (uint256(uint8(State.Committed)) << J_STATE)
         );
         emit ResultCommitted(jobId, provider, resultHash, amount, windowEnd);
     }
 
-    /// @notice Dispute a committed result, strictly before the window ends, with the bond.
+    /// @notice Dispute a committed result, strictly before the window ends: the developer puts
+    /// up the terms' bond; a verifier (whose re-runs, paid by the pool, found the fault) none.
     function challenge(bytes32 jobId) external nonReentrant {
         uint256 w = _jobs[jobId];
-        Job memory j = _loadJob(jobId);
-        if (j.state != State.Committed) revert WrongState(jobId, j.state);
-        if (block.timestamp >= j.deadline) revert WindowClosed(j.deadline, block.timestamp);
-        if (accounts[j.developer] != msg.sender && !hasRole(VERIFIER_ROLE, msg.sender)) {
-            revert NotDeveloperOrVerifier(msg.sender);
+        State s = State(uint8(w >> J_STATE));
+        if (s != State.Committed) revert WrongState(jobId, s);
+        uint256 windowEnd = uint32(w >> J_DEADLINE);
+        if (block.timestamp >= windowEnd) revert WindowClosed(windowEnd, block.timestamp);
+        uint32 challenger;
+        uint64 bond;
+        if (!hasRole(VERIFIER_ROLE, msg.sender)) {
+            if (accounts[uint32(w)] != msg.sender) revert NotDeveloperOrVerifier(msg.sender);
+            challenger = uint32(w);
+            bond = uint64(_terms[uint16(w >> J_TERMS)] >> T_BOND);
+            if (bond > 0) token.safeTransferFrom(msg.sender, address(this), bond);
         }
-        uint64 bond = uint64(_terms[j.terms] >> T_BOND);
-        if (bond > 0) token.safeTransferFrom(msg.sender, address(this), bond);
-        disputes[jobId] = Dispute({challenger: uint32(_account(msg.sender)), bond: bond});
+        disputes[jobId] = Dispute({challenger: challenger, bond: bond});
         _setState(jobId, w, State.Disputed);
         emit Challenged(jobId, msg.sender, bond);
     }
 
+    /// @notice A verifier re-running a sampled job gives itself (and the developer) more time to
+    /// challenge: the window of a committed job, still open, ends `extra` seconds later, at
+    /// most the job's terms' `verifyWindow`. Once per job.
+    function extendWindow(bytes32 jobId, uint32 extra) external onlyRole(VERIFIER_ROLE) {
+        bytes32 slot = _jobSlot(jobId);
+        uint256 w = _loadSlot(slot);
+        State s = State(uint8(w >> J_STATE));
+        if (s != State.Committed) revert WrongState(jobId, s);
+        uint256 windowEnd = uint32(w >> J_DEADLINE);
+        if (block.timestamp >= windowEnd) revert WindowClosed(windowEnd, block.timestamp);
+        if (w & J_EXTENDED != 0) revert AlreadyExtended(jobId);
+        if (extra == 0) revert ZeroAmount();
+        uint256 most = uint24(_terms[uint16(w >> J_TERMS)] >> T_VERIFY);
+        if (extra > most) revert ExtensionTooLong(extra, most);
+        windowEnd += extra;
+        // an end past 2106 is kept as the largest the job's 32 bits hold, never truncated
+        if (windowEnd > U32) windowEnd = U32;
+        _storeSlot(slot, (w & ~(U32 << J_DEADLINE)) | (windowEnd << J_DEADLINE) | J_EXTENDED);
+        emit WindowExtended(jobId, windowEnd);
+    }
+
+    /// @notice Pay a re-runner of a job from the verification pool: a verifier relays the claim
+    /// the re-runner signed for the job (the EIP-712 `Result` a provider signs, for the same
+    /// job id). The job must have had a result committed (Committed, Disputed, Settled or
+    /// Refunded); the signer must be an account of the market, not the job's own provider, and
+    /// is paid at most the job's maxPayment, once per job, into its earnings. The
+    /// `RerunPaid` event is the on-chain evidence of the signed claim. The verifier can move
+    /// only pool money, and only to an account that signed a claim for this job.
+    function payRerun(bytes32 jobId, bytes32 resultHash, uint64 amount, Sig calldata signature)
+        external
+        onlyRole(VERIFIER_ROLE)
+    {
+        uint256 w = _jobs[jobId];
+        State s = State(uint8(w >> J_STATE));
+        unchecked {
+            // Committed, Disputed, Settled or Refunded: a result was committed (2 to 5)
+            if (uint8(s) - 2 > 3) revert WrongState(jobId, s);
+        }
+        uint64 maxPayment = uint64(w >> J_MAX);
+        if (amount > maxPayment) revert AmountOverMax(amount, maxPayment);
+        address runner =
+            ECDSA.recover(resultDigest(jobId, resultHash, amount), signature.r, signature.vs);
+        uint32 id = uint32(_wallets[runner]);
+        if (id == 0) revert BadSignature(runner);
+        if (id == uint32(w >> J_PROVIDER)) revert RunnerIsProvider(jobId, runner);
+        bytes32 key = keccak256(abi.encode(jobId, id));
+        if (_rerunPaid[key]) revert AlreadyPaid(jobId, runner);
+        uint256 pool = _pool;
+        if (pool < amount) revert InsufficientPool(pool, amount);
+        _rerunPaid[key] = true;
+        unchecked {
+            _pool = pool - amount;
+        }
+        _credit(id, B_EARNINGS, amount);
+        emit RerunPaid(jobId, runner, resultHash, amount);
+    }
+
     /// @notice The arbiter's ruling. Provider at fault: its locked stake is slashed (a share to
-    /// the challenger, the rest to the treasury), the developer gets the whole escrow back and
-    /// the challenger its bond. Otherwise the bond goes to the provider and the job settles.
+    /// the challenger, or to the verification pool when a verifier challenged, the rest to the
+    /// treasury), the developer gets the whole escrow back (a verified job's premium included:
+    /// none is paid) and the challenger its bond. Otherwise the bond goes to the provider and
+    /// the job settles (a verified job paying its premium).
     function resolve(bytes32 jobId, bool providerAtFault) external onlyRole(ARBITER_ROLE) {
         uint256 w = _jobs[jobId];
-        Job memory j = _loadJob(jobId);
-        if (j.state != State.Disputed) revert WrongState(jobId, j.state);
+        State s = State(uint8(w >> J_STATE));
+        if (s != State.Disputed) revert WrongState(jobId, s);
         Dispute memory d = disputes[jobId];
         delete disputes[jobId];
-        Terms memory t = _unpackTerms(_terms[j.terms]);
         if (providerAtFault) {
-            uint64 slashed = t.minStake;
-            address provider = accounts[j.provider];
+            uint256 t = _terms[uint16(w >> J_TERMS)];
+            // what the commit locked (it fitted the provider's stake, so 64 bits)
+            uint64 slashed = _lockedBy(w, _settlementWord(t));
+            address provider = accounts[uint32(w >> J_PROVIDER)];
             uint256 a = _wallets[provider];
             a = _put(a, A_LOCKED, _get(a, A_LOCKED) - slashed);
             _wallets[provider] = _put(a, A_STAKE, _get(a, A_STAKE) - slashed);
-            uint64 reward = uint64(uint256(slashed) * t.slashShareBps / BPS);
-            _credit(d.challenger, B_EARNINGS, reward + d.bond);
+            uint64 reward = uint64(uint256(slashed) * uint16(t >> T_SLASH) / BPS);
+            if (d.challenger == 0) {
+                // a verifier's challenge: the pool paid for the runs that proved the fault (and
+                // the verifier put up no bond)
+                _pool += reward;
+            } else {
+                _credit(d.challenger, B_EARNINGS, reward + d.bond);
+            }
             _creditProtocol(slashed - reward, 0);
-            _credit(j.developer, B_REFUNDS, j.maxPayment);
+            uint64 maxPayment = uint64(w >> J_MAX);
+            _credit(uint32(w), B_REFUNDS, maxPayment);
             _setState(jobId, w, State.Refunded);
             emit Resolved(jobId, true, slashed);
-            emit Refunded(jobId, j.maxPayment);
+            emit Refunded(jobId, maxPayment);
         } else {
-            _credit(j.provider, B_EARNINGS, d.bond);
+            if (d.bond > 0) _credit(uint32(w >> J_PROVIDER), B_EARNINGS, d.bond);
             emit Resolved(jobId, false, 0);
             Batch memory b;
             _settle(jobId, w, b);
@@ -843,12 +1106,22 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         // `_settle` for one job, straight to storage: no batch to keep
         uint256 p = _protocol;
         uint256 index = uint16(w >> J_TERMS);
-        uint256 t = index == uint16(p >> P_TERMS) ? _cachedTerms(p) : _terms[index];
+        uint256 t = index == uint16(p >> P_TERMS) ? p >> P_FEE : _settlementWord(_terms[index]);
         (uint64 amount, uint64 fee, uint64 burned, uint64 refund) = _split(w, t);
+        if (w & J_VERIFIED != 0) {
+            uint64 premium = _premium(w, amount, refund);
+            unchecked {
+                refund -= premium; // premium <= refund
+            }
+            _pool += premium;
+            emit PremiumPaid(jobId, premium);
+        }
         uint32 prov = uint32(w >> J_PROVIDER);
         uint256 pw = _balances[prov];
         pw = _put(pw, B_EARNINGS, _get(pw, B_EARNINGS) + (amount - fee));
-        pw = _put(pw, B_UNLOCKED, _get(pw, B_UNLOCKED) + uint64(t >> T_MIN_STAKE));
+        unchecked {
+            pw += uint256(_lockedBy(w, t)) << B_UNLOCKED; // unlocked <= locked: no carry
+        }
         if (refund > 0) {
             if (uint32(w) == prov) pw = _put(pw, B_REFUNDS, _get(pw, B_REFUNDS) + refund);
             else _credit(uint32(w), B_REFUNDS, refund);
@@ -877,15 +1150,26 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         _flush(b);
     }
 
-    /// @dev Pays the provider, refunds the developer and adds the protocol's share, all through
-    /// the batch (the caller flushes it), and marks the job settled.
+    /// @dev Pays the provider, refunds the developer (less a verified job's premium, for the
+    /// pool) and adds the protocol's share, all through the batch (the caller flushes it), and
+    /// marks the job settled.
     function _settle(bytes32 jobId, uint256 w, Batch memory b) internal {
         uint256 t = _settlementTerms(b, uint16(w >> J_TERMS));
         (uint64 amount, uint64 fee, uint64 burned, uint64 refund) = _split(w, t);
+        if (w & J_VERIFIED != 0) {
+            uint64 premium = _premium(w, amount, refund);
+            unchecked {
+                refund -= premium; // premium <= refund
+            }
+            b.premiums += premium;
+            emit PremiumPaid(jobId, premium);
+        }
         _useProvider(b, uint32(w >> J_PROVIDER));
         uint256 p = b.provider;
         p = _put(p, B_EARNINGS, _get(p, B_EARNINGS) + (amount - fee));
-        b.provider = _put(p, B_UNLOCKED, _get(p, B_UNLOCKED) + uint64(t >> T_MIN_STAKE));
+        unchecked {
+            b.provider = p + (uint256(_lockedBy(w, t)) << B_UNLOCKED); // unlocked <= locked
+        }
         if (refund > 0) {
             _useDeveloper(b, uint32(w));
             b.developer = _put(b.developer, B_REFUNDS, _get(b.developer, B_REFUNDS) + refund);
@@ -932,23 +1216,28 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     }
 
     /// @dev The first terms (from the constructor) get index 0, each later one the next.
-    /// The current terms' window and minStake are also kept in the config word (for commits),
-    /// and their fee, burn share and minStake in the protocol word (for settlements), so a
-    /// minStake must fit 48 bits (281 million at 6 decimals) and there are at most 32,768 terms.
+    /// The current terms' window, minStake and stakeMultiple are also kept in the config word
+    /// (for commits), and their fee, burn share, minStake and stakeMultiple in the protocol word
+    /// (for settlements), so a minStake must fit 40 bits (1.09 million at 6 decimals) and there
+    /// are at most 32,768 terms. The terms word keeps verifyWindow in 24 bits (at most about 194
+    /// days) and premiumBps in 16 (at most 100%).
     function _setTerms(Terms memory next, bool first) internal {
         uint256 c = _config;
         uint256 index = first ? 0 : ((c >> C_TERMS) & U15) + 1;
         if (
             next.feeBps > MAX_FEE_BPS || next.burnBps > BPS || next.slashShareBps > BPS
-                || next.minStake > U48 || index > U15
+                || next.minStake > U40 || index > U15 || next.verifyWindow > U24
+                || next.premiumBps > BPS
         ) revert BadTerms();
         _terms[index] = _packTerms(next);
         _config = (c & (C_PAUSED | (uint256(type(uint160).max) << C_COORDINATOR)))
             | (index << C_TERMS) | (uint256(next.window) << C_WINDOW)
-            | (uint256(next.minStake) << C_MIN_STAKE);
+            | (uint256(next.minStake) << C_MIN_STAKE)
+            | (uint256(next.stakeMultiple) << C_MULTIPLE);
         _protocol = (_protocol & ((1 << P_TERMS) - 1)) | (index << P_TERMS)
             | (uint256(next.feeBps) << P_FEE) | (uint256(next.burnBps) << P_BURN_BPS)
-            | (uint256(next.minStake) << P_MIN_STAKE);
+            | (uint256(next.minStake) << P_MIN_STAKE)
+            | (uint256(next.stakeMultiple) << P_MULTIPLE);
         emit TermsChanged(uint16(index), next);
     }
 

@@ -183,4 +183,59 @@ contract AdversarialTest is Base {
         market.burn();
         eq(usd.balanceOf(address(market)), 0, "empty");
     }
+
+    /// The same with scaled stakes: a lost challenge slashes 20 x the amount, the rest of the
+    /// locks come back, and every token leaves.
+    function test_scaledStakesSettleAndLeaveItEmpty() public {
+        vm.prank(admin);
+        market.setTerms(scaled(250, 2000, 5000));
+        bytes32[3] memory ids = [keccak256("x"), keccak256("y"), keccak256("z")];
+        for (uint256 i = 0; i < 3; ++i) open(ids[i], 10e6);
+        commit(ids[0], 10e6); // locks 200
+        commit(ids[1], 2e6); // locks the floor, 100
+        vm.prank(dev);
+        market.challenge(ids[0]);
+        vm.prank(arbiter);
+        market.resolve(ids[0], true); // 200 slashed
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(ids[1]);
+        vm.prank(coordinator);
+        market.cancel(ids[2]);
+        (uint64 staked, uint64 locked) = stakeOf(prov);
+        eq(staked, MIN_STAKE * 3 - 200e6, "the scaled stake slashed");
+        eq(locked, 0, "every lock released");
+        vm.startPrank(dev);
+        market.withdraw(deposit(dev));
+        market.withdrawEarnings();
+        vm.stopPrank();
+        vm.startPrank(prov);
+        market.withdrawEarnings();
+        market.requestUnstake(staked);
+        vm.stopPrank();
+        vm.warp(block.timestamp + 7 days);
+        vm.prank(prov);
+        market.withdrawStake();
+        market.withdrawTreasury();
+        market.burn();
+        eq(usd.balanceOf(address(market)), 0, "empty");
+    }
+
+    /// A window an extension would carry past 2106 ends at the largest time the job's 32 bits
+    /// hold: cut to 32 bits it would wrap to 1970, and anyone could finalize at once, before
+    /// the verifier's re-run could challenge.
+    function test_anExtensionPast2106IsClampedNotTruncated() public {
+        vm.warp(type(uint32).max - 2 hours);
+        bytes32 id = keccak256("far");
+        open(id, 10e6);
+        commit(id, 5e6); // the window ends an hour before the largest 32-bit time
+        extend(id, 1 days);
+        eq(windowEndOf(id), type(uint32).max, "clamped");
+        vm.expectRevert(
+            abi.encodeWithSelector(GpuMarket.WindowOpen.selector, type(uint32).max, block.timestamp)
+        );
+        market.finalize(id);
+        vm.prank(dev);
+        market.challenge(id); // still inside the window
+        eq(uint8(state(id)), uint8(GpuMarket.State.Disputed), "challenged");
+    }
 }

@@ -24,6 +24,7 @@ interface Vm {
     function assume(bool) external;
     function chainId(uint256) external;
     function recordLogs() external;
+    function load(address target, bytes32 slot) external view returns (bytes32);
     function getRecordedLogs() external returns (Log[] memory);
 }
 
@@ -37,6 +38,7 @@ contract Base {
     address internal admin = address(0xA11CE);
     address internal coordinator = address(0xC00D);
     address internal arbiter = address(0xA7B1);
+    address internal verifier = address(0xFE21);
     address internal treasury = address(0x7EA5);
     uint256 internal devKey = 0xD1;
     uint256 internal provKey = 0xB2;
@@ -46,6 +48,11 @@ contract Base {
     uint64 internal constant MIN_STAKE = 100e6;
     uint64 internal constant BOND = 10e6;
     uint32 internal constant WINDOW = 1 hours;
+    uint32 internal constant VERIFY_WINDOW = 2 days;
+    /// @dev What `scaled()` terms lock per unit of a job's amount (over the MIN_STAKE floor).
+    uint8 internal constant MULTIPLE = 20;
+    /// @dev The share of a verified job's amount its developer pays into the pool (10%).
+    uint16 internal constant PREMIUM = 1000;
 
     function setUp() public virtual {
         dev = vm.addr(devKey);
@@ -56,6 +63,7 @@ contract Base {
         market.grantRole(market.COORDINATOR_ROLE(), coordinator);
         market.grantRole(market.ARBITER_ROLE(), arbiter);
         market.grantRole(market.PAUSER_ROLE(), admin);
+        market.grantRole(market.VERIFIER_ROLE(), verifier);
         vm.stopPrank();
         fund(dev, 1_000e6, true);
         fund(prov, 1_000e6, false);
@@ -74,8 +82,21 @@ contract Base {
             slashShareBps: slashShare,
             window: WINDOW,
             minStake: MIN_STAKE,
-            challengeBond: BOND
+            challengeBond: BOND,
+            stakeMultiple: 0,
+            verifyWindow: VERIFY_WINDOW,
+            premiumBps: PREMIUM
         });
+    }
+
+    /// @dev Terms whose results lock `max(MIN_STAKE, amount * MULTIPLE)`.
+    function scaled(uint16 fee, uint16 burnShare, uint16 slashShare)
+        internal
+        pure
+        returns (GpuMarket.Terms memory t)
+    {
+        t = terms(fee, burnShare, slashShare);
+        t.stakeMultiple = MULTIPLE;
     }
 
     function fund(address who, uint64 amount, bool depositIt) internal {
@@ -111,11 +132,38 @@ contract Base {
         market.openJob(o, sig);
     }
 
+    /// @dev `open`, as a sampled job (`openVerified`): it pays the premium when it settles.
+    function openVerified(bytes32 jobId, uint64 maxPayment) internal {
+        GpuMarket.Order memory o = order(jobId, maxPayment);
+        GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
+        vm.prank(coordinator);
+        market.openVerified(o, sig);
+    }
+
+    /// @dev The job's packed storage word, flags included (`_jobs` is the market's slot 7).
+    function jobWord(bytes32 jobId) internal view returns (uint256) {
+        return uint256(vm.load(address(market), keccak256(abi.encode(jobId, uint256(7)))));
+    }
+
     function commit(bytes32 jobId, uint64 amount) internal {
         bytes32 result = keccak256(abi.encode(jobId, "outputs"));
         GpuMarket.Sig memory sig = signed(provKey, market.resultDigest(jobId, result, amount));
         vm.prank(coordinator);
         market.commitResult(jobId, result, amount, sig);
+    }
+
+    function extend(bytes32 jobId, uint32 extra) internal {
+        vm.prank(verifier);
+        market.extendWindow(jobId, extra);
+    }
+
+    function windowEndOf(bytes32 jobId) internal view returns (uint32 end) {
+        (,,,, end,,) = market.jobs(jobId);
+    }
+
+    /// @dev What a result of `amount` locks: max(floor, amount * multiple), as the contract.
+    function lockFor(uint256 amount, uint256 floor, uint256 multiple) internal pure returns (uint256) {
+        return amount * multiple > floor ? amount * multiple : floor;
     }
 
     function deposit(address who) internal view returns (uint64 d) {

@@ -263,8 +263,8 @@ contract GpuMarketTest is Base {
         vm.warp(block.timestamp + WINDOW);
         market.finalize(JOB);
         eq(earnings(prov), 10e6 - 250_000, "the fee in force at open");
-        (uint16 firstFee,,,,,) = market.terms(0);
-        (uint16 laterFee,,,,,) = market.terms(1);
+        (uint16 firstFee,,,,,,,,) = market.terms(0);
+        (uint16 laterFee,,,,,,,,) = market.terms(1);
         eq(firstFee, 250, "terms 0 kept");
         eq(laterFee, 1000, "terms 1 current");
         eq(market.currentTerms().feeBps, 1000, "current");
@@ -437,5 +437,189 @@ contract BatchTest is Base {
         vm.warp(block.timestamp + WINDOW);
         eq(market.finalizeMany(ids), 3, "all three settle");
         eq(deposit(dev), before - 6e6, "paid 1 + 2 + 3");
+    }
+}
+
+/// @notice The stake a result locks scales with its amount: `max(minStake, amount *
+/// stakeMultiple)`. The commit locks it, a finalize (single or batched) unlocks exactly it, a
+/// lost challenge slashes exactly it.
+contract ScaledStakeTest is Base {
+    bytes32 internal constant SMALL = keccak256("small");
+    bytes32 internal constant LARGE = keccak256("large");
+
+    function setUp() public override {
+        super.setUp();
+        vm.prank(admin);
+        market.setTerms(scaled(250, 2000, 5000)); // floor 100, 20 x the amount
+    }
+
+    function test_aSmallJobLocksTheFloorALargeOneTheMultiple() public {
+        open(SMALL, 10e6);
+        commit(SMALL, 4e6); // 20 x 4 = 80 < the floor of 100
+        (, uint64 locked) = stakeOf(prov);
+        eq(locked, MIN_STAKE, "the floor");
+        open(LARGE, 10e6);
+        commit(LARGE, 9e6); // 20 x 9 = 180
+        (, locked) = stakeOf(prov);
+        eq(locked, MIN_STAKE + 180e6, "the floor and 20 x the amount");
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(LARGE);
+        (, locked) = stakeOf(prov);
+        eq(locked, MIN_STAKE, "finalize unlocks exactly the large job's 180");
+        market.finalize(SMALL);
+        (, locked) = stakeOf(prov);
+        eq(locked, 0, "and the small job's floor");
+        (uint64 staked,) = stakeOf(prov);
+        eq(staked, MIN_STAKE * 3, "nothing taken from the stake");
+    }
+
+    function test_theScaledNeedIsWhatStakeTooLowNames() public {
+        open(LARGE, 20e6);
+        bytes32 result = keccak256("r");
+        GpuMarket.Sig memory sig = signed(provKey, market.resultDigest(LARGE, result, 16e6));
+        vm.prank(coordinator); // 20 x 16 = 320 > the 300 staked
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.StakeTooLow.selector, 300e6, 320e6));
+        market.commitResult(LARGE, result, 16e6, sig);
+        eq(uint8(state(LARGE)), uint8(GpuMarket.State.Open), "still open");
+        commit(LARGE, 15e6); // 300: exactly all of it
+        (uint64 staked, uint64 locked) = stakeOf(prov);
+        eq(locked, staked, "all of it locked");
+        // the floor alone is refused now, naming the floor
+        open(SMALL, 1e6);
+        sig = signed(provKey, market.resultDigest(SMALL, result, 1));
+        vm.prank(coordinator);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.StakeTooLow.selector, 0, MIN_STAKE));
+        market.commitResult(SMALL, result, 1, sig);
+    }
+
+    /// amount * 255 over 64 bits is over any stake: refused with the whole need, nothing moved
+    function test_aNeedOver64BitsIsRefusedNotTruncated() public {
+        GpuMarket.Terms memory t = scaled(250, 0, 5000);
+        t.stakeMultiple = 255;
+        vm.prank(admin);
+        market.setTerms(t);
+        // 255 x 0x0101010101010101 is 2^64 - 1, so 255 x this is 2^64 + 254: in 64 bits it
+        // would wrap to 254, under the floor, and lock only the floor
+        uint64 huge = 0x0101010101010102;
+        usd.mint(dev, huge);
+        vm.prank(dev);
+        market.deposit(huge);
+        open(LARGE, huge);
+        (uint64 stakeBefore, uint64 lockedBefore) = stakeOf(prov);
+        bytes32 result = keccak256("r");
+        GpuMarket.Sig memory sig = signed(provKey, market.resultDigest(LARGE, result, huge));
+        vm.prank(coordinator);
+        vm.expectRevert(
+            abi.encodeWithSelector(GpuMarket.StakeTooLow.selector, 300e6, uint256(huge) * 255)
+        );
+        market.commitResult(LARGE, result, huge, sig);
+        (uint64 stakeAfter, uint64 lockedAfter) = stakeOf(prov);
+        eq(stakeAfter, stakeBefore, "stake untouched");
+        eq(lockedAfter, lockedBefore, "lock untouched");
+        eq(uint8(state(LARGE)), uint8(GpuMarket.State.Open), "still open");
+    }
+
+    function test_finalizeManyUnlocksExactlyWhatEachCommitLocked() public {
+        fund(prov, 1_000e6, false);
+        vm.prank(prov);
+        market.stake(1_000e6);
+        uint64[4] memory amounts = [uint64(1e6), 30e6, 5e6, 12e6]; // locks 100, 600, 100, 240
+        bytes32[] memory ids = new bytes32[](4);
+        uint256 total;
+        for (uint256 i = 0; i < 4; ++i) {
+            ids[i] = keccak256(abi.encode("scaled", i));
+            open(ids[i], 30e6);
+            commit(ids[i], amounts[i]);
+            total += lockFor(amounts[i], MIN_STAKE, MULTIPLE);
+        }
+        (, uint64 locked) = stakeOf(prov);
+        eq(locked, total, "each commit locks its own");
+        eq(total, 1_040e6, "100 + 600 + 100 + 240");
+        vm.warp(block.timestamp + WINDOW);
+        bytes32[] memory two = new bytes32[](2);
+        two[0] = ids[1];
+        two[1] = ids[2];
+        eq(market.finalizeMany(two), 2, "two settle");
+        (, locked) = stakeOf(prov);
+        eq(locked, 340e6, "600 and 100 unlocked");
+        eq(market.finalizeMany(ids), 2, "the other two");
+        (, locked) = stakeOf(prov);
+        eq(locked, 0, "every lock released, none twice");
+    }
+
+    function test_aLostChallengeSlashesTheScaledStake() public {
+        uint64 before = deposit(dev);
+        open(LARGE, 10e6);
+        commit(LARGE, 10e6); // locks 200
+        vm.prank(dev);
+        market.challenge(LARGE);
+        vm.prank(arbiter);
+        market.resolve(LARGE, true);
+        eq(deposit(dev), before, "whole escrow back");
+        eq(earnings(dev), 100e6 + BOND, "half the 200 slashed, and the bond");
+        eq(market.treasuryBalance(), 100e6, "the other half");
+        (uint64 staked, uint64 locked) = stakeOf(prov);
+        eq(staked, MIN_STAKE * 3 - 200e6, "200 slashed");
+        eq(locked, 0, "nothing locked");
+    }
+
+    function test_aLostChallengeOnASmallJobSlashesTheFloor() public {
+        open(SMALL, 10e6);
+        commit(SMALL, 1e6); // 20 < the floor
+        vm.prank(dev);
+        market.challenge(SMALL);
+        vm.prank(arbiter);
+        market.resolve(SMALL, true);
+        (uint64 staked, uint64 locked) = stakeOf(prov);
+        eq(staked, MIN_STAKE * 2, "the floor slashed");
+        eq(locked, 0, "nothing locked");
+        eq(earnings(dev), MIN_STAKE / 2 + BOND, "half the floor, and the bond");
+    }
+
+    /// Whatever the amount, floor and multiple: a commit locks max(floor, amount x multiple),
+    /// a finalize unlocks it and a lost challenge slashes it, to the unit.
+    function testFuzz_lockUnlockAndSlashAgree(
+        uint64 amount,
+        uint64 floor,
+        uint8 multiple,
+        bool atFault,
+        uint16 slashShare
+    ) public {
+        amount = uint64(bound(amount, 0, 400e6));
+        floor = uint64(bound(floor, 0, 1_000e6));
+        slashShare = uint16(bound(slashShare, 0, 10_000));
+        uint256 need = lockFor(amount, floor, multiple);
+        fund(prov, 200_000e6, false);
+        vm.prank(prov);
+        market.stake(200_000e6); // 200,300 staked: over 400 x 255
+        GpuMarket.Terms memory t = scaled(250, 0, slashShare);
+        t.minStake = floor;
+        t.stakeMultiple = multiple;
+        vm.prank(admin);
+        market.setTerms(t);
+        open(LARGE, amount);
+        commit(LARGE, amount);
+        (uint64 staked, uint64 locked) = stakeOf(prov);
+        eq(locked, need, "locked");
+        if (atFault) {
+            vm.prank(dev);
+            market.challenge(LARGE);
+            vm.prank(arbiter);
+            market.resolve(LARGE, true);
+            (uint64 stakedAfter, uint64 lockedAfter) = stakeOf(prov);
+            eq(staked - stakedAfter, need, "slashed exactly the lock");
+            eq(lockedAfter, 0, "nothing left locked");
+            eq(earnings(dev), need * slashShare / 10_000 + BOND, "the challenger's share");
+        } else {
+            vm.warp(block.timestamp + WINDOW);
+            market.finalize(LARGE);
+            (uint64 stakedAfter, uint64 lockedAfter) = stakeOf(prov);
+            eq(stakedAfter, staked, "nothing slashed");
+            eq(lockedAfter, 0, "unlocked exactly the lock");
+        }
+    }
+
+    function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
+        return lo + x % (hi - lo + 1);
     }
 }

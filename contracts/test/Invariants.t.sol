@@ -12,19 +12,32 @@ contract Handler {
     TestStablecoin internal usd;
     address internal coordinator;
     address internal arbiter;
+    address internal verifier;
+    address internal admin;
     uint256[3] internal devKeys = [uint256(0xD1), 0xD2, 0xD3];
     // 0xD1 is a developer and a provider: batches must keep one account's balances whole
     uint256[3] internal provKeys = [uint256(0xB1), 0xB2, 0xD1];
     bytes32[] public jobIds;
     mapping(bytes32 => uint256) public payouts;
     mapping(bytes32 => GpuMarket.State) public terminal;
+    /// @dev Re-runs paid, by keccak256(job, provider index).
+    mapping(bytes32 => uint256) public reruns;
     uint256 public nonce;
 
-    constructor(GpuMarket market_, TestStablecoin usd_, address coordinator_, address arbiter_) {
+    constructor(
+        GpuMarket market_,
+        TestStablecoin usd_,
+        address coordinator_,
+        address arbiter_,
+        address verifier_,
+        address admin_
+    ) {
         market = market_;
         usd = usd_;
         coordinator = coordinator_;
         arbiter = arbiter_;
+        verifier = verifier_;
+        admin = admin_;
         for (uint256 i = 0; i < 3; ++i) {
             _onboard(vm.addr(devKeys[i]), 1_000e6, false);
             _onboard(vm.addr(provKeys[i]), 1_000e6, true);
@@ -45,16 +58,68 @@ contract Handler {
     }
 
     function open(uint256 who, uint64 maxPayment) external {
+        _open(who, maxPayment, false);
+    }
+
+    /// @dev A sampled job: it pays the premium into the pool when it settles.
+    function openVerified(uint256 who, uint64 maxPayment) external {
+        _open(who, maxPayment, true);
+    }
+
+    function _open(uint256 who, uint64 maxPayment, bool verified) internal {
         uint256 key = devKeys[who % 3];
         maxPayment = uint64(maxPayment % 50e6);
         bytes32 id = keccak256(abi.encode("job", nonce++));
         GpuMarket.Order memory o = GpuMarket.Order(id, keccak256("s"), maxPayment,
                                                     uint64(block.timestamp + 1 days), 1);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.orderDigest(o));
+        GpuMarket.Sig memory sig = GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
         vm.prank(coordinator);
-        try market.openJob(o, GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)))) {
-            jobIds.push(id);
+        if (verified) {
+            try market.openVerified(o, sig) {
+                jobIds.push(id);
+            } catch {}
+        } else {
+            try market.openJob(o, sig) {
+                jobIds.push(id);
+            } catch {}
+        }
+    }
+
+    /// @dev Anyone tops the verification pool up.
+    function fundPool(uint256 who, uint64 amount) external {
+        address funder = vm.addr(who % 2 == 0 ? devKeys[who % 3] : provKeys[who % 3]);
+        amount = uint64(amount % 20e6);
+        usd.mint(funder, amount);
+        vm.prank(funder);
+        try market.fundPool(amount) {} catch {}
+    }
+
+    /// @dev A verifier pays a random provider's signed re-run of a random job from the pool
+    /// (refused when the job has no result, the signer is its provider, it was paid already or
+    /// the pool is short).
+    function payRerun(uint256 index, uint256 who, uint64 amount) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        (,, uint64 maxPayment,,,,) = market.jobs(id);
+        amount = maxPayment == 0 ? 0 : uint64(amount % (maxPayment + 1));
+        bytes32 result = keccak256(abi.encode(id, "re-run"));
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(provKeys[who % 3], market.resultDigest(id, result, amount));
+        vm.prank(verifier);
+        try market.payRerun(
+            id, result, amount, GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)))
+        ) {
+            reruns[keccak256(abi.encode(id, who % 3))] += 1;
         } catch {}
+    }
+
+    /// @dev A verifier's challenge: no bond, the slash share to the pool.
+    function verifierChallenge(uint256 index) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        vm.prank(verifier);
+        try market.challenge(id) {} catch {}
     }
 
     function commit(uint256 index, uint256 who, uint64 amount) external {
@@ -147,6 +212,25 @@ contract Handler {
         _record(id);
     }
 
+    /// @dev A verifier extends a random job's window (sometimes by more than allowed).
+    function extend(uint256 index, uint32 extra) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[index % jobIds.length];
+        vm.prank(verifier);
+        try market.extendWindow(id, extra % 3 days) {} catch {}
+    }
+
+    /// @dev New terms: another floor and multiple for jobs opened from now on (the running
+    /// ones keep theirs).
+    function retune(uint8 multiple, uint64 floor, uint16 premium) external {
+        GpuMarket.Terms memory t = market.currentTerms();
+        t.stakeMultiple = multiple % 30;
+        t.minStake = floor % 200e6;
+        t.premiumBps = premium % 10_001;
+        vm.prank(admin);
+        market.setTerms(t);
+    }
+
     function warp(uint32 seconds_) external {
         vm.warp(block.timestamp + seconds_ % 2 hours);
     }
@@ -173,7 +257,9 @@ contract GpuMarketInvariants is Base {
 
     function setUp() public override {
         super.setUp();
-        handler = new Handler(market, usd, coordinator, arbiter);
+        vm.prank(admin);
+        market.setTerms(scaled(250, 2000, 5000));
+        handler = new Handler(market, usd, coordinator, arbiter, verifier, admin);
     }
 
     function targetContracts() public view returns (address[] memory targets) {
@@ -181,7 +267,7 @@ contract GpuMarketInvariants is Base {
         targets[0] = address(handler);
     }
 
-    /// The token balance is exactly what the contract owes.
+    /// The token balance is exactly what the contract owes (the verification pool included).
     function invariant_balanceEqualsWhatIsOwed() public view {
         eq(usd.balanceOf(address(market)), owed(), "token balance != owed");
     }
@@ -193,6 +279,40 @@ contract GpuMarketInvariants is Base {
             ok(handler.payouts(id) <= 1, "paid twice");
             GpuMarket.State recorded = handler.terminal(id);
             if (recorded != GpuMarket.State.None) ok(state(id) == recorded, "terminal changed");
+        }
+    }
+
+    /// A re-runner is paid at most once per job, and never the job's own provider.
+    function invariant_eachReRunIsPaidOnceNeverToTheProvider() public {
+        uint256[3] memory provKeys = [uint256(0xB1), 0xB2, 0xD1];
+        for (uint256 i = 0; i < handler.jobCount(); ++i) {
+            bytes32 id = handler.jobIds(i);
+            (, uint32 provider,,,,,) = market.jobs(id);
+            for (uint256 k = 0; k < 3; ++k) {
+                uint256 paid = handler.reruns(keccak256(abi.encode(id, k)));
+                ok(paid <= 1, "a re-run paid twice");
+                if (paid > 0) ok(market.accountId(vm.addr(provKeys[k])) != provider, "paid the provider");
+            }
+        }
+    }
+
+    /// Each account's locked stake is exactly what its live results (committed or disputed)
+    /// lock under their own terms: max(minStake, amount x stakeMultiple), released once.
+    function invariant_lockedStakeIsWhatLiveResultsLock() public view {
+        for (uint32 id = 1; id <= market.accountCount(); ++id) {
+            (,,, uint64 locked) = market.balances(id);
+            eq(locked, liveLocks(id), "locked stake != what live results lock");
+        }
+    }
+
+    function liveLocks(uint32 account) internal view returns (uint256 total) {
+        for (uint256 i = 0; i < handler.jobCount(); ++i) {
+            (, uint32 provider,, uint64 amount,, uint16 index, GpuMarket.State s) =
+                market.jobs(handler.jobIds(i));
+            if (provider != account) continue;
+            if (s != GpuMarket.State.Committed && s != GpuMarket.State.Disputed) continue;
+            (,,,, uint64 floor,, uint8 multiple,,) = market.terms(index);
+            total += lockFor(amount, floor, multiple);
         }
     }
 
@@ -212,5 +332,6 @@ contract GpuMarketInvariants is Base {
             total += bond;
         }
         total += uint256(market.treasuryBalance()) + market.burnBalance();
+        total += market.verificationPool();
     }
 }

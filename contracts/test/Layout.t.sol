@@ -9,7 +9,8 @@ import {Base} from "./Base.sol";
 /// credited by id are part of the deposit and the free stake the moment they are credited (an
 /// open, a commit, a withdrawal or an unstake that needs them folds them in); the primary
 /// coordinator kept in the config word loses its access with its role; a later terms change
-/// never touches a running job; the cached terms fields keep their width.
+/// never touches a running job; the cached terms fields keep their width; the terms word's
+/// verify window (24 bits) and premium (16 bits) and the job word's flags above its state.
 contract LayoutTest is Base {
     bytes32 constant JOB = keccak256("job");
 
@@ -105,16 +106,248 @@ contract LayoutTest is Base {
         eq(uint8(state(JOB)), uint8(GpuMarket.State.Committed), "committed");
     }
 
+    /// The config word caches minStake in 40 bits (and the protocol word in 56): a larger one
+    /// is refused rather than cut.
     function test_termsOutsideTheCachedWidthsAreRefused() public {
         GpuMarket.Terms memory t = terms(250, 0, 0);
-        t.minStake = uint64(1 << 48);
+        t.minStake = uint64(1 << 40);
         vm.prank(admin);
         vm.expectRevert(GpuMarket.BadTerms.selector);
         market.setTerms(t);
-        t.minStake = uint64((1 << 48) - 1);
+        t.minStake = uint64((1 << 40) - 1);
         vm.prank(admin);
         market.setTerms(t);
-        eq(market.currentTerms().minStake, (1 << 48) - 1, "the largest that fits");
+        eq(market.currentTerms().minStake, (1 << 40) - 1, "the largest that fits");
+    }
+
+    /// Every field of the terms word at its largest reads back whole, and the cached floor and
+    /// multiple (config word for the commit, protocol word for the finalize) neither lose a bit
+    /// nor spill into their neighbours: the primary coordinator, the terms index, the window,
+    /// the treasury and burn balances.
+    function test_theWidestTermsRoundTripAndTheirCachesStayInTheirBits() public {
+        GpuMarket.Terms memory t = GpuMarket.Terms({
+            feeBps: 1000,
+            burnBps: 10_000,
+            slashShareBps: 10_000,
+            window: type(uint32).max - uint32(block.timestamp) - 1,
+            minStake: uint64((1 << 40) - 1),
+            challengeBond: type(uint64).max,
+            stakeMultiple: type(uint8).max,
+            verifyWindow: uint32((1 << 24) - 1),
+            premiumBps: 10_000
+        });
+        vm.prank(admin);
+        market.setTerms(t);
+        GpuMarket.Terms memory back = market.currentTerms();
+        ok(keccak256(abi.encode(back)) == keccak256(abi.encode(t)), "currentTerms reads back");
+        (,,,,, uint64 bond, uint8 multiple, uint32 verifyWindow, uint16 premium) = market.terms(1);
+        eq(bond, type(uint64).max, "bond");
+        eq(multiple, 255, "multiple");
+        eq(verifyWindow, (1 << 24) - 1, "verifyWindow, 24 bits");
+        eq(premium, 10_000, "premiumBps");
+
+        uint64 floor = uint64((1 << 40) - 1);
+        fund(prov, floor * 2 + 1_000e6, false);
+        vm.prank(prov);
+        market.stake(floor * 2 + 1_000e6);
+        open(JOB, 10e6); // the primary coordinator: its address still whole in the config word
+        commit(JOB, 10e6); // 2,550 < the floor
+        (, uint64 locked) = stakeOf(prov);
+        eq(locked, floor, "the whole 40-bit floor locked");
+        bytes32 big = keccak256("big");
+        uint64 amount = 0x0101010102; // x 255 = 2^40 - 1 + 255: over the floor by 255
+        usd.mint(dev, amount);
+        vm.prank(dev);
+        market.deposit(amount);
+        open(big, amount);
+        commit(big, amount);
+        (, locked) = stakeOf(prov);
+        eq(locked, uint256(floor) * 2 + 255, "the multiple, 255, whole");
+        eq(windowEndOf(JOB), block.timestamp + t.window, "the window whole");
+        vm.warp(windowEndOf(JOB));
+        market.finalize(JOB); // through the protocol word's cache
+        (, locked) = stakeOf(prov);
+        eq(locked, uint256(floor) + 255, "the floor unlocked");
+        eq(market.treasuryBalance(), 0, "a 10% fee, all burned: no treasury share");
+        eq(market.burnBalance(), 1e6, "the fee burned, the cache not read into it");
+        bytes32[] memory ids = new bytes32[](1);
+        ids[0] = big;
+        eq(market.finalizeMany(ids), 1, "batched, through the cache too");
+        (, locked) = stakeOf(prov);
+        eq(locked, 0, "the multiple unlocked");
+    }
+
+    /// A job keeps the multiple and floor of the terms it was opened under: its commit locks
+    /// them, and a single or batched finalize, or a ruling, releases or slashes exactly that,
+    /// whatever the current terms say.
+    function test_aJobOnEarlierTermsKeepsItsMultiple() public {
+        vm.prank(admin);
+        market.setTerms(scaled(250, 0, 5000)); // terms 1: floor 100, 20 x
+        bytes32[3] memory ids = [keccak256("a"), keccak256("b"), keccak256("c")];
+        for (uint256 i = 0; i < 3; ++i) open(ids[i], 10e6);
+        GpuMarket.Terms memory later = scaled(250, 0, 5000);
+        later.stakeMultiple = 2;
+        later.minStake = 1e6;
+        vm.prank(admin);
+        market.setTerms(later); // terms 2: floor 1, 2 x
+        (,,,,,, uint8 multiple,,) = market.terms(1);
+        eq(multiple, MULTIPLE, "terms 1 keep theirs");
+        for (uint256 i = 0; i < 3; ++i) commit(ids[i], 5e6); // 100 each under terms 1
+        (uint64 staked, uint64 locked) = stakeOf(prov);
+        eq(locked, 300e6, "terms 1's 20 x, not terms 2's 2 x");
+        vm.prank(dev);
+        market.challenge(ids[2]);
+        vm.prank(arbiter);
+        market.resolve(ids[2], true);
+        (uint64 stakedAfter,) = stakeOf(prov);
+        eq(staked - stakedAfter, 100e6, "the ruling slashes terms 1's lock");
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(ids[0]);
+        (, locked) = stakeOf(prov);
+        eq(locked, 100e6, "finalize releases terms 1's lock");
+        bytes32[] memory one = new bytes32[](1);
+        one[0] = ids[1];
+        market.finalizeMany(one);
+        (, locked) = stakeOf(prov);
+        eq(locked, 0, "and finalizeMany");
+        // a job opened now gets terms 2
+        bytes32 fresh = keccak256("fresh");
+        open(fresh, 10e6);
+        commit(fresh, 5e6);
+        (, locked) = stakeOf(prov);
+        eq(locked, 10e6, "terms 2's 2 x");
+    }
+
+    /// The extension flag sits above the state: every view and step still reads the state,
+    /// the deadline moves and nothing else in the job word does.
+    function test_anExtendedJobKeepsItsWordAndItsState() public {
+        open(JOB, 10e6);
+        commit(JOB, 6e6);
+        (uint32 d, uint32 p, uint64 maxPayment, uint64 amount, uint32 end, uint16 index,) =
+            market.jobs(JOB);
+        extend(JOB, 1 days);
+        (uint32 d2, uint32 p2, uint64 max2, uint64 amount2, uint32 end2, uint16 index2,
+            GpuMarket.State s) = market.jobs(JOB);
+        eq(uint8(s), uint8(GpuMarket.State.Committed), "still committed");
+        eq(end2, uint256(end) + 1 days, "the window moved");
+        ok(d2 == d && p2 == p && max2 == maxPayment && amount2 == amount && index2 == index,
+           "the rest of the word kept");
+        bytes32[] memory ids = new bytes32[](1);
+        ids[0] = JOB;
+        vm.warp(end);
+        eq(market.finalizeMany(ids), 0, "not ready at the old end");
+        vm.warp(end2);
+        eq(market.finalizeMany(ids), 1, "a committed job to finalizeMany once its window ends");
+        eq(uint8(state(JOB)), uint8(GpuMarket.State.Settled), "settled, not a garbled state");
+        eq(earnings(prov), 6e6 - 150_000, "paid");
+    }
+
+    /// The verified flag (bit 249) sits above the state beside the extension flag (bit 248):
+    /// `openVerified` sets it, and every later step (commit, extension, challenge, a ruling
+    /// either way, finalize, finalizeMany, a re-run's payment) keeps it, while every view and
+    /// step reads the state as before.
+    function test_theVerifiedFlagStaysThroughEveryStep() public {
+        uint256 verified = 1 << 249;
+        uint256 extended = 1 << 248;
+        usd.mint(address(this), 10e6);
+        usd.approve(address(market), 10e6);
+        market.fundPool(10e6);
+        bytes32[5] memory ids = [keccak256("f"), keccak256("m"), keccak256("r"), keccak256("p"),
+                                 keccak256("x")];
+        fund(prov, MIN_STAKE * 2, false);
+        vm.prank(prov);
+        market.stake(MIN_STAKE * 2); // five results at once
+        for (uint256 i = 0; i < 5; ++i) {
+            openVerified(ids[i], 10e6);
+            eq(jobWord(ids[i]) >> 240, (verified >> 240) | uint8(GpuMarket.State.Open),
+               "open: the flag above the state");
+            commit(ids[i], 6e6);
+            eq(jobWord(ids[i]) >> 240, (verified >> 240) | uint8(GpuMarket.State.Committed),
+               "the commit keeps it");
+        }
+        extend(ids[0], 1 hours);
+        eq(jobWord(ids[0]) >> 240,
+           ((verified | extended) >> 240) | uint8(GpuMarket.State.Committed), "both flags");
+        vm.prank(dev);
+        market.challenge(ids[2]);
+        ok(jobWord(ids[2]) & verified != 0, "the challenge keeps it");
+        vm.prank(verifier);
+        market.challenge(ids[3]);
+        address other = vm.addr(0xB3);
+        fund(other, 10e6, true);
+        GpuMarket.Sig memory sig = signed(0xB3, market.resultDigest(ids[3], keccak256("r"), 1e6));
+        vm.prank(verifier);
+        market.payRerun(ids[3], keccak256("r"), 1e6, sig);
+        eq(uint8(state(ids[3])), uint8(GpuMarket.State.Disputed), "a payment changes no state");
+        ok(jobWord(ids[3]) & verified != 0, "nor the flag");
+        vm.prank(arbiter);
+        market.resolve(ids[2], false);
+        vm.prank(arbiter);
+        market.resolve(ids[3], true);
+        vm.warp(block.timestamp + WINDOW + 1 hours);
+        market.finalize(ids[0]);
+        bytes32[] memory many = new bytes32[](1);
+        many[0] = ids[1];
+        eq(market.finalizeMany(many), 1, "finalizeMany reads the state under the flag");
+        eq(jobWord(ids[0]) >> 240,
+           ((verified | extended) >> 240) | uint8(GpuMarket.State.Settled), "finalized: kept");
+        eq(jobWord(ids[1]) >> 240, (verified >> 240) | uint8(GpuMarket.State.Settled), "batched");
+        eq(jobWord(ids[2]) >> 240, (verified >> 240) | uint8(GpuMarket.State.Settled), "ruled for");
+        eq(jobWord(ids[3]) >> 240, (verified >> 240) | uint8(GpuMarket.State.Refunded),
+           "ruled against");
+        for (uint256 i = 0; i < 4; ++i) {
+            (,,,,,, GpuMarket.State s) = market.jobs(ids[i]);
+            ok(s == GpuMarket.State.Settled || s == GpuMarket.State.Refunded, "the view's state");
+        }
+        // premiums: 0.6 x 3 settled jobs; the refunded one none; the slash share of the
+        // verifier's challenge; the re-run
+        eq(market.verificationPool(), 10e6 + 3 * 600_000 + MIN_STAKE / 2 - 1e6, "the pool");
+        // the fifth is still committed and finalizes with its premium once its window ends
+        market.finalize(ids[4]);
+        eq(market.verificationPool(), 10e6 + 4 * 600_000 + MIN_STAKE / 2 - 1e6, "and its premium");
+    }
+
+    /// The terms word is full: the verify window in 24 bits (216-239) and the premium in the
+    /// last 16 (240-255). Each at its largest with the other at zero reads back whole, and
+    /// neither leaks into the other: the extension limit is exactly the verify window, the
+    /// premium exactly premiumBps.
+    function test_theVerifyWindowAndThePremiumKeepToTheirBits() public {
+        GpuMarket.Terms memory t = terms(250, 0, 5000);
+        t.verifyWindow = (1 << 24) - 1;
+        t.premiumBps = 0;
+        vm.prank(admin);
+        market.setTerms(t);
+        (,,,,,,, uint32 verifyWindow, uint16 premium) = market.terms(1);
+        eq(verifyWindow, (1 << 24) - 1, "24 bits of window");
+        eq(premium, 0, "no premium read into it");
+        openVerified(JOB, 10e6);
+        commit(JOB, 6e6);
+        vm.prank(verifier);
+        vm.expectRevert(
+            abi.encodeWithSelector(GpuMarket.ExtensionTooLong.selector, 1 << 24, (1 << 24) - 1)
+        );
+        market.extendWindow(JOB, 1 << 24);
+        extend(JOB, (1 << 24) - 1); // the whole window
+        vm.warp(windowEndOf(JOB));
+        market.finalize(JOB);
+        eq(market.verificationPool(), 0, "a 0 premium: nothing");
+
+        t.verifyWindow = 0;
+        t.premiumBps = 10_000;
+        vm.prank(admin);
+        market.setTerms(t);
+        (,,,,,,, verifyWindow, premium) = market.terms(2);
+        eq(verifyWindow, 0, "no window read from the premium");
+        eq(premium, 10_000, "16 bits of premium");
+        bytes32 next = keccak256("next");
+        openVerified(next, 20e6);
+        commit(next, 6e6);
+        vm.prank(verifier);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.ExtensionTooLong.selector, 1, 0));
+        market.extendWindow(next, 1);
+        vm.warp(windowEndOf(next));
+        market.finalize(next);
+        eq(market.verificationPool(), 6e6, "100% of the amount");
     }
 
     function test_aJobOnEarlierTermsKeepsItsWindowStakeAndFee() public {

@@ -16,7 +16,10 @@ contract TransitionsTest is Base {
     uint8 internal constant FINALIZE = 4;
     uint8 internal constant CANCEL = 5;
     uint8 internal constant EXPIRE = 6;
-    uint8 internal constant ACTIONS = 7;
+    uint8 internal constant EXTEND = 7;
+    uint8 internal constant OPEN_VERIFIED = 8;
+    uint8 internal constant PAY_RERUN = 9;
+    uint8 internal constant ACTIONS = 10;
 
     uint256 internal jobs;
 
@@ -54,13 +57,17 @@ contract TransitionsTest is Base {
 
     /// Whether `action` is a step the job may take from `s` (given the right time).
     function _allowed(GpuMarket.State s, uint8 action) internal pure returns (bool) {
-        if (s == GpuMarket.State.None) return action == OPEN;
+        if (s == GpuMarket.State.None) return action == OPEN || action == OPEN_VERIFIED;
         if (s == GpuMarket.State.Open) {
             return action == COMMIT || action == CANCEL || action == EXPIRE;
         }
-        if (s == GpuMarket.State.Committed) return action == CHALLENGE || action == FINALIZE;
-        if (s == GpuMarket.State.Disputed) return action == RESOLVE;
-        return false;
+        if (s == GpuMarket.State.Committed) {
+            return action == CHALLENGE || action == FINALIZE || action == EXTEND
+                || action == PAY_RERUN;
+        }
+        // a re-run is paid in any state after a commit
+        if (s == GpuMarket.State.Disputed) return action == RESOLVE || action == PAY_RERUN;
+        return s != GpuMarket.State.Cancelled && action == PAY_RERUN;
     }
 
     /// Takes `action` on the job; with `refusal` set, expects exactly that revert (set just
@@ -70,16 +77,22 @@ contract TransitionsTest is Base {
         GpuMarket.Sig memory orderSig = signed(devKey, market.orderDigest(o));
         bytes32 result = keccak256("again");
         GpuMarket.Sig memory resultSig = signed(provKey, market.resultDigest(id, result, 1e6));
-        if (action == OPEN || action == COMMIT || action == CANCEL) vm.prank(coordinator);
+        if (action == OPEN || action == COMMIT || action == CANCEL || action == OPEN_VERIFIED) {
+            vm.prank(coordinator);
+        }
         if (action == CHALLENGE) vm.prank(dev);
         if (action == RESOLVE) vm.prank(arbiter);
+        if (action == EXTEND || action == PAY_RERUN) vm.prank(verifier);
         if (refusal.length > 0) vm.expectRevert(refusal);
         if (action == OPEN) market.openJob(o, orderSig);
+        else if (action == OPEN_VERIFIED) market.openVerified(o, orderSig);
+        else if (action == PAY_RERUN) market.payRerun(id, result, 1e6, resultSig);
         else if (action == COMMIT) market.commitResult(id, result, 1e6, resultSig);
         else if (action == CHALLENGE) market.challenge(id);
         else if (action == RESOLVE) market.resolve(id, true);
         else if (action == FINALIZE) market.finalize(id);
         else if (action == CANCEL) market.cancel(id);
+        else if (action == EXTEND) market.extendWindow(id, 1 hours);
         else market.expire(id);
     }
 
@@ -119,7 +132,7 @@ contract TransitionsTest is Base {
         _refusesAllButItsSteps(GpuMarket.State.Open, false);
     }
 
-    function test_aCommittedJobTakesOnlyAChallengeOrAFinalize() public {
+    function test_aCommittedJobTakesOnlyAChallengeAFinalizeOrAnExtension() public {
         _refusesAllButItsSteps(GpuMarket.State.Committed, false);
     }
 
@@ -146,12 +159,19 @@ contract TransitionsTest is Base {
     function test_everyTransitionMovesTheJobAndEmitsItsEvent() public {
         vm.recordLogs();
         bytes32 id = _reach(GpuMarket.State.None, false);
+        _act(id, OPEN_VERIFIED, "");
+        ok(_emitted(GpuMarket.JobOpened.selector), "JobOpened by openVerified");
+        eq(uint8(state(id)), uint8(GpuMarket.State.Open), "None -> Open (verified)");
+        id = _reach(GpuMarket.State.None, false);
         _act(id, OPEN, "");
         ok(_emitted(GpuMarket.JobOpened.selector), "JobOpened");
         eq(uint8(state(id)), uint8(GpuMarket.State.Open), "None -> Open");
         commit(id, 1e6);
         ok(_emitted(GpuMarket.ResultCommitted.selector), "ResultCommitted");
         eq(uint8(state(id)), uint8(GpuMarket.State.Committed), "Open -> Committed");
+        _act(id, EXTEND, "");
+        ok(_emitted(GpuMarket.WindowExtended.selector), "WindowExtended");
+        eq(uint8(state(id)), uint8(GpuMarket.State.Committed), "Committed, window extended");
         _act(id, CHALLENGE, "");
         ok(_emitted(GpuMarket.Challenged.selector), "Challenged");
         eq(uint8(state(id)), uint8(GpuMarket.State.Disputed), "Committed -> Disputed");
@@ -219,6 +239,9 @@ contract TransitionsTest is Base {
         ok(_emitted(GpuMarket.TreasuryWithdrawn.selector), "TreasuryWithdrawn");
         market.burn();
         ok(_emitted(GpuMarket.Burned.selector), "Burned");
+        vm.prank(dev);
+        market.fundPool(1e6);
+        ok(_emitted(GpuMarket.PoolFunded.selector), "PoolFunded");
         vm.startPrank(admin);
         market.setTerms(terms(100, 0, 0));
         ok(_emitted(GpuMarket.TermsChanged.selector), "TermsChanged");
@@ -259,6 +282,10 @@ contract TransitionsTest is Base {
 
         _unauthorized(arbiter, coord);
         market.openJob(o, sig);
+        _unauthorized(verifier, coord); // a verifier samples jobs, the coordinator opens them
+        market.openVerified(o, sig);
+        _unauthorized(dev, coord);
+        market.openVerified(o, sig);
         _unauthorized(dev, coord);
         market.openMany(orders, sigs);
         _unauthorized(prov, coord);
@@ -269,6 +296,18 @@ contract TransitionsTest is Base {
         market.cancel(id);
         _unauthorized(coordinator, market.ARBITER_ROLE());
         market.resolve(id, true);
+        _unauthorized(coordinator, market.VERIFIER_ROLE());
+        market.extendWindow(id, 1);
+        _unauthorized(dev, market.VERIFIER_ROLE()); // the developer may challenge, not extend
+        market.extendWindow(id, 1);
+        _unauthorized(arbiter, market.VERIFIER_ROLE());
+        market.extendWindow(id, 1);
+        _unauthorized(coordinator, market.VERIFIER_ROLE()); // only a verifier pays re-runs
+        market.payRerun(id, bytes32(0), 0, sig);
+        _unauthorized(arbiter, market.VERIFIER_ROLE());
+        market.payRerun(id, bytes32(0), 0, sig);
+        _unauthorized(prov, market.VERIFIER_ROLE());
+        market.payRerun(id, bytes32(0), 0, sig);
         _unauthorized(coordinator, market.PAUSER_ROLE());
         market.pause();
         _unauthorized(coordinator, market.PAUSER_ROLE());
@@ -395,7 +434,8 @@ contract TransitionsTest is Base {
         market.burn();
     }
 
-    /// Every share is capped: the fee at 10%, the burn and slash shares at 100%.
+    /// Every share is capped: the fee at 10%, the burn, slash and premium shares at 100%;
+    /// the verify window fits its 24 bits.
     function test_termsOutOfRangeAreRefused() public {
         vm.startPrank(admin);
         vm.expectRevert(GpuMarket.BadTerms.selector);
@@ -404,31 +444,117 @@ contract TransitionsTest is Base {
         market.setTerms(terms(250, 10_001, 0));
         vm.expectRevert(GpuMarket.BadTerms.selector);
         market.setTerms(terms(250, 0, 10_001));
-        market.setTerms(terms(1000, 10_000, 10_000)); // every cap itself is allowed
+        GpuMarket.Terms memory t = terms(250, 0, 0);
+        t.premiumBps = 10_001; // the premium: at most 100% of the amount
+        vm.expectRevert(GpuMarket.BadTerms.selector);
+        market.setTerms(t);
+        t.premiumBps = 0;
+        t.verifyWindow = 1 << 24; // the verify window: 24 bits, about 194 days
+        vm.expectRevert(GpuMarket.BadTerms.selector);
+        market.setTerms(t);
+        t = terms(1000, 10_000, 10_000); // every cap itself is allowed
+        t.premiumBps = 10_000;
+        t.verifyWindow = (1 << 24) - 1;
+        market.setTerms(t);
         vm.stopPrank();
         eq(market.currentTerms().feeBps, 1000, "the largest fee");
+        eq(market.currentTerms().premiumBps, 10_000, "the largest premium");
+        eq(market.currentTerms().verifyWindow, (1 << 24) - 1, "the longest verify window");
     }
 
-    /// A verifier (not the developer) may challenge with the bond and earns the slash share.
-    function test_aVerifierChallengesWithTheBond() public {
-        address verifier = address(0xFE21);
-        vm.startPrank(admin);
-        market.grantRole(market.VERIFIER_ROLE(), verifier);
-        vm.stopPrank();
-        usd.mint(verifier, BOND);
-        vm.prank(verifier);
-        usd.approve(address(market), BOND);
+    /// A verifier (not the developer) challenges without a bond; a ruling against the provider
+    /// pays the slash share to the verification pool, not to the verifier.
+    function test_aVerifierChallengesWithoutABond() public {
         bytes32 id = _reach(GpuMarket.State.Committed, false);
-        vm.prank(verifier);
+        vm.prank(verifier); // no tokens, no approval: nothing to take
         market.challenge(id);
-        eq(usd.balanceOf(verifier), 0, "bond taken");
         (uint32 challenger, uint64 bond) = market.disputes(id);
-        eq(challenger, market.accountId(verifier), "the verifier is the challenger");
-        eq(bond, BOND, "bond held");
+        eq(challenger, 0, "a verifier's challenge: no challenger account");
+        eq(bond, 0, "no bond");
         vm.prank(arbiter);
         market.resolve(id, true);
         (, uint64 earned,,) = market.balances(market.accountId(verifier));
-        eq(earned, MIN_STAKE / 2 + BOND, "half the slash and the bond back");
+        eq(earned, 0, "the verifier earns nothing");
+        eq(market.verificationPool(), MIN_STAKE / 2, "half the slash to the pool");
+        eq(market.treasuryBalance(), MIN_STAKE / 2, "the rest to the treasury");
+    }
+
+    /// A verifier extends a committed job's open window once, by 1 s up to the terms'
+    /// verifyWindow; each refusal names why, and a refusal moves nothing.
+    function test_extendWindowRefusalsNameWhy() public {
+        bytes32 id = _reach(GpuMarket.State.Committed, false);
+        uint32 end = windowEndOf(id);
+        vm.startPrank(verifier);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.ZeroAmount.selector));
+        market.extendWindow(id, 0);
+        vm.expectRevert(
+            abi.encodeWithSelector(GpuMarket.ExtensionTooLong.selector, VERIFY_WINDOW + 1, VERIFY_WINDOW)
+        );
+        market.extendWindow(id, VERIFY_WINDOW + 1);
+        eq(windowEndOf(id), end, "refusals move nothing");
+        vm.warp(end);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.WindowClosed.selector, end, end));
+        market.extendWindow(id, 1); // at the end the window is closed: too late
+        vm.warp(end - 1);
+        market.extendWindow(id, VERIFY_WINDOW); // the most, one second before the end
+        eq(windowEndOf(id), uint256(end) + VERIFY_WINDOW, "moved by the whole verifyWindow");
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.AlreadyExtended.selector, id));
+        market.extendWindow(id, 1); // once per job
+        vm.stopPrank();
+        eq(windowEndOf(id), uint256(end) + VERIFY_WINDOW, "the second refused");
+
+        // terms with no verifyWindow allow no extension
+        GpuMarket.Terms memory none = terms(250, 0, 5000);
+        none.verifyWindow = 0;
+        vm.prank(admin);
+        market.setTerms(none);
+        bytes32 other = _reach(GpuMarket.State.Committed, false);
+        vm.prank(verifier);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.ExtensionTooLong.selector, 1, 0));
+        market.extendWindow(other, 1);
+    }
+
+    /// Inside the extended window the developer and a verifier may still challenge; a
+    /// finalize waits for the new end, to the second.
+    function test_anExtendedWindowTakesChallengesAndHoldsFinalize() public {
+        bytes32 id = _reach(GpuMarket.State.Committed, false);
+        uint32 end = windowEndOf(id);
+        vm.recordLogs();
+        extend(id, 1 days);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        eq(logs.length, 1, "one event");
+        ok(logs[0].topics[0] == GpuMarket.WindowExtended.selector, "WindowExtended");
+        ok(logs[0].topics[1] == id, "names the job");
+        uint256 newEnd = uint256(end) + 1 days;
+        eq(abi.decode(logs[0].data, (uint256)), newEnd, "and the new end");
+        vm.warp(newEnd - 1);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.WindowOpen.selector, newEnd, newEnd - 1));
+        market.finalize(id);
+        vm.prank(dev);
+        market.challenge(id); // past the old end, inside the new one
+        eq(uint8(state(id)), uint8(GpuMarket.State.Disputed), "challenged in the extension");
+
+        bytes32 settles = _reach(GpuMarket.State.Committed, false);
+        end = windowEndOf(settles);
+        extend(settles, 2 hours);
+        newEnd = uint256(end) + 2 hours;
+        vm.warp(newEnd);
+        vm.prank(dev);
+        vm.expectRevert(abi.encodeWithSelector(GpuMarket.WindowClosed.selector, newEnd, newEnd));
+        market.challenge(settles);
+        market.finalize(settles); // at the new end
+        eq(uint8(state(settles)), uint8(GpuMarket.State.Settled), "settled at the new end");
+
+        // the verifier that extended re-runs the job and challenges itself, without a bond
+        bytes32 rerun = _reach(GpuMarket.State.Committed, false);
+        end = windowEndOf(rerun);
+        extend(rerun, 1 days);
+        vm.warp(uint256(end) + 12 hours);
+        vm.prank(verifier);
+        market.challenge(rerun);
+        vm.prank(arbiter);
+        market.resolve(rerun, true);
+        eq(uint8(state(rerun)), uint8(GpuMarket.State.Refunded), "the re-run's verdict holds");
     }
 
     /// Pausing stops new jobs only: running jobs still commit, settle and cancel.

@@ -12,17 +12,33 @@ for the coordinator's side to be tested:
   turned into the same caller-facing errors as the real client (``refusals.refusal``);
 - the developer's order and the provider's claim are recovered from their real EIP-712
   signatures (an unknown signer is ``BadSignature``, as on-chain);
-- deposits, stakes, locked stake, earnings, the fee and its burned share in basis points, each
-  job on the terms it was opened with;
-- a clock (``now``, :meth:`advance`), one block per transaction, and the challenge window;
+- deposits, stakes, locked stake (``max(min_stake, amount * stake_multiple)`` per result, as
+  :func:`~gpumarket.protocol.stake_to_lock` and the contract compute it: locked at commit,
+  released by a settlement, slashed by a ruling against the provider), earnings, the fee and its
+  burned share in basis points, each job on the terms it was opened with;
+- a clock (``now``, :meth:`advance`), one block per transaction, and the challenge window,
+  which a verifier (the coordinator's account, or one added to ``verifiers``) may extend once
+  per job by up to the terms' ``verify_window`` (:meth:`extend_window`, :meth:`extend_by`);
+- verification by re-execution: a sampled job opened with :meth:`open_verified` pays the terms'
+  ``premium_bps`` of its amount (at most what its escrow holds beyond the amount, rounded
+  down) into the verification ``pool`` when it settles (finalize, ``finalizeMany``, a ruling
+  for the provider), and nothing when its provider is ruled at fault; a verifier challenges
+  without a bond (:meth:`verifier_challenge`, or :meth:`challenge_by` from one in
+  ``verifiers``) and a ruling against the provider then pays the slash share to the pool;
+  :meth:`fund_pool` tops the pool up (anyone); :meth:`pay_rerun` pays a re-runner's signed
+  claim from it with the contract's checks (``WrongState`` before a commit, ``AmountOverMax``,
+  ``BadSignature`` for an unknown signer, ``RunnerIsProvider``, ``AlreadyPaid`` once per job
+  and re-runner, ``InsufficientPool``), refused as the real client refuses it;
 - an outbox: every send is keyed like the real client's (``open:0x..``, ``commit:0x..``,
-  ``finalize:0x..``, ``cancel:0x..``, ``resolve:0x..``, a batch by its jobs), and a repeated key
+  ``finalize:0x..``, ``cancel:0x..``, ``resolve:0x..``, ``vchallenge:0x..``, ``payrerun:RUN``, a
+  batch by its jobs), and a repeated key
   returns the first outcome without a second transaction;
 - opens and commits go through the real :class:`~gpumarket.settlement.group_send.GroupSender`
   (``opens``/``commits``), so what queues meanwhile goes out as one batch, all or nothing.
 
-Hooks act as someone else on the contract (:meth:`deposit`, :meth:`stake`,
-:meth:`challenge_by`, :meth:`rule_by_arbiter`, :meth:`expire_by`, :meth:`finalize_by`) and
+Hooks act as someone else on the contract (:meth:`deposit`, :meth:`stake`, :meth:`fund_pool`,
+:meth:`challenge_by`, :meth:`extend_by`, :meth:`rule_by_arbiter`, :meth:`expire_by`,
+:meth:`finalize_by`) and
 :meth:`lose_answer` makes the next send reach the chain and then raise, as a crash or an RPC
 outage between the transaction and its receipt does.
 """
@@ -34,7 +50,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_account import Account
@@ -42,7 +58,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from gpumarket.errors import Conflict, ContractReverted, ServiceUnavailable, Unreachable
-from gpumarket.protocol import ChainInfo, PaymentRequest
+from gpumarket.protocol import ChainInfo, PaymentRequest, stake_to_lock
 from gpumarket.settlement.contracts import Balances, Deployment, OnchainJob, Terms
 from gpumarket.settlement.events import ChainEvent
 from gpumarket.settlement.group_send import GroupSender
@@ -67,6 +83,12 @@ from gpumarket.settlement.signing import Order, order_signer, result_signer
 
 BPS = 10_000
 MAX_FEE_BPS = 1000
+MAX_MIN_STAKE = (1 << 40) - 1
+"""The largest floor the contract's cached terms hold (``BadTerms`` above it)."""
+MAX_VERIFY_WINDOW = (1 << 24) - 1
+"""The longest verify window the terms word holds (24 bits; ``BadTerms`` above it)."""
+U32 = (1 << 32) - 1
+VERIFIER_ROLE = bytes(Web3.keccak(text="VERIFIER_ROLE"))
 CHAIN_ID = 31337
 MARKET = Web3.to_checksum_address("0x" + "4d" * 20)
 TOKEN = Web3.to_checksum_address("0x" + "70" * 20)
@@ -74,6 +96,7 @@ TOKEN = Web3.to_checksum_address("0x" + "70" * 20)
 GAS: dict[str, tuple[int, int]] = {
     # function: (base, per job) -- close enough to the real contract's to read like it
     "openJob": (92_000, 0),
+    "openVerified": (92_000, 0),
     "openMany": (31_000, 64_000),
     "commitResult": (88_000, 0),
     "commitMany": (30_000, 61_000),
@@ -83,6 +106,9 @@ GAS: dict[str, tuple[int, int]] = {
     "expire": (40_000, 0),
     "challenge": (71_000, 0),
     "resolve": (64_000, 0),
+    "extendWindow": (36_000, 0),
+    "payRerun": (70_000, 0),
+    "fundPool": (42_000, 0),
     "deposit": (55_000, 0),
     "stake": (54_000, 0),
     "setTerms": (45_000, 0),
@@ -126,6 +152,16 @@ class FakeJob:
     window_end: int = 0
     challenger: str | None = None
     bond: int = 0
+    extended: bool = False
+    verified: bool = False
+    """Opened with ``openVerified``: it pays the premium into the pool when it settles."""
+    by_verifier: bool = False
+    """Challenged by a verifier: no bond, and the slash share goes to the pool."""
+
+    @property
+    def locked_stake(self) -> int:
+        """What this job's result locks of its provider's stake (and a ruling slashes)."""
+        return stake_to_lock(self.amount, self.terms.min_stake, self.terms.stake_multiple)
 
 
 @dataclass
@@ -176,6 +212,10 @@ class _State:
     accounts: dict[str, FakeAccount] = field(default_factory=dict)
     treasury: int = 0
     burned: int = 0
+    pool: int = 0
+    """The verification pool (``verificationPool()``)."""
+    reruns: set[tuple[bytes, str]] = field(default_factory=set)
+    """(job, re-runner) pairs ``payRerun`` paid."""
 
 
 Emitted = list[tuple[str, dict[str, Any]]]
@@ -218,6 +258,10 @@ class FakeContract:
         found = self._owner.state.accounts.get(Web3.to_checksum_address(address))
         return found.account_id if found else 0
 
+    def verification_pool(self) -> int:
+        """What the verification pool holds for re-runs."""
+        return self._owner.state.pool
+
     def balances(self, account_id: int) -> Balances:
         """Deposit, earnings, stake and locked stake of an account id."""
         for found in self._owner.state.accounts.values():
@@ -239,6 +283,10 @@ class FakeMarket:
         slash_share_bps: int = 5000,
         min_stake: int = 1_000_000,
         challenge_bond: int = 500_000,
+        stake_multiple: int = 0,
+        verify_window: int = 0,
+        premium_bps: int = 0,
+        pool: int = 0,
         start_time: int | None = None,
         deployment_block: int = 7,
         batch_size: int = 50,
@@ -250,10 +298,21 @@ class FakeMarket:
         self.account: LocalAccount = Account.create()
         self.arbiter = self.account.address
         self.current_terms = Terms(
-            fee_bps, burn_bps, slash_share_bps, window, min_stake, challenge_bond
+            fee_bps,
+            burn_bps,
+            slash_share_bps,
+            window,
+            min_stake,
+            challenge_bond,
+            stake_multiple,
+            verify_window,
+            premium_bps,
         )
+        self.verifiers: set[str] = {self.account.address}
+        """Who holds the verifier role (may extend windows, challenge any job without a bond
+        and pay re-runners from the pool)."""
         self.market = FakeContract(self)
-        self.state = _State()
+        self.state = _State(pool=pool)
         self.now = int(time.time()) if start_time is None else start_time
         """The chain's clock (the latest block's timestamp); it starts at the wall clock, which
         the coordinator's order deadlines are computed from."""
@@ -343,22 +402,31 @@ class FakeMarket:
         return self._mine("stake", self._checksum(address), apply).hash
 
     def challenge_by(self, challenger: str, chain_job_id: str) -> str:
-        """``challenge(jobId)`` from ``challenger``'s own wallet, strictly inside the window,
-        taking the bond; the tx hash."""
-        job_id = job_key(chain_job_id)
+        """``challenge(jobId)`` from ``challenger``'s own wallet, strictly inside the window:
+        the developer's takes the bond, a verifier's none; the tx hash."""
         who = self._checksum(challenger)
+        job_id = job_key(chain_job_id)
+        return self._mine("challenge", who, lambda: self._challenge(who, job_id)).hash
+
+    def fund_pool(self, funder: str, amount: int) -> str:
+        """``fundPool(amount)`` from anyone's wallet: tops the verification pool up; the tx
+        hash."""
+        who = self._checksum(funder)
 
         def apply() -> Emitted:
-            job = self._in_state(job_id, CHAIN_COMMITTED)
-            if self.now >= job.window_end:
-                raise revert("WindowClosed", job.window_end, self.now)
-            if who != job.developer:
-                raise revert("NotDeveloperOrVerifier", who)
-            self._account(who)
-            job.challenger, job.bond, job.state = who, job.terms.challenge_bond, CHAIN_DISPUTED
-            return [("Challenged", {"jobId": job_id, "challenger": who, "bond": job.bond})]
+            if amount == 0:
+                raise revert("ZeroAmount")
+            self.state.pool += amount
+            return [("PoolFunded", {"from": who, "amount": amount})]
 
-        return self._mine("challenge", who, apply).hash
+        return self._mine("fundPool", who, apply).hash
+
+    def extend_by(self, verifier: str, chain_job_id: str, extra_seconds: int) -> str:
+        """``extendWindow(jobId, extra)`` from a verifier's own wallet; the tx hash."""
+        job_id = job_key(chain_job_id)
+        who = self._checksum(verifier)
+        mined = self._mine("extendWindow", who, lambda: self._extend(who, job_id, extra_seconds))
+        return mined.hash
 
     def rule_by_arbiter(self, chain_job_id: str, provider_at_fault: bool) -> str:
         """``resolve(jobId, atFault)`` sent straight to the contract by the arbiter (say with
@@ -408,6 +476,9 @@ class FakeMarket:
             window_seconds=t.window,
             min_stake_micros=t.min_stake,
             challenge_bond_micros=t.challenge_bond,
+            stake_multiple=t.stake_multiple,
+            verify_window_seconds=t.verify_window,
+            premium_bps=t.premium_bps,
         )
 
     def chain_time(self) -> int:
@@ -451,6 +522,11 @@ class FakeMarket:
         self._check_reachable()
         return self.paused
 
+    def verification_pool(self) -> int:
+        """What the market's verification pool holds for re-runs (micro-units)."""
+        self._check_reachable()
+        return self.state.pool
+
     # ------------------------------------------------------------ sends
 
     def open(self, request: PaymentRequest, signature: str) -> TxOutcome:
@@ -478,6 +554,20 @@ class FakeMarket:
             return self._send(f"open:0x{order.order.job_id.hex()}", "openJob", apply)
         except ContractReverted as exc:
             raise refusal("openJob", exc) from exc
+
+    def open_verified(self, request: PaymentRequest, signature: str) -> TxOutcome:
+        """Relay a sampled job's order (``openVerified``): as :meth:`open`, alone, under the
+        plain open's key; the job pays the premium into the pool when it settles."""
+        signed = SignedOrder(Order.from_request(request), compact_signature(signature, "order"))
+
+        def apply() -> Emitted:
+            self._opening()
+            return self._open(signed, verified=True)
+
+        try:
+            return self._send(f"open:0x{signed.order.job_id.hex()}", "openVerified", apply)
+        except ContractReverted as exc:
+            raise refusal("openVerified", exc) from exc
 
     def commit(
         self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
@@ -543,18 +633,70 @@ class FakeMarket:
             f"resolve:{chain_job_id}", "resolve", lambda: self._rule(job_id, provider_at_fault)
         )
 
+    def extend_window(self, chain_job_id: str, extra_seconds: int) -> TxOutcome:
+        """Move a committed job's window end ``extra_seconds`` later (the coordinator as
+        verifier): once, while open, by at most its terms' ``verify_window``."""
+        job_id = job_key(chain_job_id)
+        me = self.account.address
+        try:
+            return self._send(
+                f"extend:{chain_job_id}",
+                "extendWindow",
+                lambda: self._extend(me, job_id, extra_seconds),
+            )
+        except ContractReverted as exc:
+            raise refusal("extendWindow", exc) from exc
+
+    def verifier_challenge(self, chain_job_id: str) -> TxOutcome:
+        """The market's own challenge (the coordinator's account as verifier: no bond)."""
+        job_id = job_key(chain_job_id)
+        me = self.account.address
+        try:
+            return self._send(
+                f"vchallenge:{chain_job_id}", "challenge", lambda: self._challenge(me, job_id)
+            )
+        except ContractReverted as exc:
+            raise refusal("verifierChallenge", exc) from exc
+
+    def pay_rerun(
+        self, chain_job_id: str, run_key: str, result_hash: bytes, amount: int, signature: str
+    ) -> TxOutcome:
+        """Pay a re-runner's signed claim for the job from the pool (the coordinator's account
+        as verifier), with the contract's checks; keyed ``payrerun:{run_key}``."""
+        job_id = job_key(chain_job_id)
+        me = self.account.address
+        claim = compact_signature(signature, "re-run claim")
+
+        def apply() -> Emitted:
+            return self._pay_rerun(me, job_id, result_hash, amount, claim)
+
+        try:
+            return self._send(f"payrerun:{run_key}", "payRerun", apply)
+        except ContractReverted as exc:
+            raise refusal("payRerun", exc) from exc
+
     def set_fee(self, fee_bps: int, burn_bps: int | None = None) -> str:
         """New terms for jobs opened from now on (running jobs keep theirs); the tx hash."""
         t = self.current_terms
         burn = t.burn_bps if burn_bps is None else burn_bps
+        return self.set_terms(replace(t, fee_bps=fee_bps, burn_bps=burn))
+
+    def set_terms(self, terms: Terms) -> str:
+        """Whole new terms for jobs opened from now on (running jobs keep theirs); the tx
+        hash. ``BadTerms`` as the contract refuses them."""
 
         def apply() -> Emitted:
-            if fee_bps > MAX_FEE_BPS or burn > BPS:
+            if (
+                terms.fee_bps > MAX_FEE_BPS
+                or terms.burn_bps > BPS
+                or terms.slash_share_bps > BPS
+                or terms.min_stake > MAX_MIN_STAKE
+                or terms.verify_window > MAX_VERIFY_WINDOW
+                or terms.premium_bps > BPS
+            ):
                 raise revert("BadTerms")
-            self.current_terms = Terms(
-                fee_bps, burn, t.slash_share_bps, t.window, t.min_stake, t.challenge_bond
-            )
-            return [("TermsChanged", {"terms": self.current_terms})]
+            self.current_terms = terms
+            return [("TermsChanged", {"terms": terms})]
 
         return self._send(f"terms:{uuid.uuid4().hex}", "setTerms", apply).sent.hash
 
@@ -582,7 +724,7 @@ class FakeMarket:
         if self.paused:
             raise revert("EnforcedPause")
 
-    def _open(self, signed: SignedOrder) -> Emitted:
+    def _open(self, signed: SignedOrder, verified: bool = False) -> Emitted:
         order = signed.order
         if order.job_id in self.state.jobs:
             raise revert("WrongState", order.job_id, self.state.jobs[order.job_id].state)
@@ -598,7 +740,12 @@ class FakeMarket:
             raise revert("InsufficientBalance", account.deposit, order.max_payment)
         account.deposit -= order.max_payment
         self.state.jobs[order.job_id] = FakeJob(
-            developer, order.max_payment, order.deadline, self.current_terms, order.spec_hash
+            developer,
+            order.max_payment,
+            order.deadline,
+            self.current_terms,
+            order.spec_hash,
+            verified=verified,
         )
         args = {"jobId": order.job_id, "specHash": order.spec_hash, "maxPayment": order.max_payment}
         return [("JobOpened", args)]
@@ -619,9 +766,11 @@ class FakeMarket:
         account = self.state.accounts.get(provider)
         if account is None:
             raise revert("BadSignature", provider)
-        if account.stake - account.locked < job.terms.min_stake:
-            raise revert("StakeTooLow", account.stake - account.locked, job.terms.min_stake)
-        account.locked += job.terms.min_stake
+        t = job.terms
+        need = stake_to_lock(claim.amount_micros, t.min_stake, t.stake_multiple)
+        if account.stake - account.locked < need:
+            raise revert("StakeTooLow", account.stake - account.locked, need)
+        account.locked += need
         job.provider, job.amount, job.result = provider, claim.amount_micros, claim.result
         job.window_end = self.now + job.terms.window
         job.state = CHAIN_COMMITTED
@@ -634,6 +783,78 @@ class FakeMarket:
         }
         return [("ResultCommitted", args)]
 
+    def _extend(self, who: str, job_id: bytes, extra: int) -> Emitted:
+        if who not in self.verifiers:
+            raise revert("AccessControlUnauthorizedAccount", who, VERIFIER_ROLE)
+        job = self._in_state(job_id, CHAIN_COMMITTED)
+        if self.now >= job.window_end:
+            raise revert("WindowClosed", job.window_end, self.now)
+        if job.extended:
+            raise revert("AlreadyExtended", job_id)
+        if extra == 0:
+            raise revert("ZeroAmount")
+        if extra > job.terms.verify_window:
+            raise revert("ExtensionTooLong", extra, job.terms.verify_window)
+        job.window_end = min(job.window_end + extra, U32)
+        job.extended = True
+        return [("WindowExtended", {"jobId": job_id, "windowEnd": job.window_end})]
+
+    def _challenge(self, who: str, job_id: bytes) -> Emitted:
+        job = self._in_state(job_id, CHAIN_COMMITTED)
+        if self.now >= job.window_end:
+            raise revert("WindowClosed", job.window_end, self.now)
+        by_verifier = who in self.verifiers
+        if not by_verifier and who != job.developer:
+            raise revert("NotDeveloperOrVerifier", who)
+        # a verifier puts up no bond and needs no account (it earns nothing)
+        job.challenger, job.by_verifier = who, by_verifier
+        job.bond = 0 if by_verifier else job.terms.challenge_bond
+        job.state = CHAIN_DISPUTED
+        return [("Challenged", {"jobId": job_id, "challenger": who, "bond": job.bond})]
+
+    def _pay_rerun(
+        self,
+        who: str,
+        job_id: bytes,
+        result: bytes,
+        amount: int,
+        signature: tuple[bytes, bytes],
+    ) -> Emitted:
+        if who not in self.verifiers:
+            raise revert("AccessControlUnauthorizedAccount", who, VERIFIER_ROLE)
+        job = self.state.jobs.get(job_id)
+        state = CHAIN_NONE if job is None else job.state
+        if job is None or state not in (
+            CHAIN_COMMITTED,
+            CHAIN_DISPUTED,
+            CHAIN_SETTLED,
+            CHAIN_REFUNDED,
+        ):
+            raise revert("WrongState", job_id, state)
+        if amount > job.max_payment:
+            raise revert("AmountOverMax", amount, job.max_payment)
+        runner = result_signer(
+            expand(signature),
+            job_id,
+            result,
+            amount,
+            self.deployment.chain_id,
+            self.deployment.market,
+        )
+        if runner not in self.state.accounts:
+            raise revert("BadSignature", runner)
+        if runner == job.provider:
+            raise revert("RunnerIsProvider", job_id, runner)
+        if (job_id, runner) in self.state.reruns:
+            raise revert("AlreadyPaid", job_id, runner)
+        if self.state.pool < amount:
+            raise revert("InsufficientPool", self.state.pool, amount)
+        self.state.reruns.add((job_id, runner))
+        self.state.pool -= amount
+        self.state.accounts[runner].earnings += amount
+        args = {"jobId": job_id, "runner": runner, "resultHash": result, "amount": amount}
+        return [("RerunPaid", args)]
+
     def _finalize(self, job_id: bytes) -> Emitted:
         job = self._in_state(job_id, CHAIN_COMMITTED)
         if self.now < job.window_end:
@@ -645,9 +866,16 @@ class FakeMarket:
         fee = job.amount * job.terms.fee_bps // BPS
         burned = fee * job.terms.burn_bps // BPS
         refund = job.max_payment - job.amount
+        emitted: Emitted = []
+        if job.verified:
+            # the developer of a sampled job pays the premium out of its refund
+            premium = min(job.amount * job.terms.premium_bps // BPS, refund)
+            refund -= premium
+            self.state.pool += premium
+            emitted.append(("PremiumPaid", {"jobId": job_id, "premium": premium}))
         provider = self.state.accounts[job.provider]
         provider.earnings += job.amount - fee
-        provider.locked -= job.terms.min_stake
+        provider.locked -= job.locked_stake
         self.state.accounts[job.developer].deposit += refund
         self.state.treasury += fee - burned
         self.state.burned += burned
@@ -659,21 +887,25 @@ class FakeMarket:
             "burned": burned,
             "refund": refund,
         }
-        return [("Settled", args)]
+        return [*emitted, ("Settled", args)]
 
     def _rule(self, job_id: bytes, provider_at_fault: bool) -> Emitted:
         job = self._in_state(job_id, CHAIN_DISPUTED)
         assert job.provider is not None and job.challenger is not None
         if not provider_at_fault:
-            self.state.accounts[job.provider].earnings += job.bond
+            if job.bond:
+                self.state.accounts[job.provider].earnings += job.bond
             resolved = {"jobId": job_id, "providerAtFault": False, "slashed": 0}
             return [("Resolved", resolved), *self._settle(job_id, job)]
-        slashed = job.terms.min_stake
+        slashed = job.locked_stake
         provider = self.state.accounts[job.provider]
         provider.locked -= slashed
         provider.stake -= slashed
         reward = slashed * job.terms.slash_share_bps // BPS
-        self.state.accounts[job.challenger].earnings += reward + job.bond
+        if job.by_verifier:  # the pool paid for the runs that proved the fault
+            self.state.pool += reward
+        else:
+            self.state.accounts[job.challenger].earnings += reward + job.bond
         self.state.treasury += slashed - reward
         self.state.accounts[job.developer].deposit += job.max_payment
         job.state = CHAIN_REFUNDED

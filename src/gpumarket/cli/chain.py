@@ -128,7 +128,7 @@ def deploy(
     as_json: AlwaysJson = True,
 ) -> None:
     """Deploy the market (and a test token unless --token), grant the deployer the
-    coordinator, arbiter and pauser roles, and write the deployment file."""
+    coordinator, arbiter, pauser and verifier roles, and write the deployment file."""
     from eth_account import Account
 
     from gpumarket.errors import InvalidRequest

@@ -41,6 +41,7 @@ from gpumarket.protocol import (
     JobState,
     JobView,
     MatchExplanation,
+    VerificationMode,
 )
 from gpumarket.sdk.client import PaymentPending
 
@@ -113,6 +114,7 @@ def _spec_from(
     name: str | None,
     network: bool,
     inputs: list[str] | None = None,
+    verification: dict[str, object] | None = None,
 ) -> JobSpec:
     data: dict[str, Any] = {}
     if spec_file is not None:
@@ -145,6 +147,7 @@ def _spec_from(
         "max_duration_seconds": max_duration,
         "region": region,
         "name": name,
+        **(verification or {}),
     }
     data.update({key: value for key, value in scalars.items() if value is not None})
     if network:
@@ -233,12 +236,46 @@ def submit(
             "or LOCAL:NAME for /inputs/NAME (repeatable; 1 MiB in all, larger inputs by url).",
         ),
     ] = None,
+    verification: Annotated[
+        VerificationMode | None,
+        typer.Option(
+            help="optimistic (default): the result stands unless challenged in its window; "
+            "sampled: re-run on another provider with a probability; redundant: run by "
+            "--redundancy providers, the majority's result stands. The last two need "
+            "--deterministic."
+        ),
+    ] = None,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic",
+            help="The same inputs always write the same output files (runs are then compared "
+            "byte for byte and a provider whose result differs is slashed).",
+        ),
+    ] = False,
+    redundancy: Annotated[
+        int | None, typer.Option(help="With --verification redundant: how many runs (2-5).")
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(help="Only providers whose public score is at least this (0-1)."),
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream the log.")] = False,
     allow_unknown_gpu: AllowUnknownGpuOption = False,
     coordinator: CoordinatorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Submit a job from a YAML spec and/or flags (flags win)."""
+    checks: dict[str, object] = {
+        key: value
+        for key, value in (
+            ("verification", verification.value if verification else None),
+            ("deterministic", True if deterministic else None),
+            ("redundancy", redundancy),
+            ("min_score", min_score),
+        )
+        if value is not None
+    }
     spec = _spec_from(
         spec_file,
         image,
@@ -253,6 +290,7 @@ def submit(
         name,
         network,
         inputs,
+        checks,
     )
     sdk = client(coordinator)
     refuse_unknown_gpus(spec, sdk, allow_unknown_gpu)
@@ -579,8 +617,28 @@ def show(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption
             f"paid to provider {r.paid or 0}, fee {r.fee or 0} (burned {r.burned or 0}), "
             f"refunded {r.refund or 0}"
         )
+    for line in _verification_lines(job):
+        console.print(line, highlight=False)
     if job.why_no_match is not None:
         console.print(f"waiting: {_waiting_reason(job.why_no_match)}")
+
+
+def _verification_lines(job: JobView) -> list[str]:
+    """A sampled job's verification (its draw, where it stands, its premium and its runs), or
+    what a verification run checks."""
+    if job.verifies_job_id is not None:
+        return [f"verification run: the market re-runs {job.verifies_job_id} on this provider"]
+    if job.verification is None:
+        return []
+    rate = f" (drawn with p = {job.sampling_rate:.3f})" if job.sampling_rate is not None else ""
+    lines = [f"verification: {job.verification.value}{rate}"]
+    if job.verification_premium is not None:
+        lines.append(f"verification premium: {job.verification_premium} (to the pool)")
+    if job.output_digest:
+        lines.append(f"outputs digest: {job.output_digest}")
+    if job.verification_runs:
+        lines.append("verification runs: " + ", ".join(job.verification_runs))
+    return lines
 
 
 def _challenge_line(job: JobView, now: datetime | None = None) -> str:
@@ -605,8 +663,9 @@ def _challenge_line(job: JobView, now: datetime | None = None) -> str:
 
 @app.command()
 def events(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOption = False) -> None:
-    """The job's history with reasons: its lifecycle states and, on an on-chain market, where
-    its money stands (``money`` lines, with the transaction, block and gas of each step)."""
+    """The job's history with reasons: its lifecycle states, on an on-chain market where its
+    money stands (``money`` lines, with the transaction, block and gas of each step), and for
+    a sampled job each step of its verification by re-execution (``verify`` lines)."""
     history = client(coordinator).events(job_id)
     if as_json:
         typer.echo(json.dumps([e.model_dump(mode="json") for e in history], indent=2))
@@ -620,6 +679,9 @@ def events(job_id: str, coordinator: CoordinatorOption = None, as_json: JsonOpti
                 tx = f" [{event.tx_hash[:10]}… {block}{gas}]"
             state = f"money {event.to_state.value}"
             console.print(f"{event.at:%H:%M:%S} {state:<16} {event.reason}{tx}", highlight=False)
+        elif event.kind == "verify":
+            state = f"verify {event.to_state.value}"
+            console.print(f"{event.at:%H:%M:%S} {state:<16} {event.reason}", highlight=False)
         else:
             console.print(f"{event.at:%H:%M:%S} {event.to_state.value:<16} {event.reason}")
 

@@ -29,6 +29,7 @@ KEYS = {
     "tflops": ">=",
     "cpu": ">=",
     "memory": ">=",
+    "score": ">=",
 }
 UNBOUNDED_PRICE = "1000000"
 OFFER_BOOK_LIMIT = 1000
@@ -72,6 +73,8 @@ def parse_query(terms: list[str]) -> JobSpec:
             spec["region"] = value
         elif key == "cpu":
             resources["cpu"] = float(value)
+        elif key == "score":
+            spec["min_score"] = value
         else:
             resources["memory"] = value if not value.isdigit() else f"{value}GB"
     if gpu:
@@ -122,9 +125,10 @@ def _offer_key(provider_id: str, gpu_model: str | None) -> tuple[str, str]:
 
 def offer_rows(result: MatchExplanation, book: list[Offer]) -> list[tuple[str, ...]]:
     """One table row per matching offer, in the order matching ranks them (price per TFLOPS,
-    then reputation), with what that ranking reads: the GPUs free of the total, their VRAM,
-    their TFLOPS (benchmarked where the provider measured them, else the theoretical figure),
-    the price per TFLOPS and the provider's reputation, taken from the offer book."""
+    adjusted by the provider's score), with what that ranking reads: the GPUs free of the
+    total, their VRAM, their TFLOPS (benchmarked where the provider measured them, else the
+    theoretical figure), the price per TFLOPS and the provider's public score ("new" for a
+    newcomer without one yet), taken from the offer book."""
     offers = {_offer_key(o.provider_id, o.gpu_model): o for o in book}
     rows: list[tuple[str, ...]] = []
     for verdict in result.matches:
@@ -140,7 +144,7 @@ def offer_rows(result: MatchExplanation, book: list[Offer]) -> list[tuple[str, .
                 tflops = f"{offer.tflops:.1f}"
                 if price is not None:
                     per_tflops = f"{float(price) / offer.tflops:.4f}"
-            reputation = f"{offer.reputation:.2f}"
+            reputation = "new" if offer.score is None else f"{offer.score:.2f}"
         rows.append(
             (
                 verdict.provider_id,
@@ -163,7 +167,8 @@ def search(
         list[str] | None,
         typer.Argument(
             help="Terms like gpu=A100 'vram>=40' 'price<=2.5' region=eu 'count>=2' 'cc>=8.0' "
-            "'tflops>=50' (quote those with < or >: the shell reads them as redirections)."
+            "'tflops>=50' 'score>=0.8' (quote those with < or >: the shell reads them as "
+            "redirections)."
         ),
     ] = None,
     coordinator: Annotated[
@@ -173,9 +178,10 @@ def search(
     allow_unknown_gpu: AllowUnknownGpuOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Offers that match, in the order matching ranks them (price per TFLOPS, then
-    reputation), with count (free/total), VRAM, TFLOPS (benchmarked where measured), price per
-    TFLOPS and reputation; and why the other providers do not match."""
+    """Offers that match, in the order matching ranks them (price per TFLOPS adjusted by the
+    provider's public score), with count (free/total), VRAM, TFLOPS (benchmarked where
+    measured), price per TFLOPS and score ("new": a newcomer without one yet); and why the
+    other providers do not match. `gpumarket provider show ID` prints a provider's record."""
     from gpumarket.sdk import Client
 
     spec = parse_query(query or [])
@@ -201,7 +207,7 @@ def search(
                 "TFLOPS",
                 "price/h",
                 "price/TFLOPS-h",
-                "reputation",
+                "score",
                 "region",
             ),
             offer_rows(result, book),

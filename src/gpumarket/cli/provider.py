@@ -250,7 +250,8 @@ def earnings(
     console.print(
         f"earned {me.earned}; jobs completed {me.completed_jobs}, failed "
         f"{me.failed_jobs}, timed out {me.timed_out_jobs}, disputes lost "
-        f"{me.disputes_lost}; reputation {me.reputation:.2f}"
+        f"{me.disputes_lost}; score "
+        + ("new (no score yet)" if me.score is None else f"{me.score:.3f}")
         + ("; BANNED: " + (me.ban_reason or "") if me.banned else "")
     )
     if in_market is not None:
@@ -259,6 +260,44 @@ def earnings(
             f"({in_market['locked_stake']} locked by jobs in their window), "
             f"{in_market['unstaking']} unstaking"
         )
+
+
+@app.command()
+def show(
+    provider_id: Annotated[str, typer.Argument(help="The provider's id (see `offers search`).")],
+    coordinator: Annotated[
+        str | None,
+        typer.Option("--coordinator", envvar="GPUMARKET_COORDINATOR", help="Coordinator URL."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Any provider's public record: jobs completed, failed and timed out, re-runs passed and
+    failed, disputes lost, slashes, uptime over 30 days, its score (docs/protocol.md has the
+    formula; "new" until it has finished enough jobs) and how often its sampled jobs are
+    re-run. No credential needed."""
+    from gpumarket.cli.profile import load_profile
+    from gpumarket.sdk import Client
+
+    with Client(load_profile(coordinator).coordinator) as sdk:
+        profile = sdk.provider_profile(provider_id)
+    if as_json:
+        typer.echo(profile.model_dump_json(indent=2))
+        return
+    gpus = ", ".join(f"{count}x {model}" for model, count in profile.gpu_models.items())
+    score = "new (no score yet)" if profile.score is None else f"{profile.score:.3f}"
+    lines = [
+        f"provider {profile.id} ({profile.address}), region {profile.region or '-'}, "
+        + ("online" if profile.online else "offline"),
+        f"GPUs: {gpus or 'none (CPU only)'}; registered {profile.registered_at:%Y-%m-%d}",
+        f"score {score}; uptime over 30 days {profile.uptime_30d:.1%}; sampled jobs re-run "
+        f"with p = {profile.sampling_rate:.3f}",
+        f"jobs: {profile.completed_jobs} completed, {profile.failed_jobs} failed, "
+        f"{profile.timed_out_jobs} timed out",
+        f"verification: {profile.reruns_passed} re-runs passed, {profile.reruns_failed} "
+        f"failed, {profile.disputes_lost} disputes lost, {profile.slashes} slashes",
+    ]
+    for line in lines:
+        console.print(line, highlight=False)
 
 
 def _provider_market(config: Path | None, coordinator: str | None, wallet: Path | None) -> Any:
@@ -278,17 +317,25 @@ def stake(
     wallet: WalletOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Stake from the provider wallet: every committed result locks the market's minimum
-    stake until it settles, and a lost dispute slashes it."""
+    """Stake from the provider wallet: every committed result locks the larger of the
+    market's minimum stake and a multiple of its amount until it settles, and a lost dispute
+    slashes it; so one stake backs many small jobs or a few large ones."""
     from gpumarket.cli.chainops import parse_amount
 
     market = _provider_market(config, coordinator, wallet)
     tx = market.stake(parse_amount(amount))
-    per_job = market.chain.min_stake_micros / 1e6
+    floor = market.chain.min_stake_micros / 1e6
+    multiple = market.chain.stake_multiple
+    rule = f"max({floor:g}, {multiple} x its amount)" if multiple else f"{floor:g}"
     emit(
         as_json,
-        {"staked": amount, "tx_hash": tx, "locked_per_result": f"{per_job:.6f}"},
-        f"staked {amount} (tx {tx}); each committed result locks {per_job:g}",
+        {
+            "staked": amount,
+            "tx_hash": tx,
+            "locked_per_result": f"{floor:.6f}",
+            "stake_multiple": multiple,
+        },
+        f"staked {amount} (tx {tx}); each committed result locks {rule}",
     )
 
 

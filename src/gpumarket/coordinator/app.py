@@ -26,6 +26,7 @@ from gpumarket.coordinator.api import (
     jobs,
     offers,
     provider,
+    providers,
 )
 from gpumarket.coordinator.background.notifier import Notifier, wake_followers_on_commit
 from gpumarket.coordinator.background.pipelines import Pipelines
@@ -106,9 +107,16 @@ def create_app(
         if settings.chain_configured
         else OffchainSettlement()
     )
+    # on-chain, the contract's terms decide what a result locks and what a sampled job pays:
+    # matching and pricing follow them (a provider without the stake a result locks would run
+    # jobs it cannot be paid for)
+    terms = backend.market_terms()
+    update: dict[str, int] = {"stake_multiple": terms.stake_multiple}
     if settings.min_stake_micros == 0:
-        # a provider without the stake a result locks would run jobs it cannot be paid for
-        settings = settings.model_copy(update={"min_stake_micros": backend.min_stake_micros()})
+        update["min_stake_micros"] = terms.min_stake_micros
+    if terms.premium_bps is not None:
+        update["verification_premium_bps"] = terms.premium_bps
+    settings = settings.model_copy(update=update)
     pipelines = Pipelines(session_factory, settings, backend, notifier)
     wake_followers_on_commit(session_factory, notifier, lifecycle.CHANGED_JOBS)
 
@@ -196,7 +204,7 @@ def create_app(
             status_code=500,
         )
 
-    for module in (auth, jobs, offers, provider, admin, chain, health, dashboard):
+    for module in (auth, jobs, offers, provider, providers, admin, chain, health, dashboard):
         app.include_router(module.router)
     docs_ui.install(app)
     app.openapi = lambda: coordinator_openapi(app)  # type: ignore[method-assign]

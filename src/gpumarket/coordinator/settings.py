@@ -79,10 +79,62 @@ class CoordinatorSettings(BaseSettings):
     )
     fee_bps: int = Field(default=250, ge=0, le=1000, description="protocol fee, basis points")
     min_reputation: float = Field(default=0.0, ge=0, le=1, description="matching floor")
+    explore_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="share of matches that try newcomers first, so a new provider is chosen "
+        "and earns a score instead of never being picked",
+    )
+    sampling_rate_min: float = Field(
+        default=0.048,
+        ge=0,
+        le=1,
+        description="the re-run probability p of a sampled job on a provider with a perfect "
+        "score (derived from the payoff condition in docs/protocol.md)",
+    )
+    sampling_rate_new: float = Field(
+        default=0.055,
+        ge=0,
+        le=1,
+        description="p for a newcomer; p falls from it to sampling_rate_min as the score rises "
+        "(kept low enough that the newcomers explore_share sends them keep the market's "
+        "re-run overhead under 5 %: bench/economics.py)",
+    )
+    sampling_rate_suspect: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="p for a provider with a failed re-run not yet outweighed by "
+        "suspect_clear_passes passed ones",
+    )
+    suspect_clear_passes: int = Field(
+        default=20, ge=1, description="passed re-runs that clear one failed re-run's suspicion"
+    )
+    verification_premium_bps: int = Field(
+        default=1000,
+        ge=0,
+        le=10_000,
+        description="what a sampled job pays into the verification pool, in basis points of "
+        "its amount (on-chain: the contract's terms set it)",
+    )
+    verification_queue_seconds: int = Field(
+        default=600,
+        ge=10,
+        description="how long a re-run may wait for a provider; a sampled job's window is "
+        "extended by this plus its max_duration_seconds",
+    )
     min_stake_micros: int = Field(
         default=0,
         ge=0,
         description="matching floor on free stake (on-chain: defaults to the contract's minimum)",
+    )
+    stake_multiple: int = Field(
+        default=0,
+        ge=0,
+        le=255,
+        description="a result locks max(min_stake_micros, this x its amount) of its provider's "
+        "stake; matching asks for that much free stake (on-chain: the contract's terms)",
     )
 
     max_log_bytes_per_job: int = Field(

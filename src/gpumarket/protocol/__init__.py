@@ -28,6 +28,7 @@ from gpumarket.protocol.jobs import (
     ProviderVerdict,
     Resources,
     VerificationMode,
+    VerificationState,
 )
 from gpumarket.protocol.providers import (
     CPU_OFFER,
@@ -44,6 +45,7 @@ from gpumarket.protocol.providers import (
     Offer,
     OfferAsk,
     OutputUploadAck,
+    ProviderProfile,
     ProviderView,
     ResultReport,
     StartedReport,
@@ -56,6 +58,7 @@ from gpumarket.protocol.settlement import (
     PaymentRequest,
     Receipt,
     ResultClaim,
+    stake_to_lock,
 )
 from gpumarket.protocol.states import FINISHED_STATES, TERMINAL_STATES, JobState
 from gpumarket.protocol.stats import MarketStats
@@ -116,6 +119,7 @@ __all__ = [
     "PauseBody",
     "PaymentRequest",
     "PreparationProgress",
+    "ProviderProfile",
     "ProviderVerdict",
     "ProviderView",
     "Receipt",
@@ -133,8 +137,10 @@ __all__ = [
     "TypedDataDomain",
     "TypedDataField",
     "VerificationMode",
+    "VerificationState",
     "from_micros",
     "normalize_gpu_model",
     "parse_size_mb",
+    "stake_to_lock",
     "to_micros",
 ]

@@ -158,6 +158,38 @@ class VerificationMode(StrEnum):
     REDUNDANT = "redundant"
 
 
+class VerificationState(StrEnum):
+    """Where a sampled job's verification by re-execution stands (``JobView.verification``)."""
+
+    NOT_DRAWN = "not_drawn"
+    """Not drawn for a re-run (drawn with the provider's sampling rate p)."""
+    RERUNNING = "rerunning"
+    """Another provider re-runs it; its challenge window was extended to cover the re-run."""
+    PASSED = "passed"
+    """The re-run wrote the same outputs (same digest and exit code)."""
+    DISPUTED = "disputed"
+    """The re-run disagrees: the market challenged the result and a third run breaks the tie."""
+    PROVIDER_WRONG = "provider_wrong"
+    """The majority of independent runs disagrees with the provider: slashed, you are refunded."""
+    PROVIDER_RIGHT = "provider_right"
+    """The tie-break agrees with the provider: the first re-run was wrong; the result stands."""
+    NO_MAJORITY = "no_majority"
+    """Every run differs: nobody is slashed, the job is marked non-deterministic."""
+    EXPIRED = "expired"
+    """No re-run finished inside the window: the result stands unverified."""
+
+
+VERIFICATION_DECIDED = frozenset(
+    {
+        VerificationState.PROVIDER_WRONG,
+        VerificationState.PROVIDER_RIGHT,
+        VerificationState.NO_MAJORITY,
+    }
+)
+"""Outcomes of a dispute settled by re-execution: the ruling they imply is applied on the
+ledger automatically."""
+
+
 class JobSpec(WireModel):
     """Everything a provider needs to run a job, and every limit the developer sets on it."""
 
@@ -180,7 +212,27 @@ class JobSpec(WireModel):
     network: bool = Field(default=False, description="ask for outbound network access")
     inputs: list[InputFile] = Field(default_factory=list, max_length=256)
     output_path: str = Field(default="/outputs", max_length=1024)
-    verification: VerificationMode = VerificationMode.OPTIMISTIC
+    verification: VerificationMode = Field(
+        default=VerificationMode.OPTIMISTIC,
+        description="optimistic: the result stands unless challenged in its window; sampled: "
+        "re-run on another provider with a probability; redundant: run by `redundancy` "
+        "providers at once, the majority's result stands (both need deterministic: true)",
+    )
+    deterministic: bool = Field(
+        default=False,
+        description="the same inputs always write the same output files: only such a job is "
+        "compared byte for byte, and a provider slashed on a mismatch",
+    )
+    redundancy: int | None = Field(
+        default=None, ge=2, le=5, description="verification redundant: how many providers run it"
+    )
+    min_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="only providers whose public reputation score is at least this (new "
+        "providers have no score yet and are left out)",
+    )
 
     @field_validator("image")
     @classmethod
@@ -213,6 +265,21 @@ class JobSpec(WireModel):
                 f"command and env total {size} bytes, over the {MAX_COMMAND_ENV_BYTES} byte cap; "
                 "pass large data as inputs"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _verification_fits(self) -> JobSpec:
+        mode = self.verification
+        if mode is not VerificationMode.OPTIMISTIC and not self.deterministic:
+            raise ValueError(
+                f"verification {mode.value!r} compares the outputs of independent runs byte for "
+                "byte, so it needs deterministic: true (the same inputs write the same files); "
+                "a job that is not deterministic can only use verification: optimistic"
+            )
+        if self.redundancy is not None and mode is not VerificationMode.REDUNDANT:
+            raise ValueError("redundancy is the number of runs of verification: redundant only")
+        if mode is VerificationMode.REDUNDANT and self.redundancy is None:
+            self.redundancy = 3
         return self
 
     @model_validator(mode="after")
@@ -260,12 +327,13 @@ class MatchExplanation(ResponseModel):
 
 
 class JobEvent(ResponseModel):
-    """One recorded transition in a job's history: of its lifecycle (``kind`` job) or of its
-    money on the settlement ledger (``kind`` chain, with the transaction that moved it)."""
+    """One recorded transition in a job's history: of its lifecycle (``kind`` job), of its
+    money on the settlement ledger (``kind`` chain, with the transaction that moved it), or of
+    its verification by re-execution (``kind`` verify: each run, digest and verdict)."""
 
-    kind: Literal["job", "chain"] = "job"
-    from_state: JobState | ChainState | None
-    to_state: JobState | ChainState
+    kind: Literal["job", "chain", "verify"] = "job"
+    from_state: JobState | ChainState | VerificationState | None
+    to_state: JobState | ChainState | VerificationState
     reason: str
     at: datetime
     tx_hash: str | None = Field(default=None, description="chain steps: the transaction")
@@ -306,6 +374,11 @@ class JobView(ResponseModel):
     usage_seconds: float | None = None
     output_hash: str | None = None
     output_size: int | None = None
+    output_digest: str | None = Field(
+        default=None,
+        description="the outputs' canonical manifest digest: what the result's claim names and "
+        "runs are compared by (the same for the same files, whatever their times or order)",
+    )
     outputs_available: bool = False
     cost: Decimal | None = None
     fee: Decimal | None = None
@@ -322,6 +395,22 @@ class JobView(ResponseModel):
     receipt: Receipt | None = None
     progress: PreparationProgress | None = Field(
         default=None, description="while ASSIGNED: how far the provider is with the image pull"
+    )
+    verification: VerificationState | None = Field(
+        default=None, description="a sampled job: where its verification by re-execution stands"
+    )
+    sampling_rate: float | None = Field(
+        default=None, description="a sampled job: the probability p it was drawn with"
+    )
+    verification_premium: Decimal | None = Field(
+        default=None,
+        description="a sampled job: what it pays into the verification pool (premium x amount)",
+    )
+    verifies_job_id: str | None = Field(
+        default=None, description="a verification run: the job it re-runs for the market"
+    )
+    verification_runs: list[str] = Field(
+        default_factory=list, description="the market's re-runs of this job, in order"
     )
 
 

@@ -97,7 +97,35 @@ class Offer(ResponseModel):
     free_count: int
     price_per_hour: Decimal
     region: str | None
-    reputation: float
+    reputation: float = Field(
+        description="what matching ranks by: the score, or 0.5 for a newcomer"
+    )
+    score: float | None = Field(default=None, description="the public score; None: a newcomer")
+
+
+class ProviderProfile(ResponseModel):
+    """A provider's public record (no credential needed): the counters behind its score, the
+    score itself (the formula is in docs/protocol.md) and the sampling rate it gets."""
+
+    id: str
+    address: str = Field(description="its payout wallet, where its stake and earnings are")
+    region: str | None
+    online: bool
+    registered_at: datetime
+    gpu_models: dict[str, int] = Field(description="GPU model -> how many the host has")
+    completed_jobs: int
+    failed_jobs: int
+    timed_out_jobs: int
+    reruns_passed: int
+    reruns_failed: int
+    disputes_lost: int
+    slashes: int
+    uptime_30d: float = Field(description="share of the last 30 days online, 0 to 1")
+    newcomer: bool = Field(description="too few finished jobs for a score yet")
+    score: float | None = Field(description="0 to 1; None while a newcomer")
+    sampling_rate: float = Field(
+        description="the probability that a sampled job it runs is re-run by another provider"
+    )
 
 
 class ProviderView(ResponseModel):
@@ -128,6 +156,10 @@ class ProviderView(ResponseModel):
     failed_jobs: int
     timed_out_jobs: int
     disputes_lost: int
+    reruns_passed: int = 0
+    reruns_failed: int = 0
+    slashes: int = 0
+    score: float | None = None
     reputation: float
     earned: Decimal
 
@@ -195,6 +227,12 @@ class ResultReport(WireModel):
     usage_seconds: float = Field(ge=0, le=MAX_USAGE_SECONDS)
     output_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     output_size: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    output_digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="the canonical manifest digest of the outputs (what runs are compared "
+        "by and the claim names); must be the uploaded archive's",
+    )
     claim: ResultClaim | None = Field(
         default=None, description="the signed amount; required when the market settles on-chain"
     )
@@ -217,3 +255,6 @@ class OutputUploadAck(ResponseModel):
 
     output_hash: str
     output_size: int
+    output_digest: str | None = Field(
+        default=None, description="the canonical manifest digest the result must name"
+    )

@@ -50,7 +50,9 @@ SIGNATURE = r"^0x[0-9a-fA-F]{130}$"
 
 
 class ChainInfo(ResponseModel):
-    """The market contract a coordinator settles on, and the terms new jobs get."""
+    """The market contract a coordinator settles on, and the terms new jobs get. A result
+    locks max(min_stake_micros, stake_multiple x its amount) of its provider's stake until the
+    job settles, and a lost challenge slashes that."""
 
     chain_id: int
     rpc_url: str = Field(description="JSON-RPC endpoint wallets can use for deposits and stakes")
@@ -60,8 +62,39 @@ class ChainInfo(ResponseModel):
     fee_bps: int
     burn_bps: int
     window_seconds: int
-    min_stake_micros: int
+    min_stake_micros: int = Field(description="the floor of the stake a result locks")
     challenge_bond_micros: int
+    stake_multiple: int = Field(
+        default=0,
+        description="a result locks this many times its amount when that exceeds the floor "
+        "(0: the floor alone)",
+    )
+    verify_window_seconds: int = Field(
+        default=0,
+        description="the most a verifier may extend a job's challenge window, once, to re-run it",
+    )
+    premium_bps: int = Field(
+        default=0,
+        description="a sampled (verified) job's developer pays this share of its amount into the "
+        "verification pool when it settles, at most what the escrow holds beyond the amount",
+    )
+
+
+def stake_to_lock(amount_micros: int, floor_micros: int, multiple: int) -> int:
+    """The stake a result claiming ``amount_micros`` locks until its job settles, and what a
+    lost challenge slashes: ``max(floor_micros, amount_micros * multiple)``, as the market
+    contract computes it.
+
+    A flat stake made a large job as cheap to cheat on as a small one: slashing the same
+    minimum whatever the payment, a provider could claim far more than it stood to lose. The
+    lock scales with the work so that cheating never pays more than it risks; the floor keeps
+    small jobs from locking next to nothing. A ``multiple`` of 0 is the flat floor alone. The
+    product is exact (no 64-bit wrap): a lock the provider's free stake cannot cover is
+    refused on-chain (``StakeTooLow``), and callers compare with the free stake the same way.
+    """
+    if amount_micros < 0 or floor_micros < 0 or multiple < 0:
+        raise ValueError("stake_to_lock takes amounts and a multiple of zero or more")
+    return max(floor_micros, amount_micros * multiple)
 
 
 class PaymentRequest(ResponseModel):

@@ -2,7 +2,7 @@
 
 The amount is the agreed ask x GPUs x seconds used, capped by the developer's escrow: the same
 figure the coordinator checks and the contract pays. The signature binds it to the result
-(exit code and outputs hash), the job, the contract and the chain.
+(exit code and the outputs' canonical digest), the job, the contract and the chain.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class ClaimSigner:
         output_hash: str | None,
         usage: float,
         cap_micros: int | None = None,
+        output_digest: str | None = None,
     ) -> ResultClaim:
         """The claim for a run that used ``usage`` seconds (never above ``cap_micros``: what
         the coordinator billed a run it cancelled, up to the moment of the cancel). A run
@@ -44,7 +45,7 @@ class ClaimSigner:
             assignment.max_payment_micros,
             assignment.max_payment_micros if cap_micros is None else cap_micros,
         )
-        digest = result_hash(exit_code, output_hash)
+        digest = result_hash(exit_code, output_hash, output_digest)
         signature = sign_result(
             self.account,
             bytes.fromhex(assignment.chain_job_id[2:]),

@@ -70,6 +70,9 @@ def host_memory_mb() -> int:
 class ProviderDaemon:
     """Offers this host's GPUs (or CPU) and runs what the coordinator assigns."""
 
+    runner_class: type[JobRunner] = JobRunner
+    """What runs each job on its thread (a test double may wrap the real runner)."""
+
     def __init__(
         self,
         config: ProviderConfig,
@@ -163,10 +166,19 @@ class ProviderDaemon:
         free = balances.stake - balances.locked_stake
         if free < chain.min_stake_micros:
             log.warning(
-                "free stake %.6f is under the %.6f each result locks: results will be refused "
-                "until you run `gpumarket provider stake AMOUNT`",
+                "free stake %.6f is under the %.6f a result locks at least: results will be "
+                "refused until you run `gpumarket provider stake AMOUNT`",
                 free / 1e6,
                 chain.min_stake_micros / 1e6,
+            )
+        elif chain.stake_multiple:
+            log.info(
+                "free stake %.6f backs results worth up to %.6f at once (each locks the larger "
+                "of %.6f and %d x its amount until its window ends)",
+                free / 1e6,
+                free / chain.stake_multiple / 1e6,
+                chain.min_stake_micros / 1e6,
+                chain.stake_multiple,
             )
 
     def _connect(self) -> ProviderClient:
@@ -405,7 +417,7 @@ class ProviderDaemon:
     def _start_runner(self, assignment: Assignment, existing: Container | None = None) -> None:
         """Run ``assignment`` on its own thread (the caller holds ``self._lock``)."""
         assert self.client is not None
-        runner = JobRunner(
+        runner = self.runner_class(
             assignment,
             self.executor,
             self.client,

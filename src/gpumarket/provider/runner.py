@@ -279,7 +279,8 @@ class JobRunner(threading.Thread):
         shipper.system(ended)
         log.info("%s: %s", self.job_id, ended)
         job_dir = self.executor.job_dir(self.job_id)
-        output_hash = output_size = None
+        output_hash = output_digest = None
+        output_size = None
         try:
             packed = pack_outputs(
                 job_dir / "outputs", job_dir / "outputs.tar.gz", self.config.max_output_bytes
@@ -294,12 +295,17 @@ class JobRunner(threading.Thread):
                 "upload outputs",
             )
             output_hash, output_size = packed.digest, packed.size
+            output_digest = packed.output_digest
         if not shipper.close():
             log.warning("some log lines of %s could not be delivered", self.job_id)
         claim = None
         if self.claims is not None:
             claim = self.claims.claim(
-                self.assignment, outcome.exit_code, output_hash, outcome.usage_seconds
+                self.assignment,
+                outcome.exit_code,
+                output_hash,
+                outcome.usage_seconds,
+                output_digest=output_digest,
             )
             log.info("%s: claiming %s for this run", self.job_id, from_micros(claim.amount_micros))
         report = ResultReport(
@@ -307,6 +313,7 @@ class JobRunner(threading.Thread):
             usage_seconds=outcome.usage_seconds,
             output_hash=output_hash,
             output_size=output_size,
+            output_digest=output_digest,
             claim=claim,
         )
         with_retry(lambda: self.client.report_result(self.job_id, report), "report result")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -52,13 +53,16 @@ from gpumarket.protocol import (
     OutputUploadAck,
     PauseBody,
     PreparationProgress,
+    ProviderProfile,
     ProviderView,
     ResolveBody,
     ResultReport,
     Role,
     StartedReport,
+    VerificationMode,
 )
 from gpumarket.protocol.jobs import spec_hash
+from gpumarket.protocol.manifest import manifest_digest, manifest_of_archive
 from gpumarket.protocol.pricing import max_payment_micros
 from gpumarket.sdk import retry
 from gpumarket.settlement.signing import Order, job_id_bytes, sign_order
@@ -134,6 +138,22 @@ class _BaseClient:
             return ChainInfo.model_validate(self._json("GET", "/v1/chain"))
         except NotFound:
             return None
+
+
+def _check_output_digest(archive: Path, expected: str, job_id: str) -> None:
+    """The downloaded archive must hold what the provider's signed result names: its
+    canonical manifest digest is recomputed here, not taken from anyone."""
+    try:
+        got = manifest_digest(manifest_of_archive(archive))
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise IntegrityCheckFailed(
+            f"the outputs of {job_id} are not a valid archive: {exc}"
+        ) from exc
+    if got != expected:
+        raise IntegrityCheckFailed(
+            f"the outputs of {job_id} hold files whose digest is {got}, not the {expected} "
+            "the provider's result names"
+        )
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -229,9 +249,13 @@ class Client(_BaseClient):
         if request is None:
             raise InvalidRequest(f"job {job.id} is {job.state.value} and asks for no payment")
         spec = spec or job.spec
+        premium = 0
+        if spec.verification is VerificationMode.SAMPLED:  # the escrow holds its premium too
+            chain = self.chain_info()
+            premium = chain.premium_bps if chain is not None else 0
         expected = {
             "spec_hash": "0x" + spec_hash(spec),
-            "max_payment_micros": max_payment_micros(spec),
+            "max_payment_micros": max_payment_micros(spec, premium),
             "chain_job_id": "0x" + job_id_bytes(job.id).hex(),
         }
         for field, value in expected.items():
@@ -438,6 +462,7 @@ class Client(_BaseClient):
                 declared = response.headers.get("content-length")
                 total = int(declared) if declared and declared.isdigit() else None
                 expected = response.headers.get("x-content-sha256")
+                expected_digest = response.headers.get("x-output-digest")
                 digest = hashlib.sha256()
                 done = 0
                 with partial.open("wb") as out:
@@ -453,6 +478,8 @@ class Client(_BaseClient):
                     f"the outputs of {job_id} arrived damaged: their hash is {got}, the "
                     f"provider's result names {expected}; download them again"
                 )
+            if expected_digest is not None:
+                _check_output_digest(partial, expected_digest, job_id)
             partial.replace(dest)
         except httpx.TransportError as exc:
             raise Unreachable(f"download interrupted: {exc}") from exc
@@ -479,6 +506,11 @@ class Client(_BaseClient):
             if v is not None
         }
         return [Offer.model_validate(o) for o in self._json("GET", "/v1/offers", params=params)]
+
+    def provider_profile(self, provider_id: str) -> ProviderProfile:
+        """A provider's public record: the counters behind its score, the score and the
+        sampling rate it gets (no credential needed)."""
+        return ProviderProfile.model_validate(self._json("GET", f"/v1/providers/{provider_id}"))
 
     def match(self, spec: JobSpec) -> MatchExplanation:
         """Dry run: which offers would take ``spec``, and why the others would not."""

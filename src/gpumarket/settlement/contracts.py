@@ -93,7 +93,12 @@ class OnchainJob:
 
 @dataclass(frozen=True)
 class Terms:
-    """The market's current terms (``currentTerms()``): what a job opened now gets."""
+    """The market's current terms (``currentTerms()``): what a job opened now gets. A result
+    locks ``max(min_stake, amount * stake_multiple)`` of its provider's stake (what a lost
+    challenge slashes); a verifier may extend a job's window once by up to ``verify_window``
+    seconds (at most 2**24 - 1: the contract stores it in 24 bits); a verified (sampled) job's
+    developer pays ``premium_bps`` of the amount into the verification pool when it settles
+    (never more than the escrow holds beyond the amount)."""
 
     fee_bps: int
     burn_bps: int
@@ -101,6 +106,23 @@ class Terms:
     window: int
     min_stake: int
     challenge_bond: int
+    stake_multiple: int = 0
+    verify_window: int = 0
+    premium_bps: int = 0
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The contract's ``Terms`` tuple (``setTerms``, the constructor)."""
+        return (
+            self.fee_bps,
+            self.burn_bps,
+            self.slash_share_bps,
+            self.window,
+            self.min_stake,
+            self.challenge_bond,
+            self.stake_multiple,
+            self.verify_window,
+            self.premium_bps,
+        )
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,14 @@ class Market:
     def terms(self) -> Terms:
         """The terms jobs opened now get."""
         return Terms(*(int(v) for v in self.view("currentTerms")))
+
+    def terms_at(self, index: int) -> Terms:
+        """The terms at ``index``: what a job opened under them keeps (its ``terms_index``)."""
+        return Terms(*(int(v) for v in self.view("terms", index)))
+
+    def verification_pool(self) -> int:
+        """What the verification pool holds for re-runs (micro-units)."""
+        return int(self.view("verificationPool"))
 
     def account_id(self, address: str) -> int:
         """The market's id for ``address`` (0: it never deposited nor staked)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_account import Account
@@ -35,7 +35,7 @@ from gpumarket.errors import (
     Unreachable,
 )
 from gpumarket.protocol import ChainInfo, PaymentRequest
-from gpumarket.settlement.contracts import Deployment, Market
+from gpumarket.settlement.contracts import Deployment, Market, Terms
 from gpumarket.settlement.events import ChainEvent, EventReader
 from gpumarket.settlement.group_send import GroupSender
 from gpumarket.settlement.outbox import OutboxStore, Sent, TransactionSender
@@ -165,6 +165,14 @@ class MarketClient:
                 "rulings will be refused by the contract until the admin grants it",
                 me,
             )
+        if not self.market.view("hasRole", self.market.view("VERIFIER_ROLE"), me):
+            log.warning(
+                "account %s does not hold the verifier role on the market: a job sampled for "
+                "a re-run cannot have its challenge window extended, be challenged without a "
+                "bond, nor its re-runners be paid from the verification pool until the admin "
+                "grants it",
+                me,
+            )
 
     # ------------------------------------------------------------ reads
 
@@ -200,6 +208,9 @@ class MarketClient:
             window_seconds=terms.window,
             min_stake_micros=terms.min_stake,
             challenge_bond_micros=terms.challenge_bond,
+            stake_multiple=terms.stake_multiple,
+            verify_window_seconds=terms.verify_window,
+            premium_bps=terms.premium_bps,
         )
 
     def chain_time(self) -> int:
@@ -238,6 +249,10 @@ class MarketClient:
         """Whether the market refuses new jobs."""
         return bool(self.market.view("paused"))
 
+    def verification_pool(self) -> int:
+        """What the market's verification pool holds for re-runs (micro-units)."""
+        return self.market.verification_pool()
+
     # ------------------------------------------------------------ sends
 
     def open(self, request: PaymentRequest, signature: str) -> TxOutcome:
@@ -259,6 +274,19 @@ class MarketClient:
             return self._send(f"open:0x{order.order.job_id.hex()}", data)
         except ContractReverted as exc:
             raise refusal("openJob", exc) from exc
+
+    def open_verified(self, request: PaymentRequest, signature: str) -> TxOutcome:
+        """Relay the developer's order for a sampled job (``openVerified``): the same escrow
+        and checks as :meth:`open`, and when the job settles its developer pays the terms'
+        premium into the verification pool (``PremiumPaid``). Sent alone, never batched, under
+        the plain open's outbox key (``open:0x..``), so a resend after a crash repeats it
+        rather than opening twice. A refusal says what the developer must fix."""
+        signed = SignedOrder(Order.from_request(request), compact_signature(signature, "order"))
+        data = self.market.calldata("openVerified", signed.order.as_tuple(), signed.signature)
+        try:
+            return self._send(f"open:0x{signed.order.job_id.hex()}", data)
+        except ContractReverted as exc:
+            raise refusal("openVerified", exc) from exc
 
     def commit(
         self, chain_job_id: str, result: bytes, amount_micros: int, signature: str
@@ -332,18 +360,62 @@ class MarketClient:
         data = self.market.calldata("resolve", bytes.fromhex(chain_job_id[2:]), provider_at_fault)
         return self._send(f"resolve:{chain_job_id}", data)
 
+    def extend_window(self, chain_job_id: str, extra_seconds: int) -> TxOutcome:
+        """Move a committed job's challenge window end ``extra_seconds`` later, so a re-run by
+        another provider can finish inside it (the coordinator's key needs the verifier role).
+        Once per job, while the window is open, by at most the job's terms' ``verify_window``;
+        its ``WindowExtended`` event carries the new end. A refusal says which rule it broke."""
+        data = self.market.calldata(
+            "extendWindow", bytes.fromhex(chain_job_id[2:]), int(extra_seconds)
+        )
+        try:
+            return self._send(f"extend:{chain_job_id}", data)
+        except ContractReverted as exc:
+            raise refusal("extendWindow", exc) from exc
+
+    def verifier_challenge(self, chain_job_id: str) -> TxOutcome:
+        """The market's own challenge of a committed job (the coordinator's key as verifier:
+        no bond; a ruling against the provider pays the slash share to the verification pool),
+        strictly inside the window. A refusal says why (the job's state, a closed window)."""
+        data = self.market.calldata("challenge", bytes.fromhex(chain_job_id[2:]))
+        try:
+            return self._send(f"vchallenge:{chain_job_id}", data)
+        except ContractReverted as exc:
+            raise refusal("verifierChallenge", exc) from exc
+
+    def pay_rerun(
+        self, chain_job_id: str, run_key: str, result_hash: bytes, amount: int, signature: str
+    ) -> TxOutcome:
+        """Pay a re-runner of the job from the verification pool (``payRerun``, the verifier
+        role): ``signature`` is the 0x-hex 65-byte claim the re-runner's daemon signed, the
+        EIP-712 ``Result(jobId, resultHash, amount)`` of the job it re-ran. The contract pays
+        the signer (a registered account, not the job's provider) ``amount`` (at most the
+        job's maxPayment) into its earnings, once per job; ``RerunPaid`` is the on-chain
+        evidence of the claim. Keyed by ``run_key`` (the re-run's own id), so a resend after
+        a crash repeats the outcome, never the payment."""
+        data = self.market.calldata(
+            "payRerun",
+            bytes.fromhex(chain_job_id[2:]),
+            result_hash,
+            int(amount),
+            compact_signature(signature, "re-run claim"),
+        )
+        try:
+            return self._send(f"payrerun:{run_key}", data)
+        except ContractReverted as exc:
+            raise refusal("payRerun", exc) from exc
+
     def set_fee(self, fee_bps: int, burn_bps: int | None = None) -> str:
         """New terms for jobs opened from now on (running jobs keep theirs); the tx hash."""
         t = self.market.terms()
-        terms = (
-            fee_bps,
-            t.burn_bps if burn_bps is None else burn_bps,
-            t.slash_share_bps,
-            t.window,
-            t.min_stake,
-            t.challenge_bond,
-        )
-        data = self.market.calldata("setTerms", terms)
+        burn = t.burn_bps if burn_bps is None else burn_bps
+        return self.set_terms(replace(t, fee_bps=fee_bps, burn_bps=burn))
+
+    def set_terms(self, terms: Terms) -> str:
+        """Whole new terms for jobs opened from now on (running jobs keep theirs); the tx
+        hash. The contract refuses (``BadTerms``) a fee over 10%, a share over 100% or a
+        ``min_stake`` over 40 bits."""
+        data = self.market.calldata("setTerms", terms.as_tuple())
         return self._send(f"terms:{uuid.uuid4().hex}", data).sent.hash
 
     def set_paused(self, paused: bool) -> str:

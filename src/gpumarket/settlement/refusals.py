@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpumarket.errors import (
+    ConfigurationError,
     Conflict,
     ContractReverted,
     GpumarketError,
     InvalidRequest,
     PaymentRequired,
+    ServiceUnavailable,
 )
 from gpumarket.protocol import from_micros
 
@@ -88,8 +90,10 @@ def _stake_too_low(function: str, args: list[Any]) -> GpumarketError:
         )
     free, needed = args
     return PaymentRequired(
-        f"your free stake is {from_micros(free)}, under the {from_micros(needed)} a result "
-        "must lock: run `gpumarket provider stake AMOUNT`, then report the result again"
+        f"your free stake is {from_micros(free)}, under the {from_micros(needed)} this result "
+        "must lock (the market's minimum stake, or its stake multiple times the amount "
+        "claimed when that is more): run `gpumarket provider stake AMOUNT`, then report the "
+        "result again"
     )
 
 
@@ -118,9 +122,55 @@ def _wrong_state(function: str, args: list[Any]) -> GpumarketError:
     index = int(args[1]) if len(args) > 1 else -1
     state = CHAIN_JOB_STATES[index] if 0 <= index < len(CHAIN_JOB_STATES) else "unknown"
     why = _WHY_NOT_CHALLENGED.get(state, "") if function == "challenge" else ""
-    allowed = "; only a Committed result can be challenged" if function == "challenge" else ""
+    allowed = {
+        "challenge": "; only a Committed result can be challenged",
+        "extendWindow": "; only a Committed result's challenge window can be extended",
+        "payRerun": "; a re-run is paid only for a job whose result was committed",
+    }.get(function, "")
     return InvalidRequest(
         f"{function}: the job is {state} on the chain" + (f" ({why})" if why else "") + allowed
+    )
+
+
+def _extension_too_long(function: str, args: list[Any]) -> GpumarketError:
+    extra, most = int(args[0]), int(args[1])
+    if most == 0:
+        return InvalidRequest("extendWindow: this job's terms allow no extension of its window")
+    return InvalidRequest(
+        f"extendWindow: {extra} s is more than the {most} s this job's terms let a verifier "
+        "add to its challenge window"
+    )
+
+
+def _not_verifier(function: str, args: list[Any]) -> GpumarketError:
+    what = {
+        "payRerun": "re-runners can be paid from the verification pool",
+        "challenge": "the market can challenge a sampled job's result",
+    }.get(function, "a sampled job's window can be extended")
+    return ConfigurationError(
+        f"the coordinator's account {args[0]} does not hold the verifier role on the market: "
+        f"the market's admin must call grantRole(VERIFIER_ROLE, that account) before {what}"
+    )
+
+
+def _pool_short(function: str, args: list[Any]) -> GpumarketError:
+    if not args:  # a revert found on-chain carries no figures
+        return ServiceUnavailable(
+            "payRerun: the verification pool cannot pay this re-run yet; it is paid once "
+            "premiums (or a `fundPool`) refill the pool"
+        )
+    pool, needed = int(args[0]), int(args[1])
+    return ServiceUnavailable(
+        f"payRerun: the verification pool holds {from_micros(pool)}, under the "
+        f"{from_micros(needed)} this re-run claims; it is paid once premiums (or a "
+        "`fundPool`) refill the pool"
+    )
+
+
+def _rerun_claim_unknown_signer(function: str, args: list[Any]) -> GpumarketError:
+    return InvalidRequest(
+        f"payRerun: the re-run's claim is signed by {args[0]}, which has no account in the "
+        "market: the re-runner must stake (or deposit) from the wallet its daemon signs with"
     )
 
 
@@ -136,6 +186,48 @@ REFUSALS: dict[tuple[str | None, str], Refusal] = {
     # the coordinator committing a provider's signed claim
     ("commitResult", "StakeTooLow"): _stake_too_low,
     ("commitResult", "BadSignature"): _claim_unknown_signer,
+    # the coordinator, as verifier, giving a sampled job's re-run more time
+    ("extendWindow", "WrongState"): _wrong_state,
+    ("extendWindow", "WindowClosed"): lambda f, a: Conflict(
+        f"extendWindow: the job's challenge window closed at {when(int(a[0]))}: too late to "
+        "extend it"
+    ),
+    ("extendWindow", "AlreadyExtended"): lambda f, a: Conflict(
+        "extendWindow: this job's challenge window was already extended (once per job)"
+    ),
+    ("extendWindow", "ExtensionTooLong"): _extension_too_long,
+    ("extendWindow", "ZeroAmount"): lambda f, a: InvalidRequest(
+        "extendWindow: an extension adds at least one second"
+    ),
+    ("extendWindow", "AccessControlUnauthorizedAccount"): _not_verifier,
+    # the coordinator relaying a sampled job's order (openVerified): as a plain one
+    ("openVerified", "InsufficientBalance"): _order_unfunded,
+    ("openVerified", "BadSignature"): _order_unknown_signer,
+    ("openVerified", "OrderExpired"): _order_expired,
+    ("openVerified", "WrongState"): lambda f, a: Conflict("this job's escrow was already opened"),
+    ("openVerified", "EnforcedPause"): lambda f, a: Conflict(_PAUSED),
+    # the coordinator, as verifier, challenging a result its re-runs disagree with (no bond)
+    ("verifierChallenge", "WrongState"): lambda f, a: _wrong_state("challenge", a),
+    ("verifierChallenge", "WindowClosed"): lambda f, a: Conflict(
+        f"challenge: the job's challenge window closed at {when(int(a[0]))}: too late to "
+        "challenge it"
+    ),
+    ("verifierChallenge", "NotDeveloperOrVerifier"): lambda f, a: _not_verifier("challenge", a),
+    # the coordinator, as verifier, paying a re-runner from the verification pool
+    ("payRerun", "WrongState"): _wrong_state,
+    ("payRerun", "InsufficientPool"): _pool_short,
+    ("payRerun", "AlreadyPaid"): lambda f, a: Conflict(
+        f"payRerun: {a[1]} was already paid for its re-run of this job (once per job)"
+    ),
+    ("payRerun", "BadSignature"): _rerun_claim_unknown_signer,
+    ("payRerun", "RunnerIsProvider"): lambda f, a: InvalidRequest(
+        f"payRerun: {a[1]} is the job's own provider: it is paid by the job, not for a re-run"
+    ),
+    ("payRerun", "AmountOverMax"): lambda f, a: InvalidRequest(
+        f"payRerun: the re-run claims {from_micros(int(a[0]))}, over the job's maximum "
+        f"payment of {from_micros(int(a[1]))}"
+    ),
+    ("payRerun", "AccessControlUnauthorizedAccount"): _not_verifier,
     # a user's own wallet, whatever it called
     (None, "InsufficientBalance"): _short,
     (None, "UnknownAccount"): lambda f, a: InvalidRequest(

@@ -176,7 +176,11 @@ def job_id_bytes(job_id: str) -> bytes:
     return bytes(Web3.keccak(text=job_id))
 
 
-def result_hash(exit_code: int, output_hash: str | None) -> bytes:
-    """What a provider's result commits to: the exit code and the outputs' content hash. The
-    coordinator recomputes it from the report, so a claim cannot name other outputs."""
+def result_hash(exit_code: int, output_hash: str | None, output_digest: str | None = None) -> bytes:
+    """What a provider's result commits to: the exit code and the outputs' canonical manifest
+    digest (two runs that write the same files name the same result), or, from a daemon that
+    predates the digest, the archive's own hash. The coordinator recomputes it from the report,
+    so a claim cannot name other outputs."""
+    if output_digest is not None:
+        return bytes(Web3.keccak(text=f"gpumarket-result:v2:{exit_code}:{output_digest}"))
     return bytes(Web3.keccak(text=f"gpumarket-result:{exit_code}:{output_hash or 'none'}"))

@@ -1,6 +1,7 @@
 """The settlement client against a real anvil chain over JSON-RPC: signatures the contract
-accepts, a whole job's money flow with exact balances, disputes both ways, cancel, named revert
-errors, the outbox surviving a crash and an RPC outage, and the event reader."""
+accepts, a whole job's money flow with exact balances, disputes both ways (a scaled stake
+slashed), cancel, named revert errors, a verifier's window extension, the outbox surviving a
+crash and an RPC outage, and the event reader."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from gpumarket.errors import ContractReverted, Unreachable
+from gpumarket.protocol import stake_to_lock
 from gpumarket.settlement.contracts import Market, token_contract
-from gpumarket.settlement.deploy import send_signed
+from gpumarket.settlement.deploy import DEFAULT_TERMS, send_signed
 from gpumarket.settlement.devnet import Devnet
 from gpumarket.settlement.events import EventReader
 from gpumarket.settlement.outbox import SqliteOutboxStore, TransactionSender
@@ -22,8 +24,12 @@ from gpumarket.settlement.signing import Order, compact, job_id_bytes, sign_orde
 
 pytestmark = pytest.mark.integration
 USD = 10**6
-MIN_STAKE = 100 * USD
 BOND = 10 * USD
+
+
+def locked_by(amount: int) -> int:
+    """What a result of ``amount`` locks on the default terms (and a lost challenge slashes)."""
+    return stake_to_lock(amount, DEFAULT_TERMS["min_stake"], DEFAULT_TERMS["stake_multiple"])
 
 
 @pytest.fixture
@@ -162,10 +168,13 @@ def test_disputes_both_ways(world: World, provider_at_fault: bool) -> None:
         world.market.address,
         world.market.calldata("resolve", job_id_bytes("job_2"), provider_at_fault),
     )
+    slashed = locked_by(10 * USD)
+    assert slashed == 200 * USD  # 20 x the amount, over the 1-token floor
     if provider_at_fault:
         assert world.balance(world.dev)[0] == deposit_before
-        assert world.balance(world.dev)[1] == MIN_STAKE // 2 + BOND
-        assert world.balance(world.prov)[2] == 300 * USD - MIN_STAKE
+        assert world.balance(world.dev)[1] == slashed // 2 + BOND
+        assert world.balance(world.prov)[2] == 300 * USD - slashed
+        assert world.balance(world.prov)[3] == 0  # nothing locked any more
     else:
         assert world.balance(world.prov)[1] == 10 * USD - 10 * USD * 250 // 10_000 + BOND
 
@@ -230,6 +239,43 @@ def test_rpc_outage_keeps_the_transaction_for_later(world: World, tmp_path: Path
     else:
         broken.resume()
     assert broken.get("cancel:job_6").status == "done"  # type: ignore[union-attr]
+
+
+def test_a_verifier_extends_a_window_once_and_the_reader_decodes_it(world: World) -> None:
+    """The deployer holds the verifier role: it extends a committed job's window once, the
+    finalize waits for the new end, and the event reader decodes ``WindowExtended``."""
+    reader = EventReader(world.market, from_block=world.w3.eth.block_number + 1)
+    world.open("job_ext", 10 * USD)
+    world.commit("job_ext", 5 * USD)
+    assert world.balance(world.prov)[3] == locked_by(5 * USD) == 100 * USD
+    job_id = job_id_bytes("job_ext")
+    end = world.market.job(job_id).deadline
+    extend = world.market.calldata("extendWindow", job_id, 7200)
+    world.sender.submit("extend:job_ext", world.market.address, extend)
+    assert world.market.job(job_id).deadline == end + 7200
+    with pytest.raises(ContractReverted) as twice:
+        world.sender.submit("extend:job_ext:again", world.market.address, extend)
+    assert twice.value.error == "AlreadyExtended"
+    with pytest.raises(ContractReverted) as long:
+        world.sender.submit(
+            "extend:job_ext:long",
+            world.market.address,
+            world.market.calldata("extendWindow", job_id, DEFAULT_TERMS["verify_window"] + 1),
+        )
+    assert long.value.error == "AlreadyExtended"  # checked before the length
+    world.net.time_travel(3600)
+    finalize = world.market.calldata("finalize", job_id)
+    with pytest.raises(ContractReverted) as early:
+        world.sender.submit("finalize:job_ext:early", world.market.address, finalize)
+    assert early.value.error == "WindowOpen"
+    assert early.value.args_[0] == end + 7200
+    extended = [e for e in reader.poll() if e.name == "WindowExtended"]
+    assert [(bytes(e.args["jobId"]), e.args["windowEnd"]) for e in extended] == [
+        (job_id, end + 7200)
+    ]
+    world.net.time_travel(7200)
+    world.sender.submit("finalize:job_ext", world.market.address, finalize)
+    assert world.balance(world.prov)[3] == 0  # exactly its 100 unlocked
 
 
 def test_event_reader_follows_in_order(world: World) -> None:

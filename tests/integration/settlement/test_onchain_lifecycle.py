@@ -30,7 +30,7 @@ from gpumarket.protocol import (
 from gpumarket.provider.claims import ClaimSigner
 from gpumarket.sdk import AdminClient, Client, ProviderClient, register_wallet
 from gpumarket.settlement.contracts import Market
-from gpumarket.settlement.deploy import send_signed, write_deployment
+from gpumarket.settlement.deploy import DEFAULT_TERMS, send_signed, write_deployment
 from gpumarket.settlement.devnet import Devnet
 from gpumarket.settlement.wallet import MarketWallet
 from tests.conftest import ADMIN_TOKEN, sqlite_url
@@ -40,6 +40,9 @@ pytestmark = pytest.mark.integration
 USD = 10**6
 PRICE = Decimal("36")  # per hour: 10,000 micro-units a second
 WINDOW = 3600
+FLOOR = DEFAULT_TERMS["min_stake"]
+"""What these jobs' results lock, and a lost challenge slashes: their claims of a few seconds
+at 36/h are far under the floor / ``stake_multiple`` (0.05 token), so the floor itself."""
 
 
 @dataclass
@@ -249,8 +252,8 @@ def test_a_challenge_is_resolved_on_chain(world: World, at_fault: bool) -> None:
     if at_fault:
         assert resolved.state is JobState.REFUNDED
         assert developer.deposit == 100 * USD  # the whole escrow back
-        assert provider.stake == 100 * USD and provider.locked_stake == 0  # 100 slashed
-        assert developer.earnings == 50 * USD + bond  # half the slash, and the bond back
+        assert provider.stake == 200 * USD - FLOOR and provider.locked_stake == 0  # slashed
+        assert developer.earnings == FLOOR // 2 + bond  # half the slash, and the bond back
     else:
         assert resolved.state is JobState.SETTLED
         assert provider.earnings == 10_000 - 250 + bond  # paid, and the bond
@@ -261,7 +264,7 @@ def test_a_challenge_is_resolved_on_chain(world: World, at_fault: bool) -> None:
         world.dev.challenge(job.id, "again", wallet=world.dev_account)
     if at_fault:  # the developer's winnings (in earnings) come back with the deposit at once
         done = world.dev_wallet.withdraw_all()
-        assert (done.deposit, done.earnings) == (100 * USD, 50 * USD + bond)
+        assert (done.deposit, done.earnings) == (100 * USD, FLOOR // 2 + bond)
         assert world.dev_wallet.balances().wallet == wallet_before + done.total
 
 
@@ -429,7 +432,7 @@ def test_a_cancelled_runs_claim_can_be_challenged_and_ruled_on(world: World) -> 
     assert ruled.state is JobState.CANCELLED
     assert ruled.receipt is not None and ruled.receipt.refund == Decimal(6)
     assert world.dev_wallet.balances().deposit == 100 * USD
-    assert world.provider_wallet.balances().stake == 100 * USD  # 100 slashed
+    assert world.provider_wallet.balances().stake == 200 * USD - FLOOR  # the floor slashed
 
 
 def test_a_provider_without_stake_gets_no_job_until_it_stakes(world: World) -> None:

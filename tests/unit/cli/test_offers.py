@@ -69,11 +69,12 @@ def test_search_shows_what_matching_ranks_by(monkeypatch: pytest.MonkeyPatch) ->
         price_per_hour="2.4",
         region="eu",
         reputation=0.97,
+        score=0.97,
     )
     result = MatchExplanation(matches=[verdict], rejections=[], providers_considered=1)
     _book(monkeypatch, result, [offer])
     output = CliRunner().invoke(typer_app, ["offers", "search", "gpu=A100"]).output
-    for heading in ("count", "VRAM", "TFLOPS", "price/TFLOPS-h", "reputation"):
+    for heading in ("count", "VRAM", "TFLOPS", "price/TFLOPS-h", "score"):
         assert heading in output
     row = next(line for line in output.splitlines() if "prv_1" in line)
     for cell in ("3/4", "80 GB", "19.5", "2.4", "0.1231", "0.97", "eu"):

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from gpumarket.errors import IntegrityCheckFailed, InvalidRequest, Unreachable
+from gpumarket.protocol.manifest import manifest_digest, manifest_of_archive
 from gpumarket.sdk import Client, extract_outputs
 
 
@@ -121,6 +122,34 @@ def test_a_download_whose_hash_differs_from_the_result_is_refused(tmp_path: Path
     with (
         Client("http://coordinator", "key", transport=serve(other)) as sdk,
         pytest.raises(IntegrityCheckFailed, match=f"arrived damaged: their hash is {named}"),
+    ):
+        sdk.download_outputs("job_1", dest)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_holding_other_files_than_the_signed_digest_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The archive's own hash can match while its files are not the ones the provider's
+    signed result names: the SDK recomputes the canonical digest from the bytes."""
+    body = archive(tmp_path / "src.tar.gz", [(regular("a.txt"), b"alpha")]).read_bytes()
+    named = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    right = manifest_digest(manifest_of_archive(tmp_path / "src.tar.gz"))
+    (tmp_path / "src.tar.gz").unlink()
+
+    def serve(digest: str) -> httpx.MockTransport:
+        headers = {"x-content-sha256": named, "x-output-digest": digest}
+        return httpx.MockTransport(
+            lambda request: httpx.Response(200, headers=headers, content=body)
+        )
+
+    dest = tmp_path / "job-outputs.tar.gz"
+    with Client("http://coordinator", "key", transport=serve(right)) as sdk:
+        assert sdk.download_outputs("job_1", dest).read_bytes() == body
+    dest.unlink()
+    with (
+        Client("http://coordinator", "key", transport=serve("sha256:" + "1" * 64)) as sdk,
+        pytest.raises(IntegrityCheckFailed, match=f"digest is {right}, not the sha256:1111"),
     ):
         sdk.download_outputs("job_1", dest)
     assert list(tmp_path.iterdir()) == []

@@ -8,15 +8,25 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gpumarket.errors import Conflict, ContractReverted, PaymentRequired, Unreachable
+from gpumarket.errors import (
+    ConfigurationError,
+    Conflict,
+    ContractReverted,
+    InvalidRequest,
+    PaymentRequired,
+    ServiceUnavailable,
+    Unreachable,
+)
 from gpumarket.protocol import PaymentRequest
 from gpumarket.settlement.market_client import (
     CHAIN_COMMITTED,
+    CHAIN_DISPUTED,
     CHAIN_NONE,
     CHAIN_OPEN,
     CHAIN_SETTLED,
@@ -253,3 +263,296 @@ def test_a_lost_answer_reached_the_chain_and_a_repeat_hears_it(
     assert outcome.sent.hash == market.mined("openJob")[0].hash
     assert market.figures().outbox_pending == 0
     assert len(market.events_named("JobOpened")) == 1
+
+
+@pytest.fixture
+def scaled() -> FakeMarket:
+    """Terms as deployed by default: a result locks max(1 token, 20 x its amount); a verifier
+    may add up to two days to a window, once."""
+    return FakeMarket(window=600, min_stake=1_000_000, stake_multiple=20, verify_window=172_800)
+
+
+def test_a_result_locks_the_floor_or_the_multiple_and_a_settlement_releases_it(
+    scaled: FakeMarket, developer: LocalAccount
+) -> None:
+    wallet: LocalAccount = Account.create()
+    scaled.deposit(developer.address, 100_000_000)
+    scaled.stake(wallet.address, 200_000_000)
+    small, large = opened(scaled, developer, "small"), opened(scaled, developer, "large")
+    commit(scaled, wallet, small, 40_000)  # 20 x 0.04 = 0.8 < the 1-token floor
+    assert scaled.free_stake(wallet.address) == 199_000_000
+    commit(scaled, wallet, large, 5_000_000)  # 20 x 5 = 100
+    assert scaled.free_stake(wallet.address) == 99_000_000
+    assert scaled.info().stake_multiple == 20
+    assert scaled.info().verify_window_seconds == 172_800
+    scaled.advance(600)
+    scaled.finalize_one(large)
+    assert scaled.free_stake(wallet.address) == 199_000_000  # exactly its 100 released
+    scaled.finalize_many([small])
+    assert scaled.balance(wallet.address).locked == 0
+
+
+def test_stake_too_low_names_the_scaled_need_and_a_ruling_slashes_it(
+    scaled: FakeMarket, developer: LocalAccount
+) -> None:
+    wallet: LocalAccount = Account.create()
+    scaled.deposit(developer.address, 100_000_000)
+    scaled.stake(wallet.address, 100_000_000)
+    ref = opened(scaled, developer, "job-1")
+    with pytest.raises(PaymentRequired, match=r"under the 120\.000000 this result must lock"):
+        commit(scaled, wallet, ref, 6_000_000)  # 20 x 6 = 120 > 100
+    assert scaled.job_state(ref) == CHAIN_OPEN
+    commit(scaled, wallet, ref, 4_000_000)  # 80
+    scaled.challenge_by(developer.address, ref)
+    scaled.resolve(ref, True)
+    account = scaled.balance(wallet.address)
+    assert (account.stake, account.locked) == (20_000_000, 0)  # 80 slashed
+    [resolved] = scaled.events_named("Resolved", ref)
+    assert resolved.args["slashed"] == 80_000_000
+    assert scaled.balance(developer.address).earnings == 40_000_000 + 500_000  # half, and bond
+
+
+def test_a_job_keeps_the_multiple_of_the_terms_it_was_opened_under(
+    scaled: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    scaled.deposit(developer.address, 100_000_000)
+    scaled.stake(provider.address, 100_000_000)
+    ref = opened(scaled, developer, "job-1")
+    scaled.set_terms(replace(scaled.current_terms, stake_multiple=2))
+    commit(scaled, provider, ref, 3_000_000)
+    assert scaled.balance(provider.address).locked == 60_000_000  # 20 x, not 2 x
+    with pytest.raises(ContractReverted, match="BadTerms"):
+        scaled.set_terms(replace(scaled.current_terms, min_stake=1 << 40))
+
+
+def test_a_verifier_extends_an_open_window_once_and_finalize_waits_for_it(
+    scaled: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    scaled.deposit(developer.address, 100_000_000)
+    scaled.stake(provider.address, 100_000_000)
+    ref = opened(scaled, developer, "job-1")
+    with pytest.raises(InvalidRequest, match="only a Committed result's challenge window"):
+        scaled.extend_window(ref, 60)
+    commit(scaled, provider, ref)
+    end = scaled.job(ref).window_end
+    with pytest.raises(InvalidRequest, match="more than the 172800 s"):
+        scaled.extend_window(ref, 172_801)
+    with pytest.raises(InvalidRequest, match="at least one second"):
+        scaled.extend_window(ref, 0)
+    outcome = scaled.extend_window(ref, 3600)
+    assert outcome.event("WindowExtended")["windowEnd"] == end + 3600
+    again = scaled.extend_window(ref, 60)  # a retried send: the outbox answers the first
+    assert again.sent == outcome.sent and scaled.job(ref).window_end == end + 3600
+    other: LocalAccount = Account.create()
+    scaled.verifiers.add(other.address)
+    with pytest.raises(ContractReverted, match="AlreadyExtended"):
+        scaled.extend_by(other.address, ref, 60)  # once per job, whoever asks
+    scaled.advance(600)  # past the old end
+    with pytest.raises(ContractReverted, match="WindowOpen"):
+        scaled.finalize_one(ref)
+    scaled.challenge_by(scaled.account.address, ref)  # the verifier, inside the extension
+    assert scaled.job_state(ref) == CHAIN_DISPUTED
+
+    late = opened(scaled, developer, "job-2")
+    commit(scaled, provider, late)
+    scaled.advance(600)
+    with pytest.raises(Conflict, match="window closed"):
+        scaled.extend_window(late, 60)
+    stranger: LocalAccount = Account.create()
+    with pytest.raises(ContractReverted, match="AccessControlUnauthorizedAccount"):
+        scaled.extend_by(stranger.address, late, 60)
+
+
+def test_terms_without_a_verify_window_allow_no_extension(
+    market: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    ref = opened(market, developer, "job-1")
+    commit(market, provider, ref)
+    with pytest.raises(InvalidRequest, match="allow no extension"):
+        market.extend_window(ref, 1)
+
+
+# ---------------------------------------------------------------- verification by re-execution
+
+
+@pytest.fixture
+def sampled() -> FakeMarket:
+    """A market whose sampled jobs pay a 10% premium into the verification pool, seeded with
+    10 tokens as a dev deployment seeds it."""
+    return FakeMarket(window=600, premium_bps=1000, verify_window=172_800, pool=10_000_000)
+
+
+def opened_verified(market: FakeMarket, wallet: LocalAccount, name: str) -> str:
+    request, signature = order(market, wallet, name)
+    market.open_verified(request, signature)
+    return request.chain_job_id
+
+
+def rerun_claim(
+    market: FakeMarket, wallet: LocalAccount, ref: str, amount: int = AMOUNT
+) -> tuple[bytes, str]:
+    """A re-runner's signed claim for the job, as its daemon sends it (0x-hex, 65 bytes)."""
+    result = result_hash(0, b"\x07" * 32)
+    signature = sign_result(
+        wallet,
+        bytes.fromhex(ref[2:]),
+        result,
+        amount,
+        market.deployment.chain_id,
+        market.deployment.market,
+    )
+    return result, "0x" + signature.hex()
+
+
+def test_a_sampled_job_pays_the_premium_into_the_pool_when_it_settles(
+    sampled: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    sampled.deposit(developer.address, 100_000_000)
+    sampled.stake(provider.address, 5_000_000)
+    assert sampled.info().premium_bps == 1000
+    one = opened_verified(sampled, developer, "one")
+    plain = opened(sampled, developer, "plain")
+    many = opened_verified(sampled, developer, "many")
+    ruled = opened_verified(sampled, developer, "ruled")
+    assert sampled.job(one).verified and not sampled.job(plain).verified
+    assert sampled.sent("openVerified") == [f"open:{one}", f"open:{many}", f"open:{ruled}"]
+    for ref in (one, plain, many, ruled):
+        commit(sampled, provider, ref)
+    sampled.challenge_by(developer.address, ruled)
+    sampled.resolve(ruled, False)  # for the provider: it settles, premium and all
+    sampled.advance(600)
+    outcome = sampled.finalize_one(one)
+    assert outcome.event("PremiumPaid")["premium"] == 100_000  # 10% of the 1-token amount
+    assert outcome.event("Settled")["refund"] == ESCROW - AMOUNT - 100_000
+    batch = sampled.finalize_many([plain, many])
+    assert [e["premium"] for e in batch.events["PremiumPaid"]] == [100_000]  # plain: none
+    assert sampled.verification_pool() == sampled.market.verification_pool() == 10_300_000
+    # 4 jobs of 1 token each, 3 premiums of 0.1; the rest came back
+    assert sampled.balance(developer.address).deposit == 100_000_000 - 4 * AMOUNT - 300_000
+
+
+def test_the_premium_is_capped_and_a_provider_at_fault_pays_none(
+    sampled: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    sampled.deposit(developer.address, 100_000_000)
+    sampled.stake(provider.address, 5_000_000)
+    full = opened_verified(sampled, developer, "full")
+    commit(sampled, provider, full, ESCROW)  # nothing beyond the amount: no premium
+    caught = opened_verified(sampled, developer, "caught")
+    commit(sampled, provider, caught)
+    sampled.advance(600)
+    assert sampled.finalize_one(full).event("PremiumPaid")["premium"] == 0
+    late = opened_verified(sampled, developer, "late")
+    commit(sampled, provider, late)
+    outcome = sampled.verifier_challenge(late)
+    assert outcome.event("Challenged")["bond"] == 0  # a verifier's: no bond
+    assert sampled.sent("challenge") == [f"vchallenge:{late}"]
+    before = sampled.balance(developer.address).deposit
+    sampled.resolve(late, True)
+    assert sampled.balance(developer.address).deposit == before + ESCROW  # all of it back
+    # half the floor slashed goes to the pool, not to the verifier (which has no account)
+    assert sampled.verification_pool() == 10_000_000 + 500_000
+    assert sampled.balance(sampled.account.address).account_id == 0
+    assert sampled.verifier_challenge(late).sent == outcome.sent  # a resend: the outbox
+    waiting = opened_verified(sampled, developer, "waiting")
+    with pytest.raises(InvalidRequest, match="only a Committed result can be challenged"):
+        sampled.verifier_challenge(waiting)
+    with pytest.raises(Conflict, match="too late to challenge"):
+        sampled.verifier_challenge(caught)  # its window has closed
+
+
+def test_pay_rerun_pays_a_signed_claim_once_from_the_pool(
+    sampled: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    sampled.deposit(developer.address, 100_000_000)
+    sampled.stake(provider.address, 5_000_000)
+    runner: LocalAccount = Account.create()
+    sampled.stake(runner.address, 1_000_000)
+    ref = opened_verified(sampled, developer, "job-1")
+    result, signature = rerun_claim(sampled, runner, ref)
+    with pytest.raises(InvalidRequest, match="only for a job whose result was committed"):
+        sampled.pay_rerun(ref, "run-1", result, AMOUNT, signature)
+    commit(sampled, provider, ref)
+
+    outcome = sampled.pay_rerun(ref, "run-1", result, AMOUNT, signature)
+
+    paid = outcome.event("RerunPaid")
+    assert (paid["runner"], paid["resultHash"], paid["amount"]) == (
+        runner.address,
+        result,
+        AMOUNT,
+    )
+    assert sampled.balance(runner.address).earnings == AMOUNT
+    assert sampled.verification_pool() == 10_000_000 - AMOUNT
+    again = sampled.pay_rerun(ref, "run-1", result, AMOUNT, signature)  # a resend: the outbox
+    assert again.sent == outcome.sent and sampled.repeats == ["payrerun:run-1"]
+    with pytest.raises(Conflict, match="already paid"):
+        sampled.pay_rerun(ref, "run-1-again", result, AMOUNT, signature)
+    assert sampled.balance(runner.address).earnings == AMOUNT  # once
+
+
+def test_pay_rerun_refusals_say_why(
+    sampled: FakeMarket, developer: LocalAccount, provider: LocalAccount
+) -> None:
+    sampled.deposit(developer.address, 100_000_000)
+    sampled.stake(provider.address, 5_000_000)
+    runner: LocalAccount = Account.create()
+    sampled.stake(runner.address, 1_000_000)
+    ref = opened_verified(sampled, developer, "job-1")
+    commit(sampled, provider, ref)
+    result, own = rerun_claim(sampled, provider, ref)
+    with pytest.raises(InvalidRequest, match="the job's own provider"):
+        sampled.pay_rerun(ref, "own", result, AMOUNT, own)
+    stranger: LocalAccount = Account.create()
+    result, unknown = rerun_claim(sampled, stranger, ref)
+    with pytest.raises(InvalidRequest, match="has no account in the market"):
+        sampled.pay_rerun(ref, "stranger", result, AMOUNT, unknown)
+    result, over = rerun_claim(sampled, runner, ref, ESCROW + 1)
+    with pytest.raises(InvalidRequest, match=r"over the job's maximum payment of 6\.000000"):
+        sampled.pay_rerun(ref, "over", result, ESCROW + 1, over)
+    result, costly = rerun_claim(sampled, runner, ref, ESCROW)
+    sampled.state.pool = ESCROW - 1
+    with pytest.raises(ServiceUnavailable, match=r"the verification pool holds 5\.999999"):
+        sampled.pay_rerun(ref, "short", result, ESCROW, costly)
+    assert sampled.sent("payRerun") == []  # every refusal sent nothing
+    sampled.fund_pool(developer.address, 1)
+    sampled.pay_rerun(ref, "short", result, ESCROW, costly)  # paid once the pool holds it
+    assert sampled.verification_pool() == 0
+    with pytest.raises(ContractReverted, match="ZeroAmount"):
+        sampled.fund_pool(developer.address, 0)
+    [funded] = sampled.events_named("PoolFunded")
+    assert funded.args == {"from": developer.address, "amount": 1}
+    sampled.verifiers.discard(sampled.account.address)
+    with pytest.raises(ConfigurationError, match="grantRole\\(VERIFIER_ROLE"):
+        sampled.pay_rerun(ref, "no-role", result, 1, rerun_claim(sampled, runner, ref, 1)[1])
+
+
+def test_a_sampled_open_shares_the_plain_opens_outbox_key(
+    sampled: FakeMarket, developer: LocalAccount
+) -> None:
+    """A crash-resend of an order finds the first send, whichever of the two sent it."""
+    sampled.deposit(developer.address, 100_000_000)
+    request, signature = order(sampled, developer, "job-1")
+    first = sampled.open_verified(request, signature)
+    again = sampled.open(request, signature)
+    assert again.sent == first.sent
+    assert sampled.repeats == [f"open:{request.chain_job_id}"]
+    assert len(sampled.mined("openVerified")) == 1 and sampled.mined("openJob") == []
+    other, other_signature = order(sampled, developer, "job-2")
+    sampled.open(other, other_signature)
+    with pytest.raises(Conflict, match="already opened"):
+        sampled._outbox.clear()
+        sampled.open_verified(other, other_signature)
+
+
+def test_terms_refuse_a_premium_over_100_percent_and_a_verify_window_over_24_bits(
+    sampled: FakeMarket,
+) -> None:
+    with pytest.raises(ContractReverted, match="BadTerms"):
+        sampled.set_terms(replace(sampled.current_terms, premium_bps=10_001))
+    with pytest.raises(ContractReverted, match="BadTerms"):
+        sampled.set_terms(replace(sampled.current_terms, verify_window=1 << 24))
+    sampled.set_terms(
+        replace(sampled.current_terms, premium_bps=10_000, verify_window=(1 << 24) - 1)
+    )
+    assert sampled.info().premium_bps == 10_000

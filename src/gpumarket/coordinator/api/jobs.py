@@ -225,7 +225,8 @@ async def job_logs(
     response_class=FileResponse,
     responses={
         200: {
-            "description": "the output archive (tar.gz); X-Content-SHA256 is its hash",
+            "description": "the output archive (tar.gz); X-Content-SHA256 is its hash, "
+            "X-Output-Digest the canonical manifest digest of what it holds",
             "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
@@ -238,9 +239,9 @@ def download_outputs(
     if not job.outputs_stored or job.output_hash is None:
         raise NotFound(f"job {job_id} has no outputs (state {job.state})")
     path = store.path_for(job.output_hash)
+    headers = {"X-Content-SHA256": job.output_hash}
+    if job.output_digest is not None:
+        headers["X-Output-Digest"] = job.output_digest
     return FileResponse(
-        path,
-        media_type="application/gzip",
-        filename=f"{job_id}-outputs.tar.gz",
-        headers={"X-Content-SHA256": job.output_hash},
+        path, media_type="application/gzip", filename=f"{job_id}-outputs.tar.gz", headers=headers
     )

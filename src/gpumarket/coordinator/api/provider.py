@@ -157,8 +157,9 @@ async def upload_outputs(
     if declared is not None and declared.isdigit() and int(declared) > settings.max_output_bytes:
         raise LimitExceeded(f"outputs are over the {settings.max_output_bytes} byte cap")
     size = await store.put_stream(request.stream(), content_sha256, settings.max_output_bytes)
+    digest = await run_in_threadpool(artifacts.archive_digest, store.path_for(content_sha256))
     return await run_in_threadpool(
-        artifacts.record_upload, factory, principal, job_id, content_sha256, size
+        artifacts.record_upload, factory, principal, job_id, content_sha256, size, digest
     )
 
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from gpumarket.coordinator.background import finalizer
+from gpumarket.coordinator.background import finalizer, verifier
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
-from gpumarket.coordinator.services import disputes, lifecycle, orders, results
+from gpumarket.coordinator.services import chain_state, disputes, lifecycle, orders, results
 from gpumarket.coordinator.services.settlement import (
     Challenged,
     Committed,
@@ -34,7 +34,7 @@ from gpumarket.coordinator.services.settlement import (
 )
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import GpumarketError
-from gpumarket.protocol import ChainState, JobState
+from gpumarket.protocol import ChainState, JobState, VerificationState
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +142,14 @@ def _on_challenged(
     event: LedgerEvent,
     settings: CoordinatorSettings,
 ) -> bool:
-    """A developer's challenge sent straight to the contract."""
+    """A developer's challenge sent straight to the contract (or the market's own, whose
+    answer a crash lost)."""
     if job.chain_state != ChainState.COMMITTED.value:
         return False
-    # a placeholder until the developer's request brings their reason (`disputes.challenge`)
-    reason = f"{disputes.CHALLENGED_ON_CHAIN_BY}{event.args['challenger']}"
+    if job.verification == VerificationState.DISPUTED.value:
+        reason = verifier.MARKET_CHALLENGE
+    else:  # a placeholder until the developer's request brings its reason
+        reason = f"{disputes.CHALLENGED_ON_CHAIN_BY}{event.args['challenger']}"
     disputes.dispute(session, settlement, job, reason, Challenged(event.receipt, True))
     return True
 
@@ -212,6 +215,24 @@ def _on_refunded(
     return disputes.apply_ruling(session, settlement, job, True, ruled, disputes.RULED_ON_CHAIN)
 
 
+def _on_window_extended(
+    session: Session,
+    settlement: SettlementBackend,
+    job: Job,
+    event: LedgerEvent,
+    settings: CoordinatorSettings,
+) -> bool:
+    """A window extended for a re-run (the verifier loop's, whose answer a crash lost)."""
+    end = int(event.args["windowEnd"])
+    if job.chain_window_end == end:
+        return False
+    job.chain_window_end = end
+    job.challenge_deadline = datetime.fromtimestamp(end, UTC)
+    job.window_extended = True
+    chain_state.record_step(session, job, "extend", event.receipt)
+    return True
+
+
 EventHandler = Callable[[Session, SettlementBackend, Job, LedgerEvent, CoordinatorSettings], bool]
 """Applies one ledger event to its job; True when it changed something."""
 
@@ -223,4 +244,5 @@ HANDLERS: dict[str, EventHandler] = {
     "Cancelled": _on_cancelled,
     "Resolved": _on_resolved,
     "Refunded": _on_refunded,
+    "WindowExtended": _on_window_extended,
 }

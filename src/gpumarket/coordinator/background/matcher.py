@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -44,14 +46,18 @@ def match_batch(
             winner = _assign_best(
                 session,
                 job,
-                matching.Requirements.from_spec(spec, job.excluded_provider_ids),
+                matching.Requirements.from_spec(spec, job.excluded_provider_ids, settings),
                 settings,
                 now,
             )
             if winner is None and lifecycle.may_retry_excluded(job, now, settings):
                 # no one else takes it: those that failed it try again, up to max_attempts
                 winner = _assign_best(
-                    session, job, matching.Requirements.from_spec(spec), settings, now
+                    session,
+                    job,
+                    matching.Requirements.from_spec(spec, None, settings),
+                    settings,
+                    now,
                 )
             if winner is not None:
                 winners.append(winner)
@@ -75,6 +81,12 @@ def match_all(factory: sessionmaker[Session], settings: CoordinatorSettings) -> 
     return winners
 
 
+def _explores(job_id: str, share: float) -> bool:
+    """Whether this job is one of the share that tries newcomers first (stable per job)."""
+    bucket = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big") / 2**32
+    return bucket < share
+
+
 def _assign_best(
     session: Session,
     job: Job,
@@ -82,9 +94,18 @@ def _assign_best(
     settings: CoordinatorSettings,
     now: datetime,
 ) -> str | None:
-    """Assign ``job`` to the best offer meeting ``req``; returns its provider, or None."""
+    """Assign ``job`` to the best offer meeting ``req``; returns its provider, or None. A share
+    of jobs (``explore_share``, chosen by the job's id so a retry chooses the same) tries the
+    newcomers first: a provider without a score is chosen on purpose, or it never earns one."""
+    explore = req.min_score is None and _explores(job.id, settings.explore_share)
     for _ in range(3):  # a lost race for the best offer tries the next best
-        found = matching.find_best_offer(session, req, now, settings)
+        found = None
+        if explore:
+            found = matching.find_best_offer(
+                session, replace(req, newcomers_only=True), now, settings
+            )
+        if found is None:
+            found = matching.find_best_offer(session, req, now, settings)
         if found is None:
             return None
         offer, provider = found

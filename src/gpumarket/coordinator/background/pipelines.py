@@ -35,6 +35,7 @@ from gpumarket.coordinator.background import (
     matcher,
     queue_deadline,
     refunder,
+    verifier,
 )
 from gpumarket.coordinator.background.backoff import OutageBackoff
 from gpumarket.coordinator.background.notifier import MATCHER_KEY, Notifier
@@ -85,6 +86,7 @@ class Pipelines:
             ("settlement-lease", self.renew_lease, ttl / 3, None),
             ("finalizer", self._finalize, interval, None),
             ("refunder", self._refund, interval, None),
+            ("verifier", self._verify, interval, None),
             ("event-follower", self._follow, interval, None),
             ("chain-resume", self._resume, interval * 5, None),
         ]
@@ -173,6 +175,10 @@ class Pipelines:
     def _refund(self) -> None:
         if self.holds_lease():
             refunder.send_refunds(self.factory, self.settlement)
+
+    def _verify(self) -> None:
+        if self.holds_lease():
+            verifier.verify_tick(self.factory, self.settlement, self.settings)
 
     def _follow(self) -> None:
         if self.holds_lease():

@@ -80,6 +80,14 @@ class Provider(Base):
     failed_jobs: Mapped[int] = mapped_column(Integer, default=0)
     timed_out_jobs: Mapped[int] = mapped_column(Integer, default=0)
     disputes_lost: Mapped[int] = mapped_column(Integer, default=0)
+    reruns_passed: Mapped[int] = mapped_column(Integer, default=0)
+    reruns_failed: Mapped[int] = mapped_column(Integer, default=0)
+    slashes: Mapped[int] = mapped_column(Integer, default=0)
+    # Seconds online per UTC day over the last 31 days ({"2026-12-01": 86400, ...}).
+    uptime_days: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    # The public score (services/reputation.py); None while the provider is new.
+    score: Mapped[float | None] = mapped_column(Float)
+    # What matching ranks by: the score, or the newcomer's exploration value.
     reputation: Mapped[float] = mapped_column(Float, default=0.5)
     stake_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     earned_micros: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -175,12 +183,27 @@ class Job(Base):
     usage_seconds: Mapped[float | None] = mapped_column(Float)
     output_hash: Mapped[str | None] = mapped_column(String(80))
     output_size: Mapped[int | None] = mapped_column(BigInteger)
+    # The canonical manifest digest of the stored archive (computed by the coordinator from
+    # the upload): what the result's claim must name and what runs are compared by.
+    output_digest: Mapped[str | None] = mapped_column(String(80))
     outputs_stored: Mapped[bool] = mapped_column(Boolean, default=False)
     amount_micros: Mapped[int | None] = mapped_column(BigInteger)
     fee_micros: Mapped[int | None] = mapped_column(BigInteger)
     committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     challenge_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # Verification by re-execution (services/verification.py). On a sampled job: where it
+    # stands, the rate p it was drawn with, the premium it pays, and whether its window was
+    # extended for the re-run. On a verification run: the job it re-runs and its role.
+    verification: Mapped[str | None] = mapped_column(String(16), index=True)
+    sampling_rate: Mapped[float | None] = mapped_column(Float)
+    premium_micros: Mapped[int | None] = mapped_column(BigInteger)
+    window_extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    verifies_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    verification_role: Mapped[str | None] = mapped_column(String(16))
+    verification_runs: Mapped[list[str] | None] = mapped_column(JSONType)
     # While ASSIGNED: the provider's last PreparationProgress (its image pull).
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from gpumarket.coordinator.services import jobs, providers
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.errors import Conflict, IntegrityCheckFailed, InvalidRequest, LimitExceeded
 from gpumarket.protocol import JobState, OutputUploadAck
+from gpumarket.protocol.manifest import manifest_digest, manifest_of_archive
 
 _UPLOAD_STATES = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
@@ -44,7 +46,12 @@ def check_upload(factory: sessionmaker[Session], principal: Principal, job_id: s
 
 
 def record_upload(
-    factory: sessionmaker[Session], principal: Principal, job_id: str, output_hash: str, size: int
+    factory: sessionmaker[Session],
+    principal: Principal,
+    job_id: str,
+    output_hash: str,
+    size: int,
+    output_digest: str | None = None,
 ) -> OutputUploadAck:
     """Note stored outputs on the provider's job (locked; still the provider's own), so its
     result may name them and developers may download them."""
@@ -52,8 +59,21 @@ def record_upload(
         job = providers.own_job_for_update(session, principal, job_id)
         job.output_hash = output_hash
         job.output_size = size
+        job.output_digest = output_digest
         job.outputs_stored = True
-    return OutputUploadAck(output_hash=output_hash, output_size=size)
+    return OutputUploadAck(output_hash=output_hash, output_size=size, output_digest=output_digest)
+
+
+def archive_digest(path: Path) -> str:
+    """The canonical manifest digest of a stored archive: computed here, from the bytes, so the
+    digest a result names (and runs are compared by) is the one anyone holding the archive
+    gets. An archive with members no run writes (devices, hard links) is refused."""
+    try:
+        return manifest_digest(manifest_of_archive(path))
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise IntegrityCheckFailed(
+            f"the uploaded outputs are not a readable archive of files, folders and links: {exc}"
+        ) from exc
 
 
 class ContentStore:

@@ -28,11 +28,14 @@ from gpumarket.coordinator.services.outbox_store import DatabaseOutboxStore
 from gpumarket.coordinator.services.settlement import (
     Challenged,
     Committed,
+    Extended,
     Finalized,
     LedgerEvent,
+    MarketTerms,
     Opened,
     Payout,
     Refunded,
+    RerunIntent,
     Ruled,
     SettlementHealth,
     StepReceipt,
@@ -47,6 +50,7 @@ from gpumarket.protocol import (
     PaymentRequest,
     ResultClaim,
     ResultReport,
+    VerificationMode,
 )
 from gpumarket.settlement.contracts import Deployment
 from gpumarket.settlement.market_client import (
@@ -67,6 +71,12 @@ from gpumarket.settlement.signing import (
 
 log = logging.getLogger(__name__)
 
+
+def _samples(spec: dict[str, object]) -> bool:
+    """Whether a job's spec asks for sampled verification (its escrow holds a premium)."""
+    return JobSpec.model_validate(spec).verification is VerificationMode.SAMPLED
+
+
 C = ChainState
 ORDER_SLACK_SECONDS = 24 * 3600
 """How long an order stays valid beyond the job's own queue and run limits."""
@@ -81,6 +91,9 @@ class OrderIntent:
 
     request: PaymentRequest
     signature: str
+    verified: bool = False
+    """A sampled job: opened with ``openVerified`` (its premium goes to the verification
+    pool when it settles)."""
 
 
 @dataclass(frozen=True)
@@ -206,10 +219,13 @@ class ChainSettlement:
             )
         job.order_signature = signature
         job.updated_at = utcnow()  # the intent's age: the resume loop leaves a fresh one alone
-        return OrderIntent(request, signature)
+        return OrderIntent(request, signature, _samples(job.spec))
 
     def open(self, intent: OrderIntent) -> Opened:
-        """Relay the order: the escrow moves from the developer's deposit into the job."""
+        """Relay the order: the escrow moves from the developer's deposit into the job (a
+        sampled job's with ``openVerified``, one by one: its premium is the contract's)."""
+        if intent.verified:
+            return Opened(receipt_of(self.client.open_verified(intent.request, intent.signature)))
         return Opened(receipt_of(self.client.open(intent.request, intent.signature)))
 
     def drop_order(self, session: Session, job: Job) -> None:
@@ -251,31 +267,8 @@ class ChainSettlement:
     ) -> ClaimIntent:
         """The report must carry the provider's claim, signed by its wallet, over this
         result."""
-        claim = report.claim
-        if claim is None:
-            raise InvalidRequest(
-                "this market settles on-chain: the result needs a signed claim (amount, "
-                "result_hash, signature); upgrade the provider daemon"
-            )
-        expected = "0x" + result_hash(report.exit_code, report.output_hash).hex()
-        if claim.result_hash.lower() != expected:
-            raise InvalidRequest(
-                f"result_hash {claim.result_hash} does not match exit code {report.exit_code} "
-                f"and outputs {report.output_hash}; expected {expected}"
-            )
         assert job.chain_job_id is not None
-        signer = result_signer(
-            bytes.fromhex(claim.signature[2:]),
-            bytes.fromhex(job.chain_job_id[2:]),
-            bytes.fromhex(claim.result_hash[2:]),
-            claim.amount_micros,
-            self.deployment.chain_id,
-            self.deployment.market,
-        )
-        if signer.lower() != provider_address.lower():
-            raise InvalidRequest(
-                f"the claim is signed by {signer}, not by your registered wallet {provider_address}"
-            )
+        claim = self._signed_claim(report, job.chain_job_id, provider_address, "the result")
         job.pending_result = report.model_dump(mode="json")
         job.updated_at = utcnow()  # the intent's age: the resume loop leaves a fresh one alone
         return ClaimIntent(job.chain_job_id, claim)
@@ -356,6 +349,86 @@ class ChainSettlement:
             assert ruled.payout is not None
             set_payout(job, ruled.payout)
         return True
+
+    # ------------------------------------------------------------ verification
+
+    def check_rerun_claim(
+        self, parent: Job, run: Job, report: ResultReport, runner_address: str
+    ) -> None:
+        """The re-runner's claim, signed by its wallet over its result for the job it
+        re-runs: what ``payRerun`` pays it by, and the on-chain evidence of its run."""
+        if parent.chain_job_id is None:
+            raise Conflict(f"{parent.id} has no on-chain job to verify")
+        self._signed_claim(report, parent.chain_job_id, runner_address, "a verification run")
+
+    def _signed_claim(
+        self, report: ResultReport, chain_job_id: str, address: str, what: str
+    ) -> ResultClaim:
+        """The report's claim, checked: over this very result (exit code and outputs), for
+        ``chain_job_id``, signed by ``address``."""
+        claim = report.claim
+        if claim is None:
+            raise InvalidRequest(
+                f"this market settles on-chain: {what} needs a signed claim (amount, "
+                "result_hash, signature); upgrade the provider daemon"
+            )
+        expected = (
+            "0x" + result_hash(report.exit_code, report.output_hash, report.output_digest).hex()
+        )
+        if claim.result_hash.lower() != expected:
+            raise InvalidRequest(
+                f"result_hash {claim.result_hash} does not match exit code {report.exit_code} "
+                f"and outputs {report.output_digest or report.output_hash}; expected {expected}"
+            )
+        signer = result_signer(
+            bytes.fromhex(claim.signature[2:]),
+            bytes.fromhex(chain_job_id[2:]),
+            bytes.fromhex(claim.result_hash[2:]),
+            claim.amount_micros,
+            self.deployment.chain_id,
+            self.deployment.market,
+        )
+        if signer.lower() != address.lower():
+            raise InvalidRequest(
+                f"the claim is signed by {signer}, not by your registered wallet {address}"
+            )
+        return claim
+
+    def extend_window(self, job_ref: str | None, seconds: int) -> Extended:
+        """``extendWindow`` (the coordinator's verifier role), by at most the terms allow."""
+        if job_ref is None:
+            raise Conflict("the job has no on-chain window to extend")
+        market = self.client.market
+        limit = market.terms_at(market.job(bytes.fromhex(job_ref[2:])).terms_index).verify_window
+        outcome = self.client.extend_window(job_ref, max(1, min(seconds, limit)))
+        end = int(outcome.event("WindowExtended")["windowEnd"])
+        return Extended(receipt_of(outcome), datetime.fromtimestamp(end, UTC), end)
+
+    def apply_extend(self, session: Session, job: Job, extended: Extended, seconds: int) -> None:
+        """Record the contract's new window end (a step on the job's receipt)."""
+        if extended.window_end is not None:
+            job.challenge_deadline = extended.window_end
+            job.chain_window_end = extended.chain_window_end
+        chain_state.record_step(session, job, "extend", extended.receipt)
+
+    def verifier_challenge(self, job_ref: str | None) -> Challenged:
+        """The market's own challenge (the verifier role: no bond)."""
+        if job_ref is None:
+            raise Conflict("the job has no on-chain result to challenge")
+        return Challenged(receipt_of(self.client.verifier_challenge(job_ref)), True)
+
+    def pay_rerun(self, intent: RerunIntent) -> StepReceipt:
+        """``payRerun``: the re-runner's signed claim, paid from the verification pool."""
+        if intent.parent_ref is None or intent.signature is None or intent.result_hash is None:
+            raise Conflict(f"{intent.run_id} has no signed claim to pay")
+        outcome = self.client.pay_rerun(
+            intent.parent_ref,
+            intent.run_id,
+            bytes.fromhex(intent.result_hash[2:]),
+            intent.amount_micros,
+            intent.signature,
+        )
+        return receipt_of(outcome)
 
     # ------------------------------------------------------------ finalize and refund
 
@@ -463,7 +536,7 @@ class ChainSettlement:
     ) -> tuple[list[tuple[str, OrderIntent]], list[tuple[str, ClaimIntent]]]:
         """Orders and claims recorded by a request that never finished its step."""
         orders = session.execute(
-            select(Job.id, Job.payment_request, Job.order_signature).where(
+            select(Job.id, Job.payment_request, Job.order_signature, Job.spec).where(
                 Job.chain_state == C.AWAITING_ORDER.value,
                 Job.order_signature.is_not(None),
                 Job.updated_at < older_than,
@@ -480,8 +553,11 @@ class ChainSettlement:
             )
         ).all()
         open_orders = [
-            (job_id, OrderIntent(PaymentRequest.model_validate(request), str(signature)))
-            for job_id, request, signature in orders
+            (
+                job_id,
+                OrderIntent(PaymentRequest.model_validate(request), str(signature), _samples(spec)),
+            )
+            for job_id, request, signature, spec in orders
         ]
         open_claims = []
         for job_id, ref, pending in claims:
@@ -555,9 +631,11 @@ class ChainSettlement:
         """The market and its current terms."""
         return self.client.info()
 
-    def min_stake_micros(self) -> int:
-        """The stake a result locks, from the contract's terms."""
-        return self.client.market.terms().min_stake
+    def market_terms(self) -> MarketTerms:
+        """The contract's current terms: a result locks ``stake_to_lock(amount, min_stake,
+        stake_multiple)``; a sampled job pays ``premium_bps`` of its amount to the pool."""
+        terms = self.client.market.terms()
+        return MarketTerms(terms.min_stake, terms.stake_multiple, terms.premium_bps)
 
     def set_fee(self, fee_bps: int, burn_bps: int | None) -> str:
         """New terms for jobs opened from now on."""

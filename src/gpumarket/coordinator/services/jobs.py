@@ -23,7 +23,7 @@ from gpumarket.coordinator.services import lifecycle, matching
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import InvalidRequest, NotFound
+from gpumarket.errors import Conflict, InvalidRequest, NotFound
 from gpumarket.protocol import (
     ChainState,
     JobEvent,
@@ -32,6 +32,7 @@ from gpumarket.protocol import (
     JobView,
     Role,
     VerificationMode,
+    VerificationState,
     from_micros,
 )
 from gpumarket.protocol.jobs import spec_hash
@@ -63,12 +64,12 @@ def submit(
 ) -> Job:
     """Create a job and queue it once its escrow is open; a retried request with the same
     ``Idempotency-Key`` returns the job the first one created."""
-    if spec.verification is not VerificationMode.OPTIMISTIC:
+    if spec.verification is VerificationMode.REDUNDANT:
         # accepting a mode and ignoring it would promise a check that never happens
         raise InvalidRequest(
             f"verification {spec.verification.value!r} is not offered by this coordinator yet: "
-            "results are verified optimistically (you may challenge one within its challenge "
-            "window); submit with verification: optimistic"
+            "use verification: sampled (a re-run on another provider, disputes settled by the "
+            "majority of independent runs) or optimistic"
         )
     spec_json = spec.model_dump(mode="json")
     digest = spec_hash(spec_json)
@@ -86,7 +87,7 @@ def submit(
         spec_hash=digest,
         gpu_count=spec.resources.gpu_count,
         max_price_micros=matching.Requirements.from_spec(spec).max_price_micros,
-        escrow_micros=max_payment_micros(spec),
+        escrow_micros=max_payment_micros(spec, settings.verification_premium_bps),
         created_at=now,
         updated_at=now,
         gpu_uuids=[],
@@ -218,10 +219,15 @@ def history(session: Session, job: Job) -> list[JobEvent]:
 
 
 def _event(row: JobEventRow) -> JobEvent:
-    """One history entry on the wire: a lifecycle move, or a money step with its tx."""
-    state: type[JobState] | type[ChainState] = ChainState if row.kind == "chain" else JobState
+    """One history entry on the wire: a lifecycle move, a money step with its tx, or a step of
+    its verification by re-execution."""
+    machines: dict[str, type[JobState] | type[ChainState] | type[VerificationState]] = {
+        "chain": ChainState,
+        "verify": VerificationState,
+    }
+    state = machines.get(row.kind, JobState)
     return JobEvent(
-        kind="chain" if row.kind == "chain" else "job",
+        kind=row.kind if row.kind in machines else "job",
         from_state=state(row.from_state) if row.from_state else None,
         to_state=state(row.to_state),
         reason=row.reason,
@@ -255,12 +261,21 @@ def to_view(job: Job, explanation: object | None = None, spec: JobSpec | None = 
             "usage_seconds": job.usage_seconds,
             "output_hash": job.output_hash,
             "output_size": job.output_size,
+            "output_digest": job.output_digest,
             "outputs_available": job.outputs_stored,
             **_charges(job),
             "challenge_deadline": job.challenge_deadline,
             "failure_reason": job.failure_reason,
             "why_no_match": explanation,
             "progress": job.progress if job.state == JobState.ASSIGNED.value else None,
+            "verification": job.verification if job.verifies_job_id is None else None,
+            "sampling_rate": job.sampling_rate,
+            # a job whose provider was ruled at fault is refunded whole, premium included
+            "verification_premium": from_micros(job.premium_micros)
+            if job.premium_micros and job.state != JobState.REFUNDED.value
+            else None,
+            "verifies_job_id": job.verifies_job_id,
+            "verification_runs": job.verification_runs or [],
             **(_chain_fields(job) if job.chain_state is not None else {}),
         }
     )
@@ -334,6 +349,11 @@ def cancel(
     """Cancel a job the caller owns (or any job, for the operator)."""
     get_visible(session, principal, job_id)
     job = lifecycle.load_job_for_update(session, job_id)
+    if job.verifies_job_id is not None and principal.role is not Role.ADMIN:
+        raise Conflict(
+            f"{job_id} is the market's verification run of {job.verifies_job_id}, paid from "
+            "the verification pool; only the operator can cancel it"
+        )
     who = "the operator" if principal.role is Role.ADMIN else "the developer"
     lifecycle.cancel(session, job, f"cancelled by {who}", settlement, settings)
     return job

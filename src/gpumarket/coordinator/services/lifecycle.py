@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.models import Job, JobEventRow, OfferRow, Provider
-from gpumarket.coordinator.services import earnings, matching
+from gpumarket.coordinator.services import earnings, matching, reputation
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import InvalidTransition, NotFound
@@ -190,7 +190,7 @@ def commit(
         seconds=settings.challenge_window_seconds
     )
     matching.release(session, job)
-    _reward(session, job.provider_id, completed=1)
+    reward(session, job.provider_id, completed=1)
     transition(
         session,
         job,
@@ -223,7 +223,7 @@ def requeue_or_fail(
         return
     now = utcnow()
     if blame_provider:
-        _reward(session, job.provider_id, timed_out=1)
+        reward(session, job.provider_id, timed_out=1)
     if job.provider_id and job.provider_id not in job.excluded_provider_ids:
         job.excluded_provider_ids = [*job.excluded_provider_ids, job.provider_id]
     _unassign(session, job)
@@ -262,8 +262,9 @@ def match_backoff_seconds(failures: int) -> float:
 def may_retry_excluded(job: Job, now: datetime, settings: CoordinatorSettings) -> bool:
     """Whether a queued job that no other provider takes may go back to one that failed it:
     after ``excluded_retry_seconds`` in the queue, so it is not stranded until its queue
-    deadline (``max_attempts`` bounds how often it fails; then it is refunded)."""
-    if not job.excluded_provider_ids:
+    deadline (``max_attempts`` bounds how often it fails; then it is refunded). Never for a
+    verification run: its excluded providers are the ones it checks."""
+    if not job.excluded_provider_ids or job.verifies_job_id is not None:
         return False
     return now >= job.updated_at + timedelta(seconds=settings.excluded_retry_seconds)
 
@@ -335,6 +336,33 @@ def expire(
     transition(session, job, S.EXPIRED, reason)
 
 
+def expire_run(session: Session, run: Job, reason: str) -> None:
+    """A queued verification run called off: nothing was escrowed for it, nothing returns."""
+    if run.state != S.QUEUED:
+        return
+    run.finished_at = utcnow()
+    run.failure_reason = reason
+    transition(session, run, S.EXPIRED, reason)
+
+
+def settle_run(session: Session, run: Job, reason: str) -> None:
+    """COMMITTED -> SETTLED: a verification run paid from the verification pool."""
+    if run.state == S.SETTLED:
+        return
+    earnings.credit_provider(session, run)
+    transition(session, run, S.SETTLED, reason)
+
+
+def reject_run(session: Session, run: Job, reason: str) -> None:
+    """COMMITTED -> DISPUTED -> REFUNDED: a verification run whose result the majority of
+    independent runs contradicts is not paid."""
+    if run.state == S.REFUNDED:
+        return
+    run.paid_micros = 0
+    transition(session, run, S.DISPUTED, reason)
+    transition(session, run, S.REFUNDED, "not paid: its result is in the minority")
+
+
 def dispute(session: Session, job: Job, reason: str, *, window_checked: bool = False) -> None:
     """COMMITTED -> DISPUTED, strictly inside the challenge window (the ledger's own check
     when ``window_checked``: the contract's clock is the chain's, not ours)."""
@@ -356,7 +384,8 @@ def resolve(session: Session, job: Job, provider_at_fault: bool, note: str) -> N
             return
         raise InvalidTransition(f"job {job.id} is {job.state}; only a DISPUTED job is resolved")
     if provider_at_fault:
-        _reward(session, job.provider_id, disputes_lost=1, completed=-1)
+        slashed = 1 if job.chain_job_id is not None else 0  # on-chain, its stake was slashed
+        reward(session, job.provider_id, disputes_lost=1, completed=-1, slashes=slashed)
         transition(session, job, S.REFUNDED, f"dispute resolved against the provider: {note}")
     else:
         earnings.credit_provider(session, job)
@@ -366,13 +395,7 @@ def resolve(session: Session, job: Job, provider_at_fault: bool, note: str) -> N
 # ---------------------------------------------------------------- reputation
 
 
-def reputation_score(completed: int, failed: int, timed_out: int, disputes_lost: int) -> float:
-    """Laplace-smoothed success rate; a lost dispute weighs three failures. New providers: 0.5."""
-    bad = failed + timed_out + 3 * disputes_lost
-    return (completed + 1) / (completed + bad + 2)
-
-
-def _reward(
+def reward(
     session: Session,
     provider_id: str | None,
     *,
@@ -380,7 +403,11 @@ def _reward(
     failed: int = 0,
     timed_out: int = 0,
     disputes_lost: int = 0,
+    reruns_passed: int = 0,
+    reruns_failed: int = 0,
+    slashes: int = 0,
 ) -> None:
+    """Move the provider's public counters, then its score and ranking (services/reputation)."""
     if provider_id is None:
         return
     provider = session.get(Provider, provider_id)
@@ -390,14 +417,12 @@ def _reward(
     provider.failed_jobs += failed
     provider.timed_out_jobs += timed_out
     provider.disputes_lost += disputes_lost
-    provider.reputation = reputation_score(
-        provider.completed_jobs,
-        provider.failed_jobs,
-        provider.timed_out_jobs,
-        provider.disputes_lost,
-    )
+    provider.reruns_passed += reruns_passed
+    provider.reruns_failed += reruns_failed
+    provider.slashes += slashes
+    reputation.refresh(session, provider, utcnow())
 
 
 def record_failure(session: Session, provider_id: str | None) -> None:
     """Count a failure the provider reported against its reputation."""
-    _reward(session, provider_id, failed=1)
+    reward(session, provider_id, failed=1)

@@ -30,15 +30,9 @@ from gpumarket.protocol import (
     to_micros,
 )
 from gpumarket.protocol.gpu import compute_capability_value, normalize_gpu_model
+from gpumarket.protocol.pricing import max_payment_micros
+from gpumarket.protocol.settlement import stake_to_lock
 from gpumarket.protocol.units import SizeRange, format_size_mb
-
-UNKNOWN_TFLOPS_RANK = 1.0
-"""An offer whose GPUs have neither a benchmark nor a theoretical figure ranks as 1 TFLOPS."""
-
-
-def rank_price(price_micros: int, tflops: float | None) -> float:
-    """Price per TFLOPS, the primary ranking key (lower is better)."""
-    return price_micros / max(tflops or UNKNOWN_TFLOPS_RANK, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -57,11 +51,26 @@ class Requirements:
     disk_mb: int
     network: bool = False
     excluded_providers: frozenset[str] = field(default_factory=frozenset)
+    min_score: float | None = None
+    newcomers_only: bool = False
+    stake_micros: int = 0
 
     @classmethod
-    def from_spec(cls, spec: JobSpec, excluded: list[str] | None = None) -> Requirements:
-        """Derive the requirements of ``spec``; ``excluded`` are providers that failed it."""
+    def from_spec(
+        cls,
+        spec: JobSpec,
+        excluded: list[str] | None = None,
+        settings: CoordinatorSettings | None = None,
+    ) -> Requirements:
+        """Derive the requirements of ``spec``; ``excluded`` are providers that failed it.
+        With ``settings``, also the free stake its result would lock at most (the scaled
+        stake of its largest possible claim)."""
         gpu = spec.resources.gpu
+        stake = 0
+        if settings is not None:
+            stake = stake_to_lock(
+                max_payment_micros(spec), settings.min_stake_micros, settings.stake_multiple
+            )
         return cls(
             gpu_count=gpu.count if gpu else 0,
             models=frozenset(gpu.models) if gpu else frozenset(),
@@ -77,6 +86,8 @@ class Requirements:
             disk_mb=spec.resources.disk_mb,
             network=spec.network,
             excluded_providers=frozenset(excluded or ()),
+            min_score=spec.min_score,
+            stake_micros=stake,
         )
 
     @property
@@ -130,7 +141,7 @@ def provider_conditions(
         Provider.banned.is_(False),
         Provider.last_heartbeat_at >= heartbeat_cutoff(now, settings),
         Provider.reputation >= settings.min_reputation,
-        Provider.stake_micros >= settings.min_stake_micros,
+        Provider.stake_micros >= max(settings.min_stake_micros, req.stake_micros),
         Provider.cpu_total - Provider.cpu_reserved >= req.cpu,
         Provider.memory_total_mb - Provider.memory_reserved_mb >= req.memory_mb,
         Provider.disk_total_mb - Provider.disk_reserved_mb >= req.disk_mb,
@@ -141,6 +152,10 @@ def provider_conditions(
         conditions.append(Provider.allows_network.is_(True))
     if req.excluded_providers:
         conditions.append(Provider.id.not_in(sorted(req.excluded_providers)))
+    if req.min_score is not None:
+        conditions.append(Provider.score >= req.min_score)  # a newcomer's NULL never passes
+    if req.newcomers_only:
+        conditions.append(Provider.score.is_(None))
     return conditions
 
 
@@ -269,7 +284,7 @@ def held_back(
             ConstraintMiss(
                 constraint="stake",
                 message=f"free stake {from_micros(stake_micros)} < the "
-                f"{from_micros(settings.min_stake_micros)} each result locks until its "
+                f"{from_micros(settings.min_stake_micros)} a result locks at least until its "
                 "challenge window ends",
             )
         )
@@ -299,6 +314,25 @@ def provider_misses(
     misses += held_back(provider.reputation, provider.stake_micros, settings)
     if provider.id in req.excluded_providers:
         misses.append(ConstraintMiss(constraint="excluded", message="already failed this job once"))
+    if req.min_score is not None and (provider.score is None or provider.score < req.min_score):
+        have = (
+            "no score yet (a newcomer)" if provider.score is None else f"score {provider.score:.3f}"
+        )
+        misses.append(
+            ConstraintMiss(
+                constraint="min_score", message=f"{have}, job wants min_score {req.min_score:g}"
+            )
+        )
+    if settings.min_stake_micros <= provider.stake_micros < req.stake_micros:
+        misses.append(
+            ConstraintMiss(
+                constraint="stake",
+                message=f"free stake {from_micros(provider.stake_micros)} < the "
+                f"{from_micros(req.stake_micros)} this job's result could lock (the larger of "
+                f"{from_micros(settings.min_stake_micros)} and {settings.stake_multiple} x its "
+                "most expensive claim)",
+            )
+        )
     if req.region is not None and provider.region != req.region:
         misses.append(
             ConstraintMiss(
@@ -404,7 +438,7 @@ def explain(
 ) -> MatchExplanation:
     """For a spec: every matching offer with its price, and for every other provider (up to
     ``settings.explain_max_providers``, most recently seen first) each constraint it fails."""
-    req = Requirements.from_spec(spec, excluded)
+    req = Requirements.from_spec(spec, excluded, settings)
     total = session.scalar(select(func.count()).select_from(Provider)) or 0
     providers = list(
         session.scalars(

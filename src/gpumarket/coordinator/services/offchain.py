@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -23,10 +23,13 @@ from gpumarket.coordinator.services import earnings
 from gpumarket.coordinator.services.settlement import (
     Challenged,
     Committed,
+    Extended,
     Finalized,
     LedgerEvent,
+    MarketTerms,
     Opened,
     Refunded,
+    RerunIntent,
     Ruled,
     SettlementHealth,
     StepReceipt,
@@ -116,11 +119,16 @@ class OffchainSettlement:
 
     def due_for_finalize(self, session: Session, now: float, limit: int) -> list[tuple[str, str]]:
         """COMMITTED jobs whose window has passed on the coordinator's clock (rows locked,
-        skipped when another replica holds them)."""
+        skipped when another replica holds them). Verification runs are paid by the verifier
+        loop instead, once the verdict is in."""
         deadline = datetime.fromtimestamp(now, UTC)
         rows = session.scalars(
             select(Job.id)
-            .where(Job.state == JobState.COMMITTED.value, Job.challenge_deadline <= deadline)
+            .where(
+                Job.state == JobState.COMMITTED.value,
+                Job.challenge_deadline <= deadline,
+                Job.verifies_job_id.is_(None),
+            )
             .order_by(Job.challenge_deadline)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -173,6 +181,28 @@ class OffchainSettlement:
         """Nobody else acts on this ledger."""
         return [], set(), start
 
+    def check_rerun_claim(
+        self, parent: Job, run: Job, report: ResultReport, runner_address: str
+    ) -> None:
+        """There are no signed claims off-chain."""
+
+    def extend_window(self, job_ref: str | None, seconds: int) -> Extended:
+        """The coordinator's own window moves (in :meth:`apply_extend`)."""
+        return Extended(NONE)
+
+    def apply_extend(self, session: Session, job: Job, extended: Extended, seconds: int) -> None:
+        """Move the coordinator's window."""
+        if job.challenge_deadline is not None:
+            job.challenge_deadline += timedelta(seconds=seconds)
+
+    def verifier_challenge(self, job_ref: str | None) -> Challenged:
+        """Accepted at once; the lifecycle checks the window."""
+        return Challenged(NONE, window_checked=False)
+
+    def pay_rerun(self, intent: RerunIntent) -> StepReceipt:
+        """Nothing to send: the re-runner's earnings are credited when it is applied."""
+        return NONE
+
     def free_stake(self, address: str) -> int:
         """Results lock no stake off-chain."""
         return 0
@@ -193,9 +223,9 @@ class OffchainSettlement:
         """There is no contract."""
         raise NotFound(NO_CONTRACT)
 
-    def min_stake_micros(self) -> int:
-        """Results lock no stake."""
-        return 0
+    def market_terms(self) -> MarketTerms:
+        """Results lock no stake; the premium is the coordinator's setting."""
+        return MarketTerms()
 
     def set_fee(self, fee_bps: int, burn_bps: int | None) -> str:
         """The off-chain fee is the coordinator's GPUMARKET_FEE_BPS setting."""

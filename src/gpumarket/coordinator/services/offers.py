@@ -52,6 +52,7 @@ def offer_book(
             price_per_hour=from_micros(offer.price_micros),
             region=provider.region,
             reputation=provider.reputation,
+            score=provider.score,
         )
         for offer, provider in rows
     ]

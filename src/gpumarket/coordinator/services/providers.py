@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import GpuReservation, Job, OfferRow, Provider
-from gpumarket.coordinator.services import lifecycle
+from gpumarket.coordinator.services import lifecycle, reputation
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.matching import held_back, rank_price
+from gpumarket.coordinator.services.matching import held_back
+from gpumarket.coordinator.services.ranking import rank_price
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -32,12 +33,13 @@ from gpumarket.protocol import (
     JobSpec,
     JobState,
     PreparationProgress,
+    ProviderProfile,
     ProviderView,
     ResultReport,
     from_micros,
     to_micros,
 )
-from gpumarket.protocol.gpu import compute_capability_value
+from gpumarket.protocol.gpu import compute_capability_value, normalize_gpu_model
 
 
 def get_provider(session: Session, provider_id: str) -> Provider:
@@ -112,7 +114,7 @@ def _rebuild_offers(session: Session, provider: Provider, hb: Heartbeat) -> None
             }
         values.update(
             price_micros=price,
-            rank_price=rank_price(price, values["tflops"]),
+            rank_price=rank_price(price, values["tflops"], provider.reputation),
             region=provider.region,
             updated_at=now,
             reserved_count=reserved.get(ask.gpu_model, 0),
@@ -157,6 +159,8 @@ def heartbeat(
             Provider.banned,
             Provider.reputation,
             Provider.stake_micros,
+            Provider.last_heartbeat_at,
+            Provider.uptime_days,
         )
         .where(Provider.id == principal.account_id)
         .with_for_update()
@@ -174,6 +178,12 @@ def heartbeat(
         "accepting": hb.accepting,
         "allows_network": hb.allows_network,
         "version": hb.version,
+        "uptime_days": reputation.add_uptime(
+            state.uptime_days,
+            state.last_heartbeat_at,
+            now,
+            settings.provider_offline_after_seconds,
+        ),
     }
     if telemetry:
         values["telemetry"] = telemetry
@@ -246,11 +256,20 @@ def pending_assignments(session: Session, provider_id: str) -> list[Assignment]:
             price_per_hour=from_micros(job.price_micros or 0),
             attempt=job.attempts,
             lease_expires_at=job.lease_expires_at or utcnow(),
-            chain_job_id=job.chain_job_id,
+            chain_job_id=_claim_job_ref(session, job),
             max_payment_micros=job.escrow_micros,
         )
         for job in jobs
     ]
+
+
+def _claim_job_ref(session: Session, job: Job) -> str | None:
+    """The on-chain job a provider signs its claim for: its own, or, for a verification run,
+    the job it re-runs (the claim that pays it from the verification pool names that job)."""
+    if job.verifies_job_id is None:
+        return job.chain_job_id
+    parent = session.get(Job, job.verifies_job_id)
+    return parent.chain_job_id if parent is not None else None
 
 
 @dataclass(frozen=True)
@@ -333,6 +352,11 @@ def check_outputs(job: Job, report: ResultReport) -> None:
         )
     if not job.outputs_stored:
         raise InvalidRequest("upload the outputs before reporting a result that names them")
+    if report.output_digest is not None and report.output_digest != job.output_digest:
+        raise InvalidRequest(
+            f"output_digest {report.output_digest} is not the canonical digest of the uploaded "
+            f"outputs ({job.output_digest}); name the digest of the archive you uploaded"
+        )
 
 
 def report_failure(
@@ -406,3 +430,40 @@ def ensure_not_banned(provider: Provider) -> None:
     """Banned providers may still report on running jobs but not take new ones."""
     if provider.banned:
         raise PermissionDenied(f"provider {provider.id} is banned: {provider.ban_reason}")
+
+
+def public_profile(
+    session: Session, provider_id: str, settings: CoordinatorSettings
+) -> ProviderProfile:
+    """A provider's open reputation, for anyone: the counters, the score recomputed from them
+    now (its uptime moves with time), and the sampling rate that score gives."""
+    row = get_provider(session, provider_id)
+    now = utcnow()
+    score = reputation.provider_score(row, now)
+    models: dict[str, int] = defaultdict(int)
+    for gpu in row.gpus or []:
+        models[normalize_gpu_model(str(gpu.get("name", "")))] += 1
+    cutoff = now - timedelta(seconds=settings.provider_offline_after_seconds)
+    return ProviderProfile(
+        id=row.id,
+        address=row.address,
+        region=row.region,
+        online=bool(
+            row.online and row.last_heartbeat_at is not None and row.last_heartbeat_at >= cutoff
+        ),
+        registered_at=row.registered_at,
+        gpu_models=dict(models),
+        completed_jobs=row.completed_jobs,
+        failed_jobs=row.failed_jobs,
+        timed_out_jobs=row.timed_out_jobs,
+        reruns_passed=row.reruns_passed,
+        reruns_failed=row.reruns_failed,
+        disputes_lost=row.disputes_lost,
+        slashes=row.slashes,
+        uptime_30d=round(reputation.uptime_fraction(row, now), 4),
+        newcomer=score is None,
+        score=score,
+        sampling_rate=reputation.sampling_rate(
+            score, row.reruns_passed, row.reruns_failed, settings
+        ),
+    )

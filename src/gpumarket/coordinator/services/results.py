@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
-from gpumarket.coordinator.services import jobs, lifecycle, providers
+from gpumarket.coordinator.services import jobs, lifecycle, providers, verification
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import Committed, SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
@@ -29,9 +29,13 @@ def report_result(
     report: ResultReport,
     settings: CoordinatorSettings,
 ) -> Job:
-    """Check the provider's result, commit it on the ledger, then mark the job COMMITTED."""
+    """Check the provider's result, commit it on the ledger, then mark the job COMMITTED. A
+    verification run's result is compared with the job it re-runs instead (no ledger call:
+    the verifier loop pays it once the verdict is in)."""
     with session_scope(factory) as session:
         job = providers.own_job_for_update(session, principal, job_id)
+        if job.verifies_job_id is not None:
+            return _report_run(session, settlement, job, report, settings)
         if job.state == JobState.COMMITTED.value or settlement.has_claim(job):
             return jobs.with_chain_steps(job)
         late = settlement.takes_late_claim(job)
@@ -55,6 +59,42 @@ def report_result(
                 settlement.drop_claim(session, lifecycle.load_job_for_update(session, job_id))
         raise
     return apply_committed(factory, settlement, job_id, committed, settings)
+
+
+def _report_run(
+    session: Session,
+    settlement: SettlementBackend,
+    run: Job,
+    report: ResultReport,
+    settings: CoordinatorSettings,
+) -> Job:
+    """A verification run's result: checked like any result (outputs, the claim's bound and,
+    on-chain, the re-runner's signature over it for the job it re-runs), recorded, and
+    compared (services/verification.py)."""
+    if run.state != JobState.RUNNING.value and run.state != JobState.ASSIGNED.value:
+        return jobs.with_chain_steps(run)  # a repeated report, or a run called off
+    if run.state == JobState.ASSIGNED.value:
+        lifecycle.start(session, run, settings)
+    providers.check_outputs(run, report)
+    if report.claim is not None:
+        _check_claim_bound(run, report, False)
+    parent = lifecycle.load_job_for_update(session, run.verifies_job_id or "")
+    provider = session.get(Provider, run.provider_id)
+    assert provider is not None
+    settlement.check_rerun_claim(parent, run, report, provider.address)
+    lifecycle.commit(
+        session,
+        run,
+        report.exit_code,
+        report.usage_seconds,
+        settings,
+        claimed_micros=report.claim.amount_micros if report.claim is not None else None,
+        window_end=utcnow(),
+    )
+    run.fee_micros = 0  # the pool pays a re-runner in full
+    run.pending_result = report.model_dump(mode="json")
+    verification.run_reported(session, run, settings)
+    return jobs.with_chain_steps(run)
 
 
 def _check_claim_bound(job: Job, report: ResultReport, late: bool) -> None:
@@ -110,6 +150,11 @@ def commit_if_recorded(
             claimed_micros=committed.amount_micros,
             window_end=committed.window_end,
         )
+        if job.amount_micros is not None:
+            job.premium_micros = verification.premium_micros(
+                job, job.amount_micros, settings.verification_premium_bps
+            )
+        verification.draw(session, job, settings)
     elif committed.amount_micros is not None:
         job.amount_micros = committed.amount_micros
     return True

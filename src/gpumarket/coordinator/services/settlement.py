@@ -113,6 +113,40 @@ class Refunded:
 
 
 @dataclass(frozen=True)
+class Extended:
+    """A challenge window the verifier extended for a re-run: its new end (None off-chain,
+    where the coordinator's own window moves)."""
+
+    receipt: StepReceipt
+    window_end: datetime | None = None
+    chain_window_end: int | None = None
+
+
+@dataclass(frozen=True)
+class RerunIntent:
+    """A verification run to pay: the job it re-ran (its ledger reference), the re-runner's
+    address and its signed claim (None off-chain)."""
+
+    run_id: str
+    parent_ref: str | None
+    runner_address: str
+    amount_micros: int
+    result_hash: str | None = None
+    signature: str | None = None
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """What the ledger's own terms fix for matching and pricing: the stake a result locks at
+    least and its multiple of the amount, and the premium a sampled job pays (None: the
+    coordinator's setting, off-chain)."""
+
+    min_stake_micros: int = 0
+    stake_multiple: int = 0
+    premium_bps: int | None = None
+
+
+@dataclass(frozen=True)
 class LedgerEvent:
     """Something done on the ledger by someone else (the developer's own challenge, a ruling
     made straight on the contract, an expired escrow), or a step whose answer a crash lost.
@@ -248,6 +282,31 @@ class SettlementBackend(Protocol):
         """Ledger events from ``start`` (read with no database transaction open), the
         addresses whose free stake changed, and where to read next."""
 
+    # -- verification by re-execution (services/verification.py, background/verifier.py)
+
+    def check_rerun_claim(
+        self, parent: Job, run: Job, report: ResultReport, runner_address: str
+    ) -> None:
+        """A verification run's claim must be the re-runner's signature over its result for
+        the job it re-runs (on-chain, it is what pays it); off-chain there is none."""
+        ...
+
+    def extend_window(self, job_ref: str | None, seconds: int) -> Extended:
+        """Extend a committed job's challenge window once, so its re-run ends inside it."""
+        ...
+
+    def apply_extend(self, session: Session, job: Job, extended: Extended, seconds: int) -> None:
+        """Record the window's new end."""
+        ...
+
+    def verifier_challenge(self, job_ref: str | None) -> Challenged:
+        """The market's own challenge of a result a re-run disagrees with (no bond)."""
+        ...
+
+    def pay_rerun(self, intent: RerunIntent) -> StepReceipt:
+        """Pay an honest re-runner from the verification pool."""
+        ...
+
     def free_stake(self, address: str) -> int:
         """A provider's stake not locked by results in their window."""
 
@@ -264,8 +323,8 @@ class SettlementBackend(Protocol):
     def info(self) -> ChainInfo:
         """The market and its terms, for wallets (NotFound when there is no contract)."""
 
-    def min_stake_micros(self) -> int:
-        """The stake a result locks (0 when results lock none)."""
+    def market_terms(self) -> MarketTerms:
+        """The terms money steps follow (the contract's, on-chain; none off-chain)."""
 
     def set_fee(self, fee_bps: int, burn_bps: int | None) -> str:
         """New terms for jobs opened from now on; the transaction hash."""

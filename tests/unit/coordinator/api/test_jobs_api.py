@@ -46,16 +46,33 @@ def test_bad_spec_gets_one_line_naming_each_field(client: TestClient) -> None:
     assert {e["field"] for e in body["errors"]} >= {"image", "resources.gpu.count", "gpus"}
 
 
-def test_a_verification_mode_not_offered_is_refused_not_ignored(client: TestClient) -> None:
+def test_verification_modes_need_a_deterministic_job_and_redundant_is_not_offered_yet(
+    client: TestClient,
+) -> None:
     dev, _ = register(client, "developer")
     for mode in ("sampled", "redundant"):
         reply = client.post("/v1/jobs", headers=bearer(dev), json=cpu_spec(verification=mode))
         assert reply.status_code == 422, reply.text
-        assert (
-            f"verification '{mode}' is not offered by this coordinator yet"
-            in (reply.json()["detail"])
-        )
+        assert "needs deterministic: true" in reply.json()["detail"]
+        assert reply.json()["errors"][0]["field"] == "body"
+    redundant = client.post(
+        "/v1/jobs",
+        headers=bearer(dev),
+        json=cpu_spec(verification="redundant", deterministic=True),
+    )
+    assert redundant.status_code == 422, redundant.text
+    assert (
+        "verification 'redundant' is not offered by this coordinator yet"
+        in (redundant.json()["detail"])
+    )
     assert client.get("/v1/jobs", headers=bearer(dev)).json()["items"] == []  # nothing created
+    sampled = client.post(
+        "/v1/jobs",
+        headers=bearer(dev),
+        json=cpu_spec(verification="sampled", deterministic=True),
+    )
+    assert sampled.status_code == 201, sampled.text
+    assert sampled.json()["verification"] is None  # drawn once its result is committed
     optimistic = client.post(
         "/v1/jobs", headers=bearer(dev), json=cpu_spec(verification="optimistic")
     )

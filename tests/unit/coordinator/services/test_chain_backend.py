@@ -273,7 +273,7 @@ def test_the_operator_figures_come_from_the_contract(
     rig = ChainRig.create(factory, svc_settings, market)
     info = rig.backend.info()
     assert (info.fee_bps, info.window_seconds, info.market) == (100, 900, market.deployment.market)
-    assert rig.backend.min_stake_micros() == 2_000_000
+    assert rig.backend.market_terms().min_stake_micros == 2_000_000
     assert rig.backend.chain_time() == market.now
     health = rig.backend.health()
     assert (health.up, health.block, health.outbox_pending) == (True, market.block, 0)

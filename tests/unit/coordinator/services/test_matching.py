@@ -21,10 +21,15 @@ from tests.unit.coordinator.conftest import add_developer, add_provider, submit
 
 
 def best(
-    factory: sessionmaker[Session], settings: CoordinatorSettings, spec: dict[str, Any]
+    factory: sessionmaker[Session],
+    settings: CoordinatorSettings,
+    spec: dict[str, Any],
+    with_settings: bool = False,
 ) -> str | None:
     with session_scope(factory) as session:
-        req = matching.Requirements.from_spec(JobSpec.model_validate(spec))
+        req = matching.Requirements.from_spec(
+            JobSpec.model_validate(spec), None, settings if with_settings else None
+        )
         found = matching.find_best_offer(session, req, utcnow(), settings)
         return found[1].id if found else None
 
@@ -206,7 +211,8 @@ def test_the_heartbeat_answer_says_what_holds_jobs_back(
     with session_scope(factory) as session:
         held = providers.heartbeat(session, provider, beat, settings).ack.held_back
     assert held == [
-        "free stake 50.000000 < the 100.000000 each result locks until its challenge window ends"
+        "free stake 50.000000 < the 100.000000 a result locks at least until its challenge "
+        "window ends"
     ]
     with session_scope(factory) as session:
         row = session.get(Provider, provider.account_id)
@@ -217,3 +223,24 @@ def test_the_heartbeat_answer_says_what_holds_jobs_back(
     assert held == ["reputation 0.05 < floor 0.1"]
     with session_scope(factory) as session:
         assert providers.heartbeat(session, provider, beat, svc_settings).ack.held_back == []
+
+
+def test_a_job_needs_the_free_stake_its_result_would_lock(
+    factory: sessionmaker[Session], svc_settings: CoordinatorSettings
+) -> None:
+    """A result locks max(floor, multiple x amount): one stake backs many small jobs, and a
+    job whose largest claim would lock more than the provider's free stake goes elsewhere."""
+    settings = svc_settings.model_copy(update={"min_stake_micros": 1_000_000, "stake_multiple": 20})
+    beat = heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"})
+    provider = add_provider(factory, settings, beat, stake_micros=5_000_000)
+    small = gpu_spec(gpu=1, price="1", max_duration_seconds=360)  # at most 0.1: locks 2
+    large = gpu_spec(gpu=1, price="1", max_duration_seconds=3600)  # at most 1.0: locks 20
+    assert best(factory, settings, small, with_settings=True) == provider.account_id
+    assert best(factory, settings, large, with_settings=True) is None
+    with session_scope(factory) as session:
+        explained = matching.explain(session, JobSpec.model_validate(large), utcnow(), settings)
+    (verdict,) = explained.rejections
+    assert [m.message for m in verdict.misses] == [
+        "free stake 5.000000 < the 20.000000 this job's result could lock (the larger of "
+        "1.000000 and 20 x its most expensive claim)"
+    ]

@@ -1,0 +1,157 @@
+"""Verification by re-execution on the real path: an anvil devnet, the coordinator settling on
+it, three staked provider daemons running Docker, and the developer's CLI. One provider cheats
+(a test double around the real daemon: it runs the container, then swaps its outputs before
+packing them); the market's re-run catches it, the tie-break confirms, and the contract slashes
+it by the exact scaled stake, refunds the developer to the unit and pays the honest re-runners
+from the verification pool."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from gpumarket.keystore import create_wallet
+from gpumarket.provider.config import load_config
+from gpumarket.provider.daemon import ProviderDaemon
+from gpumarket.provider.runner import JobRunner
+from gpumarket.settlement.deploy import DEFAULT_TERMS
+from tests.e2e.money import USD, Session
+from tests.integration.provider.conftest import BUSYBOX, run_labels_toml
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.coordinator_env(
+        {"GPUMARKET_SAMPLING_RATE_NEW": "1.0", "GPUMARKET_EXPLORE_SHARE": "0"}
+    ),
+]
+
+
+class CheatingRunner(JobRunner):
+    """The real runner, except that the job's outputs are replaced by a wrong answer before
+    they are packed, hashed, uploaded and claimed: what a provider returning garbage does."""
+
+    def _report(self, outcome: Any, shipper: Any) -> None:
+        outputs = self.executor.job_dir(self.job_id) / "outputs"
+        for path in outputs.iterdir():
+            if path.is_file():
+                path.write_text("41\n")
+        super()._report(outcome, shipper)
+
+
+class CheatingDaemon(ProviderDaemon):
+    """The real daemon with :class:`CheatingRunner` (tests only: no such switch ships)."""
+
+    runner_class = CheatingRunner
+
+
+def _provider(
+    s: Session, name: str, price: str, cheat: bool = False
+) -> tuple[ProviderDaemon, threading.Thread, LocalAccount, Path]:
+    wallet = s.tmp / f"{name}-wallet.json"
+    account = create_wallet(wallet, "pw")
+    config = s.tmp / f"{name}.toml"
+    config.write_text(
+        f'coordinator_url = "{s.coordinator.url}"\nwallet = "{wallet}"\n'
+        f'work_dir = "{s.tmp / name / "work"}"\ncpu_price_per_hour = "{price}"\n'
+        "stop_grace_seconds = 1\npoll_wait_seconds = 2\n"
+        f"container_labels = {run_labels_toml()}\n"
+    )
+    s.fund(account.address, "500")
+    s.cli("prov", "provider", "stake", "150", "--config", str(config))
+    daemon = (CheatingDaemon if cheat else ProviderDaemon)(load_config(config), account)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    return daemon, thread, account, config
+
+
+def _wait(s: Session, job_id: str, check: Any, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not check(job := s.job(job_id)):
+        assert time.monotonic() < deadline, f"{job_id}: {job['state']} {job.get('verification')}"
+        time.sleep(0.5)
+    return job
+
+
+def _wallet(s: Session, account: LocalAccount) -> dict[str, int]:
+    ident = s.market.account_id(account.address)
+    balances = s.market.balances(ident)
+    return {"stake": balances.stake, "earnings": balances.earnings}
+
+
+def test_a_cheater_on_a_sampled_job_is_caught_slashed_and_the_developer_refunded(
+    session: Session,
+) -> None:
+    s = session
+    started = [
+        _provider(s, "cheater", "30", cheat=True),
+        _provider(s, "honest1", "36"),
+        _provider(s, "honest2", "40"),
+    ]
+    (_, _, cheater, _), (_, _, honest1, _), (_, _, honest2, _) = started
+    try:
+        s.developer()
+        s.cli("dev", "wallet", "deposit", "20")
+        before = Decimal(s.balance("dev")["deposit"])
+        pool_before = s.market.verification_pool()
+        submitted = s.cli(
+            "dev",
+            "job",
+            "submit",
+            "--image",
+            BUSYBOX,
+            "--command",
+            "sh -c 'echo 42 > /outputs/answer.txt'",
+            "--max-price",
+            "60",
+            "--max-duration",
+            "100",
+            "--cpu",
+            "1",
+            "--memory",
+            "128MB",
+            "--verification",
+            "sampled",
+            "--deterministic",
+        )
+        job_id = submitted.stdout.split()[1]
+        done = _wait(s, job_id, lambda j: j["state"] == "REFUNDED", timeout=180)
+        assert done["verification"] == "provider_wrong"
+        rerun_id, tiebreak_id = done["verification_runs"]
+        assert [c["step"] for c in done["chain"]][:2] == ["open", "commit"]
+        assert {"extend", "challenge", "resolve"} <= {c["step"] for c in done["chain"]}
+        runs = [_wait(s, r, lambda j: j["state"] == "SETTLED") for r in (rerun_id, tiebreak_id)]
+        # three independent runs: three providers
+        assert len({done["provider_id"], *(r["provider_id"] for r in runs)}) == 3
+        assert all(r["verifies_job_id"] == job_id for r in runs)
+        # the developer is refunded to the unit: the whole escrow back in the deposit
+        assert Decimal(s.balance("dev")["deposit"]) == before
+        # the cheater is slashed by the stake its result locked: max(floor, multiple x amount)
+        amount = s.market.job(bytes.fromhex(done["chain_job_id"][2:])).amount
+        slash = max(DEFAULT_TERMS["min_stake"], DEFAULT_TERMS["stake_multiple"] * amount)
+        assert _wallet(s, cheater)["stake"] == 150 * USD - slash
+        # the honest re-runners are paid their runs from the pool, which got the slash share
+        earned = _wallet(s, honest1)["earnings"] + _wallet(s, honest2)["earnings"]
+        assert earned == sum(int(Decimal(r["cost"]) * USD) for r in runs) > 0
+        share = slash * DEFAULT_TERMS["slash_share_bps"] // 10_000
+        assert s.market.verification_pool() == pool_before + share - earned
+        # its public record shows it, and it is no longer chosen first
+        profile = json.loads(s.cli("dev", "provider", "show", done["provider_id"], "--json").stdout)
+        assert profile["reruns_failed"] == 1 and profile["slashes"] == 1
+        events = s.cli("dev", "job", "events", job_id).stdout
+        assert "verify disputed" in events and "verify provider_wrong" in events
+        assert "money refunded" in events
+        second = s.submit_with_flags("true")
+        assigned = _wait(s, second, lambda j: j["provider_id"] is not None)
+        assert assigned["provider_id"] != done["provider_id"]
+    finally:
+        for daemon, _thread, _, _ in started:
+            daemon.stop()
+        for _, thread, _, _ in started:
+            thread.join(30)
