@@ -345,10 +345,12 @@ def test_claims_that_arrive_while_a_commit_waits_share_one_commit_many(
 def test_a_batch_the_contract_refuses_is_sent_claim_by_claim(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a result locks the 1-token floor (these claims are far under floor / stake_multiple):
-    # with 2 of the 200 staked left free, only two of the three claims can be committed
+    # matching asked for the stake each job's largest claim could lock (20 x 6 tokens); the
+    # provider then takes out all but 2 of its 200: a result locks the 1-token floor (these
+    # claims are far under floor / stake_multiple), so only two of the three commit
+    reports = ready_to_report(rig, monkeypatch, 3)
     MarketWallet(rig.provider.chain_info(), rig.net.accounts[2]).request_unstake(198 * USD)  # type: ignore[arg-type]
-    answers = report_together(rig, ready_to_report(rig, monkeypatch, 3))
+    answers = report_together(rig, reports)
     committed = [a for a in answers if getattr(a, "state", None) is JobState.COMMITTED]
     refused = [a for a in answers if isinstance(a, PaymentRequired)]
     assert len(committed) == 2 and len(refused) == 1, answers

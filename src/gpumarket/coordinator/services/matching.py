@@ -523,9 +523,21 @@ def reserve(
     picked from what is committed, and the reservation primary key is the last line of defence:
     two coordinators racing for the same GPU cannot both win; the loser gets None and its
     savepoint is rolled back.
+
+    A provider row another transaction holds is skipped (``SKIP LOCKED``), never waited for:
+    a matcher holds the providers it already reserved in its batch until it commits, so two
+    replicas' matchers that waited on each other's rows in opposite orders deadlocked (and took
+    a heartbeat queued on one of those rows down with them). Skipping is a lost race: the
+    caller tries the next best offer.
     """
     savepoint = session.begin_nested()
     try:
+        free_row = session.scalar(
+            select(Provider.id).where(Provider.id == provider.id).with_for_update(skip_locked=True)
+        )
+        if free_row is None:
+            savepoint.rollback()
+            return None
         took = rowcount(
             session.execute(
                 update(Provider)
