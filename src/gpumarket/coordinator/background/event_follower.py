@@ -20,10 +20,11 @@ from gpumarket.coordinator.background import finalizer, verifier
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
-from gpumarket.coordinator.services import chain_state, disputes, lifecycle, orders, results
+from gpumarket.coordinator.services import disputes, lifecycle, orders, results
 from gpumarket.coordinator.services.settlement import (
     Challenged,
     Committed,
+    Extended,
     Finalized,
     LedgerEvent,
     Opened,
@@ -226,10 +227,9 @@ def _on_window_extended(
     end = int(event.args["windowEnd"])
     if job.chain_window_end == end:
         return False
-    job.chain_window_end = end
-    job.challenge_deadline = datetime.fromtimestamp(end, UTC)
+    extended = Extended(event.receipt, datetime.fromtimestamp(end, UTC), end)
+    settlement.apply_extend(session, job, extended, 0)
     job.window_extended = True
-    chain_state.record_step(session, job, "extend", event.receipt)
     return True
 
 

@@ -17,7 +17,7 @@ from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import GpuReservation, Job, OfferRow, Provider
 from gpumarket.coordinator.services import lifecycle, reputation
 from gpumarket.coordinator.services.auth import Principal
-from gpumarket.coordinator.services.matching import held_back
+from gpumarket.coordinator.services.matching import heartbeat_cutoff, held_back
 from gpumarket.coordinator.services.ranking import rank_price
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
@@ -443,7 +443,7 @@ def public_profile(
     models: dict[str, int] = defaultdict(int)
     for gpu in row.gpus or []:
         models[normalize_gpu_model(str(gpu.get("name", "")))] += 1
-    cutoff = now - timedelta(seconds=settings.provider_offline_after_seconds)
+    cutoff = heartbeat_cutoff(now, settings)
     return ProviderProfile(
         id=row.id,
         address=row.address,

@@ -93,7 +93,7 @@ def _report_run(
     )
     run.fee_micros = 0  # the pool pays a re-runner in full
     run.pending_result = report.model_dump(mode="json")
-    verification.run_reported(session, run, settings)
+    verification.run_reported(session, run, parent, settings)
     return jobs.with_chain_steps(run)
 
 

@@ -187,10 +187,9 @@ def _describe(job: Job) -> str:
     return f"{job.provider_id} (exit {exit_code}, outputs {digest or 'none'})"
 
 
-def run_reported(session: Session, run: Job, settings: CoordinatorSettings) -> None:
-    """A verification run's result is in (``run`` is COMMITTED, its parent locked by the
+def run_reported(session: Session, run: Job, parent: Job, settings: CoordinatorSettings) -> None:
+    """A verification run's result is in (``run`` is COMMITTED, its ``parent`` locked by the
     caller): compare, and move the parent's verification on."""
-    parent = lifecycle.load_job_for_update(session, run.verifies_job_id or "")
     state = V(parent.verification) if parent.verification else None
     if state is V.RERUNNING and parent.state != JobState.COMMITTED.value:
         # the window ended first: nothing can be challenged any more; the run is still paid
