@@ -147,6 +147,10 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     uint256 private constant J_STATE = 240;
     uint256 private constant J_EXTENDED = 1 << 248;
     uint256 private constant J_VERIFIED = 1 << 249;
+    // A redundant job's replicas beyond its own run (3 bits above the verified flag, set with
+    // it by `openVerified`): each adds the whole amount to the premium.
+    uint256 private constant J_COPIES = 250;
+    uint256 private constant J_VERIFY_BITS = J_VERIFIED | (7 << J_COPIES);
     // An account's word keyed by its address (`_wallets`): its id, deposit, stake, and the
     // stake locked by the results it committed (less what finalize has since unlocked, which
     // sits in its id word until a commit or an unstake runs short and folds it in).
@@ -471,8 +475,8 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// beyond the amount). The one read of a terms word a settlement of the current terms
     /// makes, and only for a verified job: the protocol word has no room for the premium.
     function _premium(uint256 w, uint64 amount, uint64 refund) internal view returns (uint64) {
-        uint256 bps = uint16(_terms[uint16(w >> J_TERMS)] >> T_PREMIUM);
-        uint256 premium = uint256(amount) * bps / BPS; // bps <= BPS: at most the amount
+        uint256 bps = uint16(_terms[uint16(w >> J_TERMS)] >> T_PREMIUM) + (w >> J_COPIES & 7) * BPS;
+        uint256 premium = uint256(amount) * bps / BPS; // at most 8 times the amount: no overflow
         return premium < refund ? uint64(premium) : refund;
     }
 
@@ -798,8 +802,9 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
     /// developer pays the terms' premium (`premiumBps` of the amount, at most what the escrow
     /// holds beyond it) into the verification pool. The developer signs the same order: what
     /// it can lose is still bounded by its maxPayment.
-    function openVerified(Order calldata order, Sig calldata signature) external {
+    function openVerified(Order calldata order, Sig calldata signature, uint8 copies) external {
         _openOne(order, signature);
+        copies; // read by `_openOne` off the calldata, so `openJob` shares its code
     }
 
     /// @dev `openJob` and `openVerified`, one copy of the code for both: the verified flag is
@@ -811,7 +816,11 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         _wallets[developer] = a;
         if (msg.sig == this.openVerified.selector) {
             bytes32 slot = _jobSlot(order.jobId);
-            _storeSlot(slot, _loadSlot(slot) | J_VERIFIED);
+            uint256 copies;
+            assembly ("memory-safe") {
+                copies := calldataload(228) // after the selector, the order (5 words), the sig (2)
+            }
+            _storeSlot(slot, _loadSlot(slot) | J_VERIFIED | ((copies & 7) << J_COPIES));
         }
     }
 
@@ -966,7 +975,7 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         // clear: only a committed job is extended); the deadline becomes the window's end
         _storeSlot(
             slot,
-            (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS) | J_VERIFIED))
+            (w & (U32 | (U64 << J_MAX) | (U16 << J_TERMS) | J_VERIFY_BITS))
                 | (uint256(prov) << J_PROVIDER)
                 | (uint256(amount) << J_AMOUNT) | (uint256(windowEnd) << J_DEADLINE)
                 | (uint256(uint8(State.Committed)) << J_STATE)

@@ -134,10 +134,16 @@ contract Base {
 
     /// @dev `open`, as a sampled job (`openVerified`): it pays the premium when it settles.
     function openVerified(bytes32 jobId, uint64 maxPayment) internal {
+        openRedundant(jobId, maxPayment, 0);
+    }
+
+    /// @dev `open`, as a redundant job run `copies` more times: its premium adds the amount
+    /// once per copy.
+    function openRedundant(bytes32 jobId, uint64 maxPayment, uint8 copies) internal {
         GpuMarket.Order memory o = order(jobId, maxPayment);
         GpuMarket.Sig memory sig = signed(devKey, market.orderDigest(o));
         vm.prank(coordinator);
-        market.openVerified(o, sig);
+        market.openVerified(o, sig, copies);
     }
 
     /// @dev The job's packed storage word, flags included (`_jobs` is the market's slot 7).

@@ -58,15 +58,16 @@ contract Handler {
     }
 
     function open(uint256 who, uint64 maxPayment) external {
-        _open(who, maxPayment, false);
+        _open(who, maxPayment, false, 0);
     }
 
-    /// @dev A sampled job: it pays the premium into the pool when it settles.
-    function openVerified(uint256 who, uint64 maxPayment) external {
-        _open(who, maxPayment, true);
+    /// @dev A sampled job (no copies) or a redundant one (any `copies`; the market keeps 3
+    /// bits of it): it pays the premium into the pool when it settles.
+    function openVerified(uint256 who, uint64 maxPayment, uint8 copies) external {
+        _open(who, maxPayment, true, copies);
     }
 
-    function _open(uint256 who, uint64 maxPayment, bool verified) internal {
+    function _open(uint256 who, uint64 maxPayment, bool verified, uint8 copies) internal {
         uint256 key = devKeys[who % 3];
         maxPayment = uint64(maxPayment % 50e6);
         bytes32 id = keccak256(abi.encode("job", nonce++));
@@ -76,7 +77,7 @@ contract Handler {
         GpuMarket.Sig memory sig = GpuMarket.Sig(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
         vm.prank(coordinator);
         if (verified) {
-            try market.openVerified(o, sig) {
+            try market.openVerified(o, sig, copies) {
                 jobIds.push(id);
             } catch {}
         } else {

@@ -93,30 +93,30 @@ contract VerificationTest is Base {
             vm.prank(others[i]);
             vm.expectRevert(abi.encodeWithSelector(
                 IAccessControl.AccessControlUnauthorizedAccount.selector, others[i], role));
-            market.openVerified(o, sig);
+            market.openVerified(o, sig, 0);
         }
         GpuMarket.Sig memory stranger = signed(0x5EC, market.orderDigest(o));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.BadSignature.selector, vm.addr(0x5EC)));
-        market.openVerified(o, stranger);
+        market.openVerified(o, stranger, 0);
         uint64 has = deposit(dev);
         GpuMarket.Order memory tooMuch = order(JOB, has + 1);
         GpuMarket.Sig memory tooMuchSig = signed(devKey, market.orderDigest(tooMuch));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.InsufficientBalance.selector, has, has + 1));
-        market.openVerified(tooMuch, tooMuchSig);
+        market.openVerified(tooMuch, tooMuchSig, 0);
         vm.prank(admin);
         market.pause();
         vm.prank(coordinator);
         vm.expectRevert(GpuMarket.EnforcedPause.selector);
-        market.openVerified(o, sig);
+        market.openVerified(o, sig, 0);
         vm.prank(admin);
         market.unpause();
         vm.prank(coordinator);
-        market.openVerified(o, sig);
+        market.openVerified(o, sig, 0);
         vm.prank(coordinator); // once: the job exists
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.WrongState.selector, JOB, GpuMarket.State.Open));
-        market.openVerified(o, sig);
+        market.openVerified(o, sig, 0);
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.WrongState.selector, JOB, GpuMarket.State.Open));
         market.openJob(o, sig);
@@ -127,7 +127,7 @@ contract VerificationTest is Base {
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(
             GpuMarket.OrderExpired.selector, late.deadline, block.timestamp));
-        market.openVerified(late, lateSig);
+        market.openVerified(late, lateSig, 0);
     }
 
     // ------------------------------------------------------------ the premium
@@ -254,6 +254,50 @@ contract VerificationTest is Base {
         market.finalize(dust);
         eq(market.verificationPool(), 500_000 + 999, "capped, and rounded down");
         eq(deposit(dev), before - 20e6 - 9_999 - 500_000 - 999, "the developer paid exactly that");
+    }
+
+    /// A redundant job opened with 2 copies: maxPayment 30, amount 6, premium 10% of 6 plus
+    /// 6 per copy = 12.6 to the pool (what pays its two replicas), 11.4 back. The copies
+    /// survive the commit and the window's extension; a ruling for the provider pays the same.
+    function test_aRedundantJobsPremiumAddsTheAmountPerCopy() public {
+        uint64 before = deposit(dev);
+        openRedundant(JOB, 30e6, 2);
+        eq(jobWord(JOB) >> 250 & 7, 2, "two copies kept with the job");
+        commit(JOB, 6e6);
+        eq(jobWord(JOB) >> 250 & 7, 2, "kept by the commit");
+        vm.prank(verifier);
+        market.extendWindow(JOB, 1 hours);
+        vm.prank(verifier);
+        market.challenge(JOB);
+        vm.recordLogs();
+        vm.prank(arbiter);
+        market.resolve(JOB, false);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        eq(abi.decode(_log(logs, GpuMarket.PremiumPaid.selector).data, (uint256)), 12_600_000,
+           "PremiumPaid: 0.6 + 2 x 6");
+        eq(_settledRefund(logs), 11_400_000, "Settled's refund: 24 - 12.6");
+        eq(market.verificationPool(), 12_600_000, "the premium in the pool");
+        eq(deposit(dev), before - 6e6 - 12_600_000, "the developer paid the amount, premium");
+    }
+
+    /// Only 3 bits of copies are kept (at most 7), and the premium stays capped by what the
+    /// escrow holds beyond the amount: maxPayment 20, amount 6, 9 copies keep 1 (6.6, not
+    /// 54.6); 7 copies on maxPayment 20 take the whole 14 left.
+    function test_aRedundantPremiumIsBoundedByItsEscrow() public {
+        uint64 before = deposit(dev);
+        bytes32 nine = keccak256("nine copies");
+        openRedundant(nine, 20e6, 9);
+        eq(jobWord(nine) >> 250 & 7, 1, "9 kept as 1 (3 bits)");
+        commit(nine, 6e6);
+        bytes32 seven = keccak256("seven copies");
+        openRedundant(seven, 20e6, 7);
+        commit(seven, 6e6);
+        vm.warp(block.timestamp + WINDOW);
+        market.finalize(nine);
+        eq(market.verificationPool(), 6_600_000, "0.6 + 6");
+        market.finalize(seven);
+        eq(market.verificationPool(), 6_600_000 + 14e6, "capped at the 14 left");
+        eq(deposit(dev), before - 12e6 - 6_600_000 - 14e6, "never more than the escrows");
     }
 
     /// A job keeps the premium of the terms it was opened under.

@@ -85,9 +85,9 @@ class Session:
             sqlite_url(self.tmp), self.tmp / "coord", ADMIN_TOKEN, port=port, extra_env=self.env
         )
 
-    def submit_with_flags(self, command: str) -> str:
+    def submit_with_flags(self, command: str, *extra: str, max_price: str = "36") -> str:
         """The developer submits a busybox job from flags (36/h, at most 100 s: an escrow of
-        1.0); its id."""
+        1.0), with ``extra`` flags; its id."""
         return self.cli(
             "dev",
             "job",
@@ -97,13 +97,14 @@ class Session:
             "--command",
             command,
             "--max-price",
-            "36",
+            max_price,
             "--max-duration",
             "100",
             "--cpu",
             "1",
             "--memory",
             "128MB",
+            *extra,
         ).stdout.split()[1]
 
     def job(self, job_id: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from gpumarket.provider.daemon import ProviderDaemon
 from gpumarket.provider.runner import JobRunner
 from gpumarket.settlement.deploy import DEFAULT_TERMS
 from tests.e2e.money import USD, Session
-from tests.integration.provider.conftest import BUSYBOX, run_labels_toml
+from tests.integration.provider.conftest import run_labels_toml
 
 pytestmark = [
     pytest.mark.integration,
@@ -71,6 +73,26 @@ def _provider(
     return daemon, thread, account, config
 
 
+@contextmanager
+def _three_providers(s: Session) -> Iterator[tuple[LocalAccount, LocalAccount, LocalAccount]]:
+    """A cheater (the cheapest, 30/h) and two honest providers (36/h, 40/h), staked and
+    running, and a developer with 20 deposited; stops the daemons after."""
+    started = [
+        _provider(s, "cheater", "30", cheat=True),
+        _provider(s, "honest1", "36"),
+        _provider(s, "honest2", "40"),
+    ]
+    try:
+        s.developer()
+        s.cli("dev", "wallet", "deposit", "20")
+        yield started[0][2], started[1][2], started[2][2]
+    finally:
+        for daemon, _thread, _, _ in started:
+            daemon.stop()
+        for _, thread, _, _ in started:
+            thread.join(30)
+
+
 def _wait(s: Session, job_id: str, check: Any, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while not check(job := s.job(job_id)):
@@ -85,62 +107,53 @@ def _wallet(s: Session, account: LocalAccount) -> dict[str, int]:
     return {"stake": balances.stake, "earnings": balances.earnings}
 
 
+def _assert_outvoted(
+    s: Session,
+    done: dict[str, Any],
+    runs: list[dict[str, Any]],
+    accounts: tuple[LocalAccount, LocalAccount, LocalAccount],
+    before: Decimal,
+    pool_before: int,
+) -> None:
+    """The money after the cheater's job lost to the other runs, to the unit."""
+    cheater, honest1, honest2 = accounts
+    # three independent runs: three providers
+    assert len({done["provider_id"], *(r["provider_id"] for r in runs)}) == 3
+    assert all(r["verifies_job_id"] == done["id"] for r in runs)
+    # the developer is refunded to the unit: the whole escrow back in the deposit
+    assert Decimal(s.balance("dev")["deposit"]) == before
+    # the cheater is slashed by the stake its result locked: max(floor, multiple x amount)
+    amount = s.market.job(bytes.fromhex(done["chain_job_id"][2:])).amount
+    slash = max(DEFAULT_TERMS["min_stake"], DEFAULT_TERMS["stake_multiple"] * amount)
+    assert _wallet(s, cheater)["stake"] == 150 * USD - slash
+    # the honest runners are paid their runs from the pool, which got the slash share
+    earned = _wallet(s, honest1)["earnings"] + _wallet(s, honest2)["earnings"]
+    assert earned == sum(int(Decimal(r["cost"]) * USD) for r in runs) > 0
+    share = slash * DEFAULT_TERMS["slash_share_bps"] // 10_000
+    assert s.market.verification_pool() == pool_before + share - earned
+
+
 def test_a_cheater_on_a_sampled_job_is_caught_slashed_and_the_developer_refunded(
     session: Session,
 ) -> None:
     s = session
-    started = [
-        _provider(s, "cheater", "30", cheat=True),
-        _provider(s, "honest1", "36"),
-        _provider(s, "honest2", "40"),
-    ]
-    (_, _, cheater, _), (_, _, honest1, _), (_, _, honest2, _) = started
-    try:
-        s.developer()
-        s.cli("dev", "wallet", "deposit", "20")
+    with _three_providers(s) as (cheater, honest1, honest2):
         before = Decimal(s.balance("dev")["deposit"])
         pool_before = s.market.verification_pool()
-        submitted = s.cli(
-            "dev",
-            "job",
-            "submit",
-            "--image",
-            BUSYBOX,
-            "--command",
+        job_id = s.submit_with_flags(
             "sh -c 'echo 42 > /outputs/answer.txt'",
-            "--max-price",
-            "60",
-            "--max-duration",
-            "100",
-            "--cpu",
-            "1",
-            "--memory",
-            "128MB",
             "--verification",
             "sampled",
             "--deterministic",
+            max_price="60",
         )
-        job_id = submitted.stdout.split()[1]
         done = _wait(s, job_id, lambda j: j["state"] == "REFUNDED", timeout=180)
         assert done["verification"] == "provider_wrong"
         rerun_id, tiebreak_id = done["verification_runs"]
         assert [c["step"] for c in done["chain"]][:2] == ["open", "commit"]
         assert {"extend", "challenge", "resolve"} <= {c["step"] for c in done["chain"]}
         runs = [_wait(s, r, lambda j: j["state"] == "SETTLED") for r in (rerun_id, tiebreak_id)]
-        # three independent runs: three providers
-        assert len({done["provider_id"], *(r["provider_id"] for r in runs)}) == 3
-        assert all(r["verifies_job_id"] == job_id for r in runs)
-        # the developer is refunded to the unit: the whole escrow back in the deposit
-        assert Decimal(s.balance("dev")["deposit"]) == before
-        # the cheater is slashed by the stake its result locked: max(floor, multiple x amount)
-        amount = s.market.job(bytes.fromhex(done["chain_job_id"][2:])).amount
-        slash = max(DEFAULT_TERMS["min_stake"], DEFAULT_TERMS["stake_multiple"] * amount)
-        assert _wallet(s, cheater)["stake"] == 150 * USD - slash
-        # the honest re-runners are paid their runs from the pool, which got the slash share
-        earned = _wallet(s, honest1)["earnings"] + _wallet(s, honest2)["earnings"]
-        assert earned == sum(int(Decimal(r["cost"]) * USD) for r in runs) > 0
-        share = slash * DEFAULT_TERMS["slash_share_bps"] // 10_000
-        assert s.market.verification_pool() == pool_before + share - earned
+        _assert_outvoted(s, done, runs, (cheater, honest1, honest2), before, pool_before)
         # its public record shows it, and it is no longer chosen first
         profile = json.loads(s.cli("dev", "provider", "show", done["provider_id"], "--json").stdout)
         assert profile["reruns_failed"] == 1 and profile["slashes"] == 1
@@ -150,8 +163,49 @@ def test_a_cheater_on_a_sampled_job_is_caught_slashed_and_the_developer_refunded
         second = s.submit_with_flags("true")
         assigned = _wait(s, second, lambda j: j["provider_id"] is not None)
         assert assigned["provider_id"] != done["provider_id"]
-    finally:
-        for daemon, _thread, _, _ in started:
-            daemon.stop()
-        for _, thread, _, _ in started:
-            thread.join(30)
+
+
+def _submit_redundant(s: Session, command: str) -> str:
+    """The developer submits a deterministic redundant job over three providers (60/h, at
+    most 100 s per run); its id."""
+    return s.submit_with_flags(
+        command,
+        "--verification",
+        "redundant",
+        "--redundancy",
+        "3",
+        "--deterministic",
+        max_price="60",
+    )
+
+
+def test_a_redundant_job_over_three_providers_outvotes_a_cheater_and_a_random_job_has_no_majority(
+    session: Session,
+) -> None:
+    s = session
+    with _three_providers(s) as (cheater, honest1, honest2):
+        before = Decimal(s.balance("dev")["deposit"])
+        pool_before = s.market.verification_pool()
+        # 1. one of three cheats: the job's own run (the cheapest provider's) is outvoted
+        job_id = _submit_redundant(s, "sh -c 'echo 42 > /outputs/answer.txt'")
+        done = _wait(s, job_id, lambda j: j["state"] == "REFUNDED", timeout=180)
+        assert done["verification"] == "provider_wrong"
+        replicas = [
+            _wait(s, r, lambda j: j["state"] == "SETTLED") for r in done["verification_runs"]
+        ]
+        assert len(replicas) == 2
+        assert {"open", "commit", "challenge", "resolve"} <= {c["step"] for c in done["chain"]}
+        _assert_outvoted(s, done, replicas, (cheater, honest1, honest2), before, pool_before)
+
+        # 2. a job that writes random bytes: every run differs, nobody is slashed
+        stakes = [_wallet(s, a)["stake"] for a in (cheater, honest1, honest2)]
+        random_id = _submit_redundant(
+            s, "sh -c 'head -c 32 /dev/urandom | od -x > /outputs/answer.txt'"
+        )
+        shown = _wait(s, random_id, lambda j: j["verification"] == "no_majority", timeout=180)
+        for run_id in shown["verification_runs"]:
+            _wait(s, run_id, lambda j: j["state"] == "SETTLED")
+        assert [_wallet(s, a)["stake"] for a in (cheater, honest1, honest2)] == stakes
+        assert "challenge" not in {c["step"] for c in s.job(random_id)["chain"]}
+        events = s.cli("dev", "job", "events", random_id).stdout
+        assert "verify no_majority" in events and "not deterministic" in events

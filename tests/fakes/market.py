@@ -155,6 +155,8 @@ class FakeJob:
     extended: bool = False
     verified: bool = False
     """Opened with ``openVerified``: it pays the premium into the pool when it settles."""
+    copies: int = 0
+    """A redundant job's replicas (3 bits kept): each adds the amount to its premium."""
     by_verifier: bool = False
     """Challenged by a verifier: no bond, and the slash share goes to the pool."""
 
@@ -555,14 +557,17 @@ class FakeMarket:
         except ContractReverted as exc:
             raise refusal("openJob", exc) from exc
 
-    def open_verified(self, request: PaymentRequest, signature: str) -> TxOutcome:
-        """Relay a sampled job's order (``openVerified``): as :meth:`open`, alone, under the
-        plain open's key; the job pays the premium into the pool when it settles."""
+    def open_verified(self, request: PaymentRequest, signature: str, copies: int = 0) -> TxOutcome:
+        """Relay a verified job's order (``openVerified``): as :meth:`open`, alone, under the
+        plain open's key; the job pays the premium (plus its amount per copy) into the pool
+        when it settles."""
+        if not 0 <= copies <= 7:
+            raise ValueError(f"a job has 0 to 7 copies, not {copies}")
         signed = SignedOrder(Order.from_request(request), compact_signature(signature, "order"))
 
         def apply() -> Emitted:
             self._opening()
-            return self._open(signed, verified=True)
+            return self._open(signed, verified=True, copies=copies)
 
         try:
             return self._send(f"open:0x{signed.order.job_id.hex()}", "openVerified", apply)
@@ -724,7 +729,7 @@ class FakeMarket:
         if self.paused:
             raise revert("EnforcedPause")
 
-    def _open(self, signed: SignedOrder, verified: bool = False) -> Emitted:
+    def _open(self, signed: SignedOrder, verified: bool = False, copies: int = 0) -> Emitted:
         order = signed.order
         if order.job_id in self.state.jobs:
             raise revert("WrongState", order.job_id, self.state.jobs[order.job_id].state)
@@ -746,6 +751,7 @@ class FakeMarket:
             self.current_terms,
             order.spec_hash,
             verified=verified,
+            copies=copies & 7,
         )
         args = {"jobId": order.job_id, "specHash": order.spec_hash, "maxPayment": order.max_payment}
         return [("JobOpened", args)]
@@ -868,8 +874,9 @@ class FakeMarket:
         refund = job.max_payment - job.amount
         emitted: Emitted = []
         if job.verified:
-            # the developer of a sampled job pays the premium out of its refund
-            premium = min(job.amount * job.terms.premium_bps // BPS, refund)
+            # the developer of a verified job pays the premium out of its refund
+            bps = job.terms.premium_bps + job.copies * BPS
+            premium = min(job.amount * bps // BPS, refund)
             refund -= premium
             self.state.pool += premium
             emitted.append(("PremiumPaid", {"jobId": job_id, "premium": premium}))

@@ -39,7 +39,7 @@ def test_upgrade_check_downgrade(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         assert set(inspect(engine).get_table_names()) >= TABLES
-        assert migrate.current_revision(engine) == "0006"
+        assert migrate.current_revision(engine) == "0007"
         with engine.connect() as connection:
             diff = compare_metadata(
                 MigrationContext.configure(connection, opts={"compare_type": True}),

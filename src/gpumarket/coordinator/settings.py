@@ -111,6 +111,14 @@ class CoordinatorSettings(BaseSettings):
     suspect_clear_passes: int = Field(
         default=20, ge=1, description="passed re-runs that clear one failed re-run's suspicion"
     )
+    known_answer_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="share of a newcomer's or suspect provider's work that is a replay of an "
+        "already verified job, its known answer compared directly (a newcomer gets its first "
+        "at once); 0 turns known-answer checks off",
+    )
     verification_premium_bps: int = Field(
         default=1000,
         ge=0,

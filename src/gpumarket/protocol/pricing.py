@@ -18,14 +18,35 @@ def cost_micros(price_micros_per_hour: int, gpu_count: int, seconds: float) -> i
     return int(price_micros_per_hour * billable_units(gpu_count) * seconds // 3600)
 
 
-def max_payment_micros(spec: JobSpec, premium_bps: int = 0) -> int:
-    """The most a job can ever cost: the escrow locked when it is opened. A sampled job's
-    escrow also holds its verification premium (``premium_bps`` of the most it can cost)."""
+def replica_count(spec: JobSpec) -> int:
+    """The runs a job pays beyond its own: a redundant job's ``redundancy - 1`` replicas (the
+    contract keeps them as the job's *copies*), none otherwise."""
+    if spec.verification is VerificationMode.REDUNDANT:
+        return (spec.redundancy or 1) - 1
+    return 0
+
+
+def verification_premium_micros(spec: JobSpec, amount_micros: int, premium_bps: int) -> int:
+    """What a verified job's developer pays into the verification pool for ``amount_micros``
+    of work, as the contract computes it: ``premium_bps`` of the amount for a sampled job, and
+    the whole amount once more per replica for a redundant one (the pool pays the replicas)."""
+    if spec.verification is VerificationMode.OPTIMISTIC:
+        return 0
+    return amount_micros * (premium_bps + replica_count(spec) * 10_000) // 10_000
+
+
+def run_cost_micros(spec: JobSpec) -> int:
+    """The most one run of a job can claim: its price cap for its whole time limit."""
     price = to_micros(spec.max_price_per_hour)
-    most = cost_micros(price, spec.resources.gpu_count, spec.max_duration_seconds)
-    if spec.verification is VerificationMode.SAMPLED:
-        return most + most * premium_bps // 10_000
-    return most
+    return cost_micros(price, spec.resources.gpu_count, spec.max_duration_seconds)
+
+
+def max_payment_micros(spec: JobSpec, premium_bps: int = 0) -> int:
+    """The most a job can ever cost: the escrow locked when it is opened. A verified job's
+    escrow also holds its premium on the most a run can claim (see
+    :func:`verification_premium_micros`), so the contract can always take it."""
+    most = run_cost_micros(spec)
+    return most + verification_premium_micros(spec, most, premium_bps)
 
 
 def fee_micros(amount_micros: int, fee_bps: int) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gpumarket.protocol import Assignment, JobView
-from gpumarket.protocol.pricing import max_payment_micros
+from gpumarket.protocol.pricing import run_cost_micros
 
 log = logging.getLogger(__name__)
 
@@ -62,5 +62,5 @@ def recovered_assignment(job: JobView, saved: Assignment | None) -> Assignment:
         attempt=job.attempts,
         lease_expires_at=job.updated_at,
         chain_job_id=job.chain_job_id or (saved.chain_job_id if saved else None),
-        max_payment_micros=saved.max_payment_micros if saved else max_payment_micros(job.spec),
+        max_payment_micros=saved.max_payment_micros if saved else run_cost_micros(job.spec),
     )

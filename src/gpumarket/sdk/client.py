@@ -250,7 +250,7 @@ class Client(_BaseClient):
             raise InvalidRequest(f"job {job.id} is {job.state.value} and asks for no payment")
         spec = spec or job.spec
         premium = 0
-        if spec.verification is VerificationMode.SAMPLED:  # the escrow holds its premium too
+        if spec.verification is not VerificationMode.OPTIMISTIC:  # its escrow holds a premium
             chain = self.chain_info()
             premium = chain.premium_bps if chain is not None else 0
         expected = {

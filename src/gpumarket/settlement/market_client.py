@@ -275,14 +275,19 @@ class MarketClient:
         except ContractReverted as exc:
             raise refusal("openJob", exc) from exc
 
-    def open_verified(self, request: PaymentRequest, signature: str) -> TxOutcome:
-        """Relay the developer's order for a sampled job (``openVerified``): the same escrow
+    def open_verified(self, request: PaymentRequest, signature: str, copies: int = 0) -> TxOutcome:
+        """Relay the developer's order for a verified job (``openVerified``): the same escrow
         and checks as :meth:`open`, and when the job settles its developer pays the terms'
-        premium into the verification pool (``PremiumPaid``). Sent alone, never batched, under
-        the plain open's outbox key (``open:0x..``), so a resend after a crash repeats it
-        rather than opening twice. A refusal says what the developer must fix."""
+        premium, plus the whole amount once per replica of a redundant job (``copies``, 0 to
+        7), into the verification pool (``PremiumPaid``). Sent alone, never batched, under the
+        plain open's outbox key (``open:0x..``), so a resend after a crash repeats it rather
+        than opening twice. A refusal says what the developer must fix."""
+        if not 0 <= copies <= 7:
+            raise ValueError(f"a job has 0 to 7 copies, not {copies}")
         signed = SignedOrder(Order.from_request(request), compact_signature(signature, "order"))
-        data = self.market.calldata("openVerified", signed.order.as_tuple(), signed.signature)
+        data = self.market.calldata(
+            "openVerified", signed.order.as_tuple(), signed.signature, copies
+        )
         try:
             return self._send(f"open:0x{signed.order.job_id.hex()}", data)
         except ContractReverted as exc:

@@ -13,7 +13,7 @@ from gpumarket.coordinator.background.claim import claim
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job
-from gpumarket.coordinator.services import lifecycle, matching
+from gpumarket.coordinator.services import lifecycle, matching, verification
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobSpec, JobState
 
@@ -43,19 +43,23 @@ def match_batch(
         )
         for job in jobs:
             spec = JobSpec.model_validate(job.spec)
-            winner = _assign_best(
-                session,
-                job,
-                matching.Requirements.from_spec(spec, job.excluded_provider_ids, settings),
-                settings,
-                now,
-            )
-            if winner is None and lifecycle.may_retry_excluded(job, now, settings):
+            # the runs of one verified job stay on distinct providers and hosts, always
+            others = verification.group_providers(session, job)
+            excluded = sorted({*job.excluded_provider_ids, *others})
+            req = matching.Requirements.from_spec(spec, excluded, settings)
+            if job.pinned_provider_id is not None:
+                req = replace(req, only_provider=job.pinned_provider_id)
+            winner = _assign_best(session, job, req, settings, now)
+            if (
+                winner is None
+                and job.pinned_provider_id is None
+                and lifecycle.may_retry_excluded(job, now, settings)
+            ):
                 # no one else takes it: those that failed it try again, up to max_attempts
                 winner = _assign_best(
                     session,
                     job,
-                    matching.Requirements.from_spec(spec, None, settings),
+                    matching.Requirements.from_spec(spec, sorted(others) or None, settings),
                     settings,
                     now,
                 )

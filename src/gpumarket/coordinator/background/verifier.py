@@ -4,12 +4,15 @@ services/verification.py decides (in the transactions that record results); this
 what the decisions need, each as intent / ledger call / apply like every money step:
 
 1. extend the challenge window of a job drawn for a re-run, once, so the re-run ends in it;
-2. challenge a result a re-run disagrees with (the market's verifier role, no bond);
+2. challenge a result a re-run or the majority of a redundant job's runs disagrees with
+   (the market's verifier role, no bond);
 3. apply the ruling the majority of independent runs implies (the arbiter's ``resolve``);
 4. pay the re-runners whose results agree with the verdict from the verification pool (and
    close, unpaid, a run in the minority);
 5. close a verification that can no longer finish: a re-run that ended without a result, or a
-   job that settled while its re-run was still going.
+   job that settled while its re-run was still going;
+6. queue known-answer replays for newcomer and suspect providers (their share of work that
+   replays an already verified job, pinned to them).
 
 It runs in the replica holding the settlement lease; every step is keyed by job and step, so
 repeating one after a crash repeats its outcome.
@@ -19,12 +22,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, Provider
-from gpumarket.coordinator.services import chain_state, disputes, lifecycle, verification
+from gpumarket.coordinator.services import (
+    chain_state,
+    disputes,
+    lifecycle,
+    reputation,
+    verification,
+)
 from gpumarket.coordinator.services.settlement import RerunIntent, SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.errors import GpumarketError
@@ -36,7 +45,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 """Jobs each step takes per tick."""
-MARKET_CHALLENGE = "challenged by the market: a re-run on another provider disagrees"
+MARKET_CHALLENGE = (
+    "challenged by the market: another run of the job, on another provider, disagrees"
+)
 
 
 def verify_tick(
@@ -48,7 +59,8 @@ def verify_tick(
         + challenge_disagreements(factory, settlement)
         + apply_verdicts(factory, settlement)
         + pay_runs(factory, settlement)
-        + close_stalled(factory)
+        + close_stalled(factory, settings)
+        + plant_known_answers(factory, settings)
     )
 
 
@@ -97,12 +109,17 @@ def _mark_extended(factory: sessionmaker[Session], job_id: str) -> None:
 
 
 def challenge_disagreements(factory: sessionmaker[Session], settlement: SettlementBackend) -> int:
-    """Step 2: the market challenges a result its re-run disagrees with."""
+    """Step 2: the market challenges a result its other runs disagree with (a re-run, before
+    the tie-break; the majority of a redundant job's runs, already decided)."""
     done = 0
     for job_id in _ids(
         factory,
         select(Job.id)
-        .where(Job.verification == V.DISPUTED.value, Job.state == JobState.COMMITTED.value)
+        .where(
+            Job.verification.in_([V.DISPUTED.value, V.PROVIDER_WRONG.value]),
+            Job.state == JobState.COMMITTED.value,
+            Job.verifies_job_id.is_(None),
+        )
         .limit(BATCH),
     ):
         with session_scope(factory) as session:
@@ -136,7 +153,8 @@ def apply_verdicts(factory: sessionmaker[Session], settlement: SettlementBackend
         note = {
             V.PROVIDER_WRONG.value: "re-execution: the majority of independent runs disagrees "
             "with the provider",
-            V.PROVIDER_RIGHT.value: "re-execution: the tie-break agrees with the provider",
+            V.PROVIDER_RIGHT.value: "re-execution: the majority of independent runs agrees "
+            "with the provider",
             V.NO_MAJORITY.value: "re-execution: no majority (the job is not deterministic); "
             "nobody is slashed",
         }[state]
@@ -208,7 +226,7 @@ def _rerun_intent(session: Session, run: Job) -> RerunIntent:
     )
 
 
-def close_stalled(factory: sessionmaker[Session]) -> int:
+def close_stalled(factory: sessionmaker[Session], settings: CoordinatorSettings) -> int:
     """Step 5: verifications that can no longer finish."""
     done = 0
     for job_id in _ids(
@@ -216,7 +234,16 @@ def close_stalled(factory: sessionmaker[Session]) -> int:
         select(Job.id)
         .where(
             Job.verification == V.RERUNNING.value,
-            Job.state.in_([JobState.SETTLED.value, JobState.REFUNDED.value]),
+            Job.verifies_job_id.is_(None),
+            Job.state.in_(
+                [
+                    JobState.SETTLED.value,
+                    JobState.REFUNDED.value,
+                    JobState.FAILED.value,
+                    JobState.EXPIRED.value,
+                    JobState.CANCELLED.value,
+                ]
+            ),
         )
         .limit(BATCH),
     ):
@@ -237,6 +264,56 @@ def close_stalled(factory: sessionmaker[Session]) -> int:
         .limit(BATCH),
     ):
         with session_scope(factory) as session:
-            verification.run_ended(session, lifecycle.load_job_for_update(session, run_id))
+            verification.run_ended(
+                session, lifecycle.load_job_for_update(session, run_id), settings
+            )
         done += 1
+    return done
+
+
+def plant_known_answers(factory: sessionmaker[Session], settings: CoordinatorSettings) -> int:
+    """Step 6: a replay of an already verified job for each online newcomer or suspect
+    provider that is due one (services/verification.py, :func:`needs_known_answer`), so a
+    provider returning garbage is caught even when no developer asks for sampling."""
+    if settings.known_answer_share <= 0:
+        return 0
+    done = 0
+    with session_scope(factory) as session:
+        verified = select(Job.id).where(
+            Job.verification == V.PASSED.value, Job.verifies_job_id.is_(None)
+        )
+        if session.scalar(verified.limit(1)) is None:
+            return 0  # nothing verified yet to replay
+        finished = Provider.completed_jobs + Provider.failed_jobs + Provider.timed_out_jobs
+        candidates = list(
+            session.scalars(
+                select(Provider.id)
+                .where(
+                    Provider.online.is_(True),
+                    Provider.accepting.is_(True),
+                    Provider.banned.is_(False),
+                    or_(
+                        finished < reputation.NEWCOMER_JOBS,
+                        Provider.reruns_failed * settings.suspect_clear_passes
+                        > Provider.reruns_passed,
+                    ),
+                )
+                .order_by(func.random())
+                .limit(BATCH)
+            )
+        )
+    for provider_id in candidates:
+        with session_scope(factory) as session:
+            provider = session.get(Provider, provider_id)
+            if provider is None:
+                continue
+            pinned = select(func.count(Job.id)).where(
+                Job.pinned_provider_id == provider_id,
+                Job.verification_role == verification.KNOWN_ANSWER,
+            )
+            planted = session.scalar(pinned) or 0
+            active = session.scalar(pinned.where(Job.state.in_(verification.ACTIVE_RUN_STATES)))
+            due = verification.needs_known_answer(provider, planted, active or 0, settings)
+            if due and verification.plant_known_answer(session, provider, settings) is not None:
+                done += 1
     return done

@@ -204,6 +204,8 @@ class Job(Base):
     )
     verification_role: Mapped[str | None] = mapped_column(String(16))
     verification_runs: Mapped[list[str] | None] = mapped_column(JSONType)
+    # A known-answer run: the one provider it may go to (the provider it checks).
+    pinned_provider_id: Mapped[str | None] = mapped_column(String(40), index=True)
     # While ASSIGNED: the provider's last PreparationProgress (its image pull).
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 

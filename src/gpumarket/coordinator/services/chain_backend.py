@@ -52,6 +52,7 @@ from gpumarket.protocol import (
     ResultReport,
     VerificationMode,
 )
+from gpumarket.protocol.pricing import replica_count
 from gpumarket.settlement.contracts import Deployment
 from gpumarket.settlement.market_client import (
     CHAIN_CANCELLED,
@@ -72,9 +73,16 @@ from gpumarket.settlement.signing import (
 log = logging.getLogger(__name__)
 
 
-def _samples(spec: dict[str, object]) -> bool:
-    """Whether a job's spec asks for sampled verification (its escrow holds a premium)."""
-    return JobSpec.model_validate(spec).verification is VerificationMode.SAMPLED
+def _order_intent(request: PaymentRequest, signature: str, spec: dict[str, object]) -> OrderIntent:
+    """The order as the contract is to open it: a verified job (sampled or redundant, its
+    escrow holds a premium) with ``openVerified`` and its replicas as copies."""
+    parsed = JobSpec.model_validate(spec)
+    return OrderIntent(
+        request,
+        signature,
+        parsed.verification is not VerificationMode.OPTIMISTIC,
+        replica_count(parsed),
+    )
 
 
 C = ChainState
@@ -92,8 +100,10 @@ class OrderIntent:
     request: PaymentRequest
     signature: str
     verified: bool = False
-    """A sampled job: opened with ``openVerified`` (its premium goes to the verification
-    pool when it settles)."""
+    """A sampled or redundant job: opened with ``openVerified`` (its premium goes to the
+    verification pool when it settles)."""
+    copies: int = 0
+    """A redundant job's replicas beyond its own run (the premium pays them)."""
 
 
 @dataclass(frozen=True)
@@ -219,13 +229,17 @@ class ChainSettlement:
             )
         job.order_signature = signature
         job.updated_at = utcnow()  # the intent's age: the resume loop leaves a fresh one alone
-        return OrderIntent(request, signature, _samples(job.spec))
+        return _order_intent(request, signature, job.spec)
 
     def open(self, intent: OrderIntent) -> Opened:
         """Relay the order: the escrow moves from the developer's deposit into the job (a
         sampled job's with ``openVerified``, one by one: its premium is the contract's)."""
         if intent.verified:
-            return Opened(receipt_of(self.client.open_verified(intent.request, intent.signature)))
+            return Opened(
+                receipt_of(
+                    self.client.open_verified(intent.request, intent.signature, intent.copies)
+                )
+            )
         return Opened(receipt_of(self.client.open(intent.request, intent.signature)))
 
     def drop_order(self, session: Session, job: Job) -> None:
@@ -555,7 +569,7 @@ class ChainSettlement:
         open_orders = [
             (
                 job_id,
-                OrderIntent(PaymentRequest.model_validate(request), str(signature), _samples(spec)),
+                _order_intent(PaymentRequest.model_validate(request), str(signature), spec),
             )
             for job_id, request, signature, spec in orders
         ]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gpumarket.coordinator.db.base import new_id, utcnow
 from gpumarket.coordinator.db.models import Job, JobEventRow
-from gpumarket.coordinator.services import lifecycle, matching
+from gpumarket.coordinator.services import lifecycle, matching, verification
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
@@ -31,7 +31,6 @@ from gpumarket.protocol import (
     JobState,
     JobView,
     Role,
-    VerificationMode,
     VerificationState,
     from_micros,
 )
@@ -64,13 +63,6 @@ def submit(
 ) -> Job:
     """Create a job and queue it once its escrow is open; a retried request with the same
     ``Idempotency-Key`` returns the job the first one created."""
-    if spec.verification is VerificationMode.REDUNDANT:
-        # accepting a mode and ignoring it would promise a check that never happens
-        raise InvalidRequest(
-            f"verification {spec.verification.value!r} is not offered by this coordinator yet: "
-            "use verification: sampled (a re-run on another provider, disputes settled by the "
-            "majority of independent runs) or optimistic"
-        )
     spec_json = spec.model_dump(mode="json")
     digest = spec_hash(spec_json)
     if idempotency_key is not None:
@@ -115,6 +107,7 @@ def submit(
     lifecycle.record_submission(session, job, now)
     if settlement.fund_on_submit(session, job, spec):
         lifecycle.queue(session, job, spec, settlement.name)
+        verification.start_replicas(session, job)
     return job
 
 

@@ -30,7 +30,7 @@ from gpumarket.protocol import (
     to_micros,
 )
 from gpumarket.protocol.gpu import compute_capability_value, normalize_gpu_model
-from gpumarket.protocol.pricing import max_payment_micros
+from gpumarket.protocol.pricing import run_cost_micros
 from gpumarket.protocol.settlement import stake_to_lock
 from gpumarket.protocol.units import SizeRange, format_size_mb
 
@@ -53,6 +53,8 @@ class Requirements:
     excluded_providers: frozenset[str] = field(default_factory=frozenset)
     min_score: float | None = None
     newcomers_only: bool = False
+    only_provider: str | None = None
+    """A known-answer run: the provider it checks, and no other."""
     stake_micros: int = 0
 
     @classmethod
@@ -69,7 +71,7 @@ class Requirements:
         stake = 0
         if settings is not None:
             stake = stake_to_lock(
-                max_payment_micros(spec), settings.min_stake_micros, settings.stake_multiple
+                run_cost_micros(spec), settings.min_stake_micros, settings.stake_multiple
             )
         return cls(
             gpu_count=gpu.count if gpu else 0,
@@ -156,6 +158,8 @@ def provider_conditions(
         conditions.append(Provider.score >= req.min_score)  # a newcomer's NULL never passes
     if req.newcomers_only:
         conditions.append(Provider.score.is_(None))
+    if req.only_provider is not None:
+        conditions.append(Provider.id == req.only_provider)
     return conditions
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Developer, Job
-from gpumarket.coordinator.services import jobs, lifecycle
+from gpumarket.coordinator.services import jobs, lifecycle, verification
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import Opened, SettlementBackend
 from gpumarket.errors import GpumarketError
@@ -64,4 +64,5 @@ def queue_if_opened(
     if not settlement.apply_open(session, job, opened):
         return False
     lifecycle.queue(session, job, JobSpec.model_validate(job.spec), settlement.name)
+    verification.start_replicas(session, job)
     return True

@@ -22,25 +22,35 @@ window, challenge, rule, pay the re-runners) are sent by ``background/verifier.p
 from __future__ import annotations
 
 import logging
+import math
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gpumarket.coordinator.db.base import new_id, utcnow
-from gpumarket.coordinator.db.models import Job, JobEventRow, Provider
+from gpumarket.coordinator.db.models import Job, JobEventRow, OfferRow, Provider
 from gpumarket.coordinator.services import lifecycle, reputation
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobSpec, JobState, VerificationMode
 from gpumarket.protocol import VerificationState as V
+from gpumarket.protocol.jobs import VERIFICATION_DECIDED
+from gpumarket.protocol.pricing import replica_count, verification_premium_micros
 
 log = logging.getLogger(__name__)
 
 RERUN = "rerun"
 """A verification run's role: the first re-run of a drawn job."""
 TIEBREAK = "tiebreak"
-"""A verification run's role: the third run after a re-run disagreed."""
+"""A verification run's role: the run that breaks a tie (after a re-run disagreed)."""
+REPLICA = "replica"
+"""A verification run's role: one of a redundant job's other runs, started with it."""
+KNOWN_ANSWER = "known_answer"
+"""A verification run's role: a replay of an already verified job on a newcomer or suspect
+provider (pinned to it), its result compared with the verified one."""
+KNOWN_ANSWER_CANDIDATES = 50
+"""How many recently verified jobs a known-answer replay is drawn from."""
 ACTIVE_RUN_STATES = (
     JobState.QUEUED.value,
     JobState.ASSIGNED.value,
@@ -48,19 +58,72 @@ ACTIVE_RUN_STATES = (
 )
 
 
+def _mode(job: Job) -> VerificationMode:
+    """A developer's job's verification mode (a verification run itself has none)."""
+    if job.verifies_job_id is not None:
+        return VerificationMode.OPTIMISTIC
+    return JobSpec.model_validate(job.spec).verification
+
+
 def is_sampled(job: Job) -> bool:
     """A developer's job asking for sampled verification (not a verification run itself)."""
-    if job.verifies_job_id is not None:
-        return False
-    return JobSpec.model_validate(job.spec).verification is VerificationMode.SAMPLED
+    return _mode(job) is VerificationMode.SAMPLED
+
+
+def is_redundant(job: Job) -> bool:
+    """A developer's job asking to be run by several providers at once."""
+    return _mode(job) is VerificationMode.REDUNDANT
 
 
 def premium_micros(job: Job, amount_micros: int, premium_bps: int) -> int:
-    """What a sampled job pays into the verification pool for ``amount_micros`` of work:
-    ``premium_bps`` of it, never more than what its escrow holds beyond the amount."""
-    if not is_sampled(job):
+    """What a verified job pays into the verification pool for ``amount_micros`` of work (a
+    sampled job ``premium_bps`` of it, a redundant one the amount once more per replica on
+    top), never more than what its escrow holds beyond the amount: the contract's rule."""
+    if job.verifies_job_id is not None:
         return 0
-    return max(0, min(amount_micros * premium_bps // 10_000, job.escrow_micros - amount_micros))
+    spec = JobSpec.model_validate(job.spec)
+    premium = verification_premium_micros(spec, amount_micros, premium_bps)
+    return max(0, min(premium, job.escrow_micros - amount_micros))
+
+
+def start_replicas(session: Session, job: Job) -> None:
+    """A redundant job just queued: queue its ``redundancy - 1`` replicas with it, so that
+    ``redundancy`` distinct providers run it at once (matching keeps the runs of one job on
+    distinct providers and hosts: :func:`group_providers`). The premium in its escrow pays
+    them from the verification pool."""
+    if job.verification is not None or not is_redundant(job):
+        return
+    spec = JobSpec.model_validate(job.spec)
+    replicas = [
+        spawn(session, job, REPLICA, set(), queue_deadline=job.queue_deadline_at)
+        for _ in range(replica_count(spec))
+    ]
+    move(
+        session,
+        job,
+        V.RERUNNING,
+        f"runs on {len(replicas) + 1} providers at once ({', '.join(r.id for r in replicas)} "
+        "besides its own run); the majority's result stands",
+    )
+
+
+def group_providers(session: Session, job: Job) -> set[str]:
+    """The providers matching must keep ``job`` away from because another run of the same
+    job (the developer's own, a replica, a re-run, a tie-break) is or was on them, and their
+    twins on the same hosts. Empty for a job outside verification (no query)."""
+    if job.verifies_job_id is None and not job.verification_runs:
+        return set()
+    root = job.verifies_job_id or job.id
+    taken = set(
+        session.scalars(
+            select(Job.provider_id).where(
+                or_(Job.id == root, Job.verifies_job_id == root),
+                Job.id != job.id,
+                Job.provider_id.is_not(None),
+            )
+        )
+    )
+    return same_host_providers(session, {p for p in taken if p}) if taken else set()
 
 
 def move(session: Session, job: Job, to: V, reason: str) -> None:
@@ -83,6 +146,9 @@ def draw(session: Session, job: Job, settings: CoordinatorSettings) -> None:
     """After a sampled job's result is committed: draw, with its provider's sampling rate,
     whether another provider re-runs it. The draw is secret (the provider learns it only when
     the window is extended, after its result is committed) and recorded with the rate."""
+    if is_redundant(job) and job.verification in (V.RERUNNING.value, V.DISPUTED.value):
+        tally(session, job, settings)  # its replicas may have reported first
+        return
     if job.verification is not None or not is_sampled(job) or job.provider_id is None:
         return
     provider = session.get(Provider, job.provider_id)
@@ -95,7 +161,13 @@ def draw(session: Session, job: Job, settings: CoordinatorSettings) -> None:
     if secrets.randbelow(1_000_000) >= round(rate * 1_000_000):
         move(session, job, V.NOT_DRAWN, f"not drawn for a re-run (p = {rate:.3f})")
         return
-    run = spawn(session, job, RERUN, {job.provider_id}, settings)
+    run = spawn(
+        session,
+        job,
+        RERUN,
+        {job.provider_id},
+        queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+    )
     move(
         session,
         job,
@@ -132,10 +204,12 @@ def spawn(
     parent: Job,
     role: str,
     exclude: set[str],
-    settings: CoordinatorSettings,
+    queue_deadline: datetime | None,
+    pinned_to: str | None = None,
 ) -> Job:
     """Queue a verification run of ``parent``: the market's job, the developer's spec, on a
-    provider other than ``exclude`` and their twins, paid from the verification pool."""
+    provider other than ``exclude`` and their twins (and the job's other runs', which
+    matching adds), paid from the verification pool."""
     now = utcnow()
     run = Job(
         id=new_id("job"),
@@ -157,11 +231,13 @@ def spawn(
         outputs_stored=False,
         verifies_job_id=parent.id,
         verification_role=role,
-        queue_deadline_at=now + timedelta(seconds=settings.verification_queue_seconds),
+        pinned_provider_id=pinned_to,
+        queue_deadline_at=queue_deadline or now,
         next_match_at=now,
     )
     session.add(run)
-    parent.verification_runs = [*(parent.verification_runs or []), run.id]
+    if role != KNOWN_ANSWER:  # a replay checks its provider, not the job it replays
+        parent.verification_runs = [*(parent.verification_runs or []), run.id]
     lifecycle.record_submission(session, run, now)
     lifecycle.transition(session, run, JobState.QUEUED, f"the market's {role} of {parent.id}", now)
     return run
@@ -187,89 +263,244 @@ def _describe(job: Job) -> str:
     return f"{job.provider_id} (exit {exit_code}, outputs {digest or 'none'})"
 
 
+REPORTED_RUN_STATES = (JobState.COMMITTED.value, JobState.SETTLED.value)
+"""A verification run in these states has a result (SETTLED: already paid)."""
+
+
 def run_reported(session: Session, run: Job, parent: Job, settings: CoordinatorSettings) -> None:
     """A verification run's result is in (``run`` is COMMITTED, its ``parent`` locked by the
-    caller): compare, and move the parent's verification on."""
+    caller): count it, and move the parent's verification on."""
+    if run.verification_role == KNOWN_ANSWER:
+        _known_answer_reported(session, run, parent)
+        return
     state = V(parent.verification) if parent.verification else None
-    if state is V.RERUNNING and parent.state != JobState.COMMITTED.value:
-        # the window ended first: nothing can be challenged any more; the run is still paid
-        window_closed(session, parent)
-        _verdict(session, run, V.PASSED)
-        return
-    if state is V.RERUNNING and run.verification_role == RERUN:
-        if _result(run) == _result(parent):
-            move(session, parent, V.PASSED, f"re-run {run.id} agrees: {_describe(run)}")
+    if state in (V.RERUNNING, V.DISPUTED):
+        if parent.state in (JobState.COMMITTED.value, JobState.DISPUTED.value):
+            tally(session, parent, settings)
+        elif not _before_commit(parent):
+            # the window ended first: nothing can be challenged any more; the run is still paid
+            window_closed(session, parent)
             _verdict(session, run, V.PASSED)
-            lifecycle.reward(session, parent.provider_id, reruns_passed=1)
-            return
-        tiebreak = spawn(
-            session,
-            parent,
-            TIEBREAK,
-            {p for p in (parent.provider_id, run.provider_id) if p},
-            settings,
-        )
-        move(
-            session,
-            parent,
-            V.DISPUTED,
-            f"re-run {run.id} disagrees: {_describe(run)} against the provider's "
-            f"{_describe(parent)}; the market challenges the result and {tiebreak.id} breaks "
-            "the tie",
-        )
+        # else: a replica ahead of the job's own run; the count happens at its commit
         return
-    if state is V.DISPUTED and run.verification_role == TIEBREAK:
-        _decide(session, parent, run)
+    if state in VERIFICATION_DECIDED and state is not V.NO_MAJORITY and is_redundant(parent):
+        # a replica reporting after the majority was reached is paid when it agrees with it
+        agrees = _result(run) == _winner(session, parent)
+        _verdict(session, run, V.PASSED if agrees else V.PROVIDER_WRONG)
+        if not agrees:
+            lifecycle.reward(session, run.provider_id, reruns_failed=1)
         return
     log.info("verification run %s of %s reported while it is %s", run.id, parent.id, state)
     _verdict(session, run, V.PASSED)  # a run the market asked for is paid for its work
 
 
-def _decide(session: Session, parent: Job, tiebreak: Job) -> None:
-    """The majority of the three independent runs decides."""
-    rerun = next(
-        (
-            r
-            for r in runs_of(session, parent)
-            if r.verification_role == RERUN and r.state == JobState.COMMITTED.value
-        ),
-        None,
-    )
-    if rerun is None:  # cannot happen: the tie-break exists because the re-run reported
+def _known_answer_reported(session: Session, run: Job, parent: Job) -> None:
+    """A known-answer replay reported: its provider passes (and is paid from the pool) when it
+    returns the verified result, and fails a re-run (the score drops, its sampled jobs are
+    re-run at the suspect rate) and goes unpaid when it does not."""
+    expected = _winner(session, parent)
+    if _result(run) == expected:
+        _verdict(session, run, V.PASSED)
+        lifecycle.reward(session, run.provider_id, reruns_passed=1)
         return
-    mine, first, third = _result(parent), _result(rerun), _result(tiebreak)
-    evidence = f"{_describe(parent)}; re-run {_describe(rerun)}; tie-break {_describe(tiebreak)}"
-    if third == first:
+    session.add(
+        JobEventRow(
+            job_id=run.id,
+            kind="verify",
+            from_state=None,
+            to_state=V.PROVIDER_WRONG.value,
+            reason=f"a replay of verified job {parent.id}: {_describe(run)} where the verified "
+            f"result is exit {expected[0]}, outputs {expected[1]}",
+            at=utcnow(),
+        )
+    )
+    _verdict(session, run, V.PROVIDER_WRONG)
+    lifecycle.reward(session, run.provider_id, reruns_failed=1)
+
+
+def needs_known_answer(
+    provider: Provider, planted: int, active: int, settings: CoordinatorSettings
+) -> bool:
+    """Whether a newcomer or suspect provider is due a known-answer replay: it has none
+    running and fewer than ``known_answer_share`` of its finished jobs (plus the one it is
+    about to do) were replays, so a newcomer gets its first at once."""
+    if settings.known_answer_share <= 0 or active:
+        return False
+    newcomer = reputation.is_newcomer(provider)
+    suspect = reputation.is_suspect(provider.reruns_passed, provider.reruns_failed, settings)
+    if not (newcomer or suspect):
+        return False
+    due = math.ceil(settings.known_answer_share * (reputation.finished_jobs(provider) + 1))
+    return planted < due
+
+
+def plant_known_answer(
+    session: Session, provider: Provider, settings: CoordinatorSettings
+) -> Job | None:
+    """Queue, for ``provider`` alone, a replay of a recently verified job it had no part in
+    and can run (one of its GPU models, or a CPU job); None when there is none."""
+    models = set(
+        session.scalars(select(OfferRow.gpu_model).where(OfferRow.provider_id == provider.id))
+    )
+    verified = [
+        job
+        for job in session.scalars(
+            select(Job)
+            .where(
+                Job.verification.in_([V.PASSED.value, V.PROVIDER_RIGHT.value]),
+                Job.verifies_job_id.is_(None),
+                Job.provider_id != provider.id,
+            )
+            .order_by(Job.updated_at.desc())
+            .limit(KNOWN_ANSWER_CANDIDATES)
+        )
+        if job.offer_gpu_model in models
+    ]
+    runners = {
+        job.id: set(session.scalars(select(Job.provider_id).where(Job.verifies_job_id == job.id)))
+        for job in verified
+    }
+    fresh = [job for job in verified if provider.id not in runners[job.id]]
+    if not fresh:
+        return None
+    parent = fresh[secrets.randbelow(len(fresh))]
+    return spawn(
+        session,
+        parent,
+        KNOWN_ANSWER,
+        set(),
+        queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+        pinned_to=provider.id,
+    )
+
+
+def _before_commit(job: Job) -> bool:
+    """Whether ``job``'s own run has not reported yet (a redundant job's replicas start with
+    it, so they may finish first)."""
+    return job.state in (JobState.SUBMITTED.value, *ACTIVE_RUN_STATES)
+
+
+def _winner(session: Session, parent: Job) -> tuple[int | None, str | None]:
+    """The result a decided verification stands on: the job's own, unless the majority was
+    against it (then the result of the runs that passed)."""
+    if parent.verification != V.PROVIDER_WRONG.value:
+        return _result(parent)
+    for run in runs_of(session, parent):
+        if run.verification == V.PASSED.value:
+            return _result(run)
+    return None, None
+
+
+def tally(session: Session, parent: Job, settings: CoordinatorSettings) -> None:
+    """Count the independent results of ``parent`` (its own, committed, and its reported
+    runs; one vote per provider) and decide as soon as the count can no longer change the
+    outcome. The rule, for a job run ``planned`` times (the runs that ended without a result
+    do not count):
+
+    - a result that more than half of ``planned`` agree on is the job's; whoever is in the
+      minority loses (the job's provider is slashed, a replica or re-runner is not paid);
+    - every run reported and no majority: one tie-break run on yet another provider when one
+      more vote could make a majority (a re-run that disagreed with the job); otherwise no
+      majority: nobody is slashed, the job is marked non-deterministic, the runs are paid;
+    - fewer than two results in all (the runs ended without one): the result stands
+      unverified.
+    """
+    runs = runs_of(session, parent)
+    reported = [r for r in runs if r.state in REPORTED_RUN_STATES and r.exit_code is not None]
+    pending = [
+        r for r in runs if r.state == JobState.SUBMITTED.value or r.state in ACTIVE_RUN_STATES
+    ]
+    votes: dict[tuple[int | None, str | None], set[str]] = {}
+    for job in (parent, *reported):
+        votes.setdefault(_result(job), set()).add(job.provider_id or job.id)
+    planned = 1 + len(reported) + len(pending)
+    needed = planned // 2 + 1
+    best, voters = max(votes.items(), key=lambda item: len(item[1]))
+    evidence = "; ".join(
+        [f"the provider's {_describe(parent)}"]
+        + [f"{r.verification_role} {r.id} {_describe(r)}" for r in reported]
+    )
+    if len(voters) >= needed and planned >= 2:
+        _decided(session, parent, best, reported, evidence)
+        return
+    if pending:
+        return
+    if planned < 2:
         move(
             session,
             parent,
-            V.PROVIDER_WRONG,
-            f"two independent runs agree against the provider: {evidence}",
+            V.EXPIRED,
+            "no other run reported a result: the result stands unverified",
         )
-        _verdict(session, rerun, V.PASSED)
-        _verdict(session, tiebreak, V.PASSED)
-        lifecycle.reward(session, parent.provider_id, reruns_failed=1)
-    elif third == mine:
+        return
+    has_tiebreak = any(r.verification_role == TIEBREAK for r in runs)
+    if not has_tiebreak and len(voters) + 1 >= (planned + 1) // 2 + 1:
+        tiebreak = spawn(
+            session,
+            parent,
+            TIEBREAK,
+            {p for p in (parent.provider_id, *(r.provider_id for r in runs)) if p},
+            queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+        )
         move(
             session,
             parent,
-            V.PROVIDER_RIGHT,
-            f"the tie-break agrees with the provider, the re-run was wrong: {evidence}",
+            V.DISPUTED,
+            f"the runs disagree ({evidence}); the market challenges the result and "
+            f"{tiebreak.id} breaks the tie",
         )
-        _verdict(session, rerun, V.PROVIDER_WRONG)
-        _verdict(session, tiebreak, V.PASSED)
+        return
+    move(
+        session,
+        parent,
+        V.NO_MAJORITY,
+        f"the runs differ with no majority, so the job is not deterministic: nobody is "
+        f"slashed, the result stands and the runs are paid: {evidence}",
+    )
+    for run in reported:
+        _verdict(session, run, V.NO_MAJORITY)
+
+
+def _decided(
+    session: Session,
+    parent: Job,
+    winner: tuple[int | None, str | None],
+    reported: list[Job],
+    evidence: str,
+) -> None:
+    """A majority agrees on ``winner``: the verdict for the job and for every reported run."""
+    if winner == _result(parent):
+        if parent.verification == V.DISPUTED.value:
+            move(
+                session,
+                parent,
+                V.PROVIDER_RIGHT,
+                f"the majority of independent runs agrees with the provider: {evidence}",
+            )
+        else:
+            move(
+                session,
+                parent,
+                V.PASSED,
+                f"the majority of independent runs agrees with the provider: {evidence}",
+            )
         lifecycle.reward(session, parent.provider_id, reruns_passed=1)
-        lifecycle.reward(session, rerun.provider_id, reruns_failed=1)
     else:
         move(
             session,
             parent,
-            V.NO_MAJORITY,
-            f"every run differs, so the job is not deterministic: nobody is slashed, the "
-            f"result stands and the runs are paid: {evidence}",
+            V.PROVIDER_WRONG,
+            f"the majority of independent runs agrees against the provider: {evidence}",
         )
-        _verdict(session, rerun, V.NO_MAJORITY)
-        _verdict(session, tiebreak, V.NO_MAJORITY)
+        lifecycle.reward(session, parent.provider_id, reruns_failed=1)
+    for run in reported:
+        if run.verification is not None:
+            continue  # judged already
+        if _result(run) == winner:
+            _verdict(session, run, V.PASSED)
+        else:
+            _verdict(session, run, V.PROVIDER_WRONG)
+            lifecycle.reward(session, run.provider_id, reruns_failed=1)
 
 
 def _verdict(session: Session, run: Job, outcome: V) -> None:
@@ -290,15 +521,21 @@ def _verdict(session: Session, run: Job, outcome: V) -> None:
     )
 
 
-def run_ended(session: Session, run: Job) -> None:
+def run_ended(session: Session, run: Job, settings: CoordinatorSettings) -> None:
     """A verification run ended without a result (expired, failed, cancelled): a re-run
     leaves the job's result standing unverified; a missing tie-break leaves the dispute to the
-    operator's ruling."""
+    operator's ruling; a missing replica is one vote fewer (the others are counted again)."""
     if run.verifies_job_id is None or run.verification is not None:
         return
     run.verification = V.EXPIRED.value  # handled: the verifier loop does not come back to it
     parent = session.get(Job, run.verifies_job_id)
     if parent is None:
+        return
+    if run.verification_role == REPLICA:
+        if parent.state in (JobState.COMMITTED.value, JobState.DISPUTED.value) and (
+            parent.verification in (V.RERUNNING.value, V.DISPUTED.value)
+        ):
+            tally(session, parent, settings)
         return
     if parent.verification == V.RERUNNING.value and run.verification_role == RERUN:
         move(
@@ -322,11 +559,14 @@ def run_ended(session: Session, run: Job) -> None:
 
 
 def window_closed(session: Session, job: Job) -> None:
-    """The job settled while its re-run was still going: it stands unverified, the run is
-    called off."""
+    """The job settled (or ended without a result) while its other runs were still going: it
+    stands unverified, the runs still queued are called off."""
     if job.verification != V.RERUNNING.value:
         return
-    move(session, job, V.EXPIRED, "the window ended before the re-run reported")
+    if job.state in (JobState.SETTLED.value, JobState.REFUNDED.value):
+        move(session, job, V.EXPIRED, "the window ended before its other runs reported")
+    else:
+        move(session, job, V.EXPIRED, f"the job ended {job.state} before its runs were compared")
     for run in runs_of(session, job):
         if run.state == JobState.QUEUED.value:
             lifecycle.expire_run(session, run, "the job it verifies settled first")

@@ -46,26 +46,30 @@ def test_bad_spec_gets_one_line_naming_each_field(client: TestClient) -> None:
     assert {e["field"] for e in body["errors"]} >= {"image", "resources.gpu.count", "gpus"}
 
 
-def test_verification_modes_need_a_deterministic_job_and_redundant_is_not_offered_yet(
-    client: TestClient,
-) -> None:
+def test_verification_modes_need_a_deterministic_job(client: TestClient) -> None:
     dev, _ = register(client, "developer")
     for mode in ("sampled", "redundant"):
         reply = client.post("/v1/jobs", headers=bearer(dev), json=cpu_spec(verification=mode))
         assert reply.status_code == 422, reply.text
         assert "needs deterministic: true" in reply.json()["detail"]
         assert reply.json()["errors"][0]["field"] == "body"
+    for bad, field in ((1, "redundancy"), (6, "redundancy")):
+        reply = client.post(
+            "/v1/jobs",
+            headers=bearer(dev),
+            json=cpu_spec(verification="redundant", deterministic=True, redundancy=bad),
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["errors"][0]["field"] == field
+    assert client.get("/v1/jobs", headers=bearer(dev)).json()["items"] == []  # nothing created
     redundant = client.post(
         "/v1/jobs",
         headers=bearer(dev),
         json=cpu_spec(verification="redundant", deterministic=True),
     )
-    assert redundant.status_code == 422, redundant.text
-    assert (
-        "verification 'redundant' is not offered by this coordinator yet"
-        in (redundant.json()["detail"])
-    )
-    assert client.get("/v1/jobs", headers=bearer(dev)).json()["items"] == []  # nothing created
+    assert redundant.status_code == 201, redundant.text
+    job = redundant.json()
+    assert job["verification"] == "rerunning" and len(job["verification_runs"]) == 2
     sampled = client.post(
         "/v1/jobs",
         headers=bearer(dev),

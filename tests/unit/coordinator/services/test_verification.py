@@ -29,6 +29,7 @@ def market(client: TestClient) -> dict[str, Any]:
     settings = client.app.state.settings  # type: ignore[attr-defined]
     settings.sampling_rate_new = 1.0
     settings.explore_share = 0.0
+    settings.known_answer_share = 0.0  # on in the known-answer tests alone
     dev, _ = register(client, "developer")
     keys = {}
     for name, price in (("a", "1.0"), ("b", "1.5"), ("c", "2.0")):
@@ -246,3 +247,120 @@ def test_a_rerun_that_reports_after_the_window_is_paid_and_changes_nothing(
     job = _job(client, market, job_id)
     assert job["verification"] == V.EXPIRED and job["verification_runs"] == [rerun_id]
     assert _job(client, market, rerun_id)["state"] == "SETTLED"
+
+
+def _submit_redundant(client: TestClient, market: dict[str, Any]) -> tuple[str, list[str]]:
+    """A redundant job over three providers: its own run and two replicas, matched at once
+    (the job first, to the cheapest provider a; its replicas to b and c)."""
+    spec = gpu_spec(gpu=1, price="5", verification="redundant", deterministic=True)
+    reply = client.post("/v1/jobs", json=spec, headers=bearer(market["dev"]))
+    assert reply.status_code == 201, reply.text
+    job = reply.json()
+    assert job["verification"] == V.RERUNNING
+    _tick(client)
+    return str(job["id"]), list(job["verification_runs"])
+
+
+def test_a_redundant_job_runs_on_distinct_providers_and_the_majority_outvotes_its_own_run(
+    client: TestClient, market: dict[str, Any]
+) -> None:
+    job_id, replicas = _submit_redundant(client, market)
+    # all three are assigned at once, one per provider; the replicas report first
+    assert sorted([_run(client, market["keys"][n], HONEST) for n in "bc"]) == sorted(replicas)
+    assert _job(client, market, job_id)["verification"] == V.RERUNNING  # the job's own is due
+    assert _run(client, market["keys"]["a"], WRONG) == job_id
+    job = _job(client, market, job_id)
+    assert job["verification"] == V.PROVIDER_WRONG and job["state"] == "COMMITTED"
+    _tick(client)  # the market challenges the result the majority is against
+    _tick(client)  # the ruling, and the two replicas paid
+    job = _job(client, market, job_id)
+    assert job["state"] == "REFUNDED" and job["cost"] == "0"
+    for replica in replicas:
+        assert _job(client, market, replica)["state"] == "SETTLED"
+    cheat = _provider(client, market["ids"]["a"])
+    assert cheat.reruns_failed == 1 and cheat.disputes_lost == 1
+    for honest in ("b", "c"):
+        assert _provider(client, market["ids"][honest]).earned_micros > 0
+    events = client.get(f"/v1/jobs/{job_id}/events", headers=bearer(market["dev"])).json()
+    assert [e["to_state"] for e in events if e["kind"] == "verify"] == [
+        "rerunning",
+        "provider_wrong",
+    ]
+
+
+def test_a_redundant_replica_in_the_minority_is_not_paid_and_the_job_passes(
+    client: TestClient, market: dict[str, Any]
+) -> None:
+    job_id, replicas = _submit_redundant(client, market)
+    assert _run(client, market["keys"]["a"], HONEST) == job_id
+    assert _job(client, market, job_id)["verification"] == V.RERUNNING  # one vote of three
+    liar = _run(client, market["keys"]["b"], WRONG)
+    assert _job(client, market, job_id)["verification"] == V.RERUNNING  # 1 - 1: wait for c
+    honest = _run(client, market["keys"]["c"], HONEST)
+    job = _job(client, market, job_id)
+    assert job["verification"] == V.PASSED and job["state"] == "COMMITTED"
+    _tick(client)
+    assert _job(client, market, liar)["state"] == "REFUNDED"  # closed unpaid
+    assert _job(client, market, honest)["state"] == "SETTLED"
+    assert {liar, honest} == set(replicas)
+    assert _provider(client, market["ids"]["b"]).reruns_failed == 1
+    assert _provider(client, market["ids"]["a"]).reruns_passed == 1
+    with session_scope(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+        row = session.get(Job, job_id)
+        assert row is not None and row.amount_micros
+        # the developer pays the premium (10 %) and the amount once more per replica
+        assert row.premium_micros == row.amount_micros * 21_000 // 10_000
+
+
+def test_a_redundant_job_whose_runs_all_differ_has_no_majority(
+    client: TestClient, market: dict[str, Any]
+) -> None:
+    job_id, replicas = _submit_redundant(client, market)
+    _run(client, market["keys"]["a"], HONEST)
+    _run(client, market["keys"]["b"], WRONG)
+    _run(client, market["keys"]["c"], OTHER)
+    job = _job(client, market, job_id)
+    assert job["verification"] == V.NO_MAJORITY and job["verification_runs"] == replicas
+    _tick(client)
+    assert _job(client, market, job_id)["state"] == "COMMITTED"  # never challenged
+    for replica in replicas:
+        assert _job(client, market, replica)["state"] == "SETTLED"
+    for name in ("a", "b", "c"):
+        assert _provider(client, market["ids"][name]).slashes == 0
+
+
+@pytest.mark.parametrize("answer", ["right", "wrong"])
+def test_a_newcomer_gets_a_known_answer_replay_of_a_verified_job(
+    client: TestClient, market: dict[str, Any], answer: str
+) -> None:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    job_id = _submit(client, market)
+    _run(client, market["keys"]["a"], HONEST)
+    _tick(client)
+    _run(client, market["keys"]["b"], HONEST)
+    assert _job(client, market, job_id)["verification"] == V.PASSED
+    _tick(client)  # known answers off: nothing planted
+    polled = client.get(
+        "/v1/provider/assignments", params={"wait": 0}, headers=bearer(market["keys"]["c"])
+    )
+    assert polled.json()["assignments"] == []
+    settings.known_answer_share = 0.05
+    _tick(client)  # c, a newcomer that had no part in the job, gets a replay of it
+    _tick(client)  # matched to c alone
+    replay_id = _run(client, market["keys"]["c"], HONEST if answer == "right" else WRONG)
+    replay = _job(client, market, replay_id)
+    assert replay["verifies_job_id"] == job_id
+    assert replay_id not in _job(client, market, job_id)["verification_runs"]
+    _tick(client)  # paid or closed; no second replay while c is not due one
+    c = _provider(client, market["ids"]["c"])
+    if answer == "right":
+        assert _job(client, market, replay_id)["state"] == "SETTLED"
+        assert (c.reruns_passed, c.reruns_failed) == (1, 0)
+    else:
+        assert _job(client, market, replay_id)["state"] == "REFUNDED"  # not paid
+        assert (c.reruns_passed, c.reruns_failed) == (0, 1)
+        profile = client.get(f"/v1/providers/{market['ids']['c']}").json()
+        assert profile["reruns_failed"] == 1
+    with session_scope(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
+        planted = session.query(Job).filter(Job.pinned_provider_id == market["ids"]["c"]).count()
+    assert planted == 1
