@@ -33,6 +33,8 @@ def settings(tmp_path: Path) -> CoordinatorSettings:
         rate_limit_auth=None,
         rate_limit_match=None,
         rate_limit_submit=None,
+        # a drawn liveness re-run is one more job in the market; tested on its own
+        liveness_sampling=False,
     )
 
 

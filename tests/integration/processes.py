@@ -58,6 +58,9 @@ class CoordinatorProcess:
             # suites and benchmarks sign in and submit far faster than any one client should;
             # the rate limits have tests of their own (tests/integration/test_hostile_input.py)
             **NO_RATE_LIMITS,
+            # a drawn liveness re-run would be one more job in a test's market (tested on its
+            # own, in tests/unit/coordinator/services/test_verification.py)
+            "GPUMARKET_LIVENESS_SAMPLING": "0",
             **(extra_env or {}),
         }
         command = [

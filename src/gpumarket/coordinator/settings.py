@@ -111,13 +111,20 @@ class CoordinatorSettings(BaseSettings):
     suspect_clear_passes: int = Field(
         default=20, ge=1, description="passed re-runs that clear one failed re-run's suspicion"
     )
+    liveness_sampling: bool = Field(
+        default=True,
+        description="draw the optimistic jobs that are not deterministic, run by newcomer or "
+        "suspect providers, for a liveness re-run elsewhere (with the provider's sampling "
+        "rate, paid from the verification pool): a job that did not really run costs the "
+        "provider score, never stake",
+    )
     known_answer_share: float = Field(
-        default=0.05,
+        default=0.02,
         ge=0,
         le=1,
-        description="share of a newcomer's or suspect provider's work that is a replay of an "
-        "already verified job, its known answer compared directly (a newcomer gets its first "
-        "at once); 0 turns known-answer checks off",
+        description="share of a suspect provider's work that is a replay of an already "
+        "verified job, its known answer compared directly; every newcomer gets its first at "
+        "once (one run from the pool per new provider); 0 turns known-answer checks off",
     )
     verification_premium_bps: int = Field(
         default=1000,

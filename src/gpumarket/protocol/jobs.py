@@ -159,20 +159,29 @@ class VerificationMode(StrEnum):
 
 
 class VerificationState(StrEnum):
-    """Where a sampled job's verification by re-execution stands (``JobView.verification``)."""
+    """Where a job's verification by re-execution stands (``JobView.verification``)."""
 
     NOT_DRAWN = "not_drawn"
     """Not drawn for a re-run (drawn with the provider's sampling rate p)."""
     RERUNNING = "rerunning"
-    """Another provider re-runs it; its challenge window was extended to cover the re-run."""
+    """Other providers run it (a sampled job's re-run, a redundant job's replicas); a
+    committed result's challenge window is extended to cover them."""
     PASSED = "passed"
-    """The re-run wrote the same outputs (same digest and exit code)."""
+    """The majority of independent runs wrote the same outputs (same digest and exit code);
+    for a liveness check: the re-run found the job ran."""
     DISPUTED = "disputed"
-    """The re-run disagrees: the market challenged the result and a third run breaks the tie."""
+    """The runs disagree: the market challenged the result and another run breaks the tie."""
     PROVIDER_WRONG = "provider_wrong"
     """The majority of independent runs disagrees with the provider: slashed, you are refunded."""
     PROVIDER_RIGHT = "provider_right"
-    """The tie-break agrees with the provider: the first re-run was wrong; the result stands."""
+    """The majority of independent runs agrees with the provider after a dispute: the result
+    stands."""
+    LIVENESS_CHECK = "liveness_check"
+    """A job that is not deterministic, on a newcomer or suspect provider, drawn for a
+    liveness re-run: did it run at all (exit code, outputs, time taken), never a digest."""
+    LIVENESS_FAILED = "liveness_failed"
+    """The liveness re-run suggests the job did not really run: the provider's score drops;
+    nobody is slashed (outputs of such a job may differ), the result stands."""
     NO_MAJORITY = "no_majority"
     """Every run differs: nobody is slashed, the job is marked non-deterministic."""
     EXPIRED = "expired"

@@ -259,7 +259,7 @@ def close_stalled(factory: sessionmaker[Session], settings: CoordinatorSettings)
         .where(
             Job.state.in_(ended),
             Job.verification.is_(None),
-            parent.verification.in_([V.RERUNNING.value, V.DISPUTED.value]),
+            parent.verification.in_([V.RERUNNING.value, V.DISPUTED.value, V.LIVENESS_CHECK.value]),
         )
         .limit(BATCH),
     ):

@@ -168,7 +168,8 @@ def list_jobs(
     """Newest first, keyset-paginated (stable under inserts)."""
     query = select(Job).options(selectinload(Job.chain_txs))  # one query for the page's steps
     if principal.role is Role.DEVELOPER:
-        query = query.where(Job.owner_id == principal.account_id)
+        # the market's verification runs of a developer's jobs are listed with each job
+        query = query.where(Job.owner_id == principal.account_id, Job.verifies_job_id.is_(None))
     elif principal.role is Role.PROVIDER:
         query = query.where(Job.provider_id == principal.account_id)
     if owner_id is not None:

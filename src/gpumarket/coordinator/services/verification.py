@@ -22,7 +22,6 @@ window, challenge, rule, pay the re-runners) are sent by ``background/verifier.p
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from datetime import datetime, timedelta
 
@@ -49,6 +48,11 @@ REPLICA = "replica"
 KNOWN_ANSWER = "known_answer"
 """A verification run's role: a replay of an already verified job on a newcomer or suspect
 provider (pinned to it), its result compared with the verified one."""
+LIVENESS = "liveness"
+"""A verification run's role: a liveness re-run of a job that is not deterministic."""
+LIVENESS_MIN_TIME = 0.25
+"""A liveness check fails a job whose billed time is under this share of its re-run's (a
+provider that skipped the work reports at once; faster hardware is allowed for)."""
 KNOWN_ANSWER_CANDIDATES = 50
 """How many recently verified jobs a known-answer replay is drawn from."""
 ACTIVE_RUN_STATES = (
@@ -149,10 +153,15 @@ def draw(session: Session, job: Job, settings: CoordinatorSettings) -> None:
     if is_redundant(job) and job.verification in (V.RERUNNING.value, V.DISPUTED.value):
         tally(session, job, settings)  # its replicas may have reported first
         return
-    if job.verification is not None or not is_sampled(job) or job.provider_id is None:
+    if job.verification is not None or job.provider_id is None:
         return
     provider = session.get(Provider, job.provider_id)
     if provider is None:
+        return
+    if _liveness_candidate(job, provider, settings):
+        _draw_liveness(session, job, provider, settings)
+        return
+    if not is_sampled(job):
         return
     rate = reputation.sampling_rate(
         provider.score, provider.reruns_passed, provider.reruns_failed, settings
@@ -174,6 +183,78 @@ def draw(session: Session, job: Job, settings: CoordinatorSettings) -> None:
         V.RERUNNING,
         f"drawn for a re-run (p = {rate:.3f}): {run.id} runs it again on another provider",
     )
+
+
+def _liveness_candidate(job: Job, provider: Provider, settings: CoordinatorSettings) -> bool:
+    """A developer's optimistic job that is not deterministic, on a provider the market does
+    not trust yet (a newcomer, or a suspect after a failed re-run): it may be sampled for
+    liveness, never compared byte for byte."""
+    if job.verifies_job_id is not None or not settings.liveness_sampling:
+        return False
+    spec = JobSpec.model_validate(job.spec)
+    if spec.verification is not VerificationMode.OPTIMISTIC or spec.deterministic:
+        return False
+    return reputation.is_newcomer(provider) or reputation.is_suspect(
+        provider.reruns_passed, provider.reruns_failed, settings
+    )
+
+
+def _draw_liveness(
+    session: Session, job: Job, provider: Provider, settings: CoordinatorSettings
+) -> None:
+    """Draw, with the provider's sampling rate, a liveness re-run on another provider, paid
+    from the verification pool. It never challenges, so the window is left alone."""
+    rate = reputation.sampling_rate(
+        provider.score, provider.reruns_passed, provider.reruns_failed, settings
+    )
+    if secrets.randbelow(1_000_000) >= round(rate * 1_000_000):
+        return  # nothing recorded: the developer asked for no verification
+    job.sampling_rate = rate
+    run = spawn(
+        session,
+        job,
+        LIVENESS,
+        {provider.id},
+        queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+    )
+    move(
+        session,
+        job,
+        V.LIVENESS_CHECK,
+        f"drawn for a liveness check (p = {rate:.3f}): {run.id} runs it on another provider",
+    )
+
+
+def _liveness_reported(session: Session, run: Job, parent: Job) -> None:
+    """A liveness re-run reported: the job ran when the exit codes agree, both wrote outputs
+    or neither did, and its billed time is not a small fraction of the re-run's. The re-run
+    is paid either way; a failed check costs the provider score, never stake."""
+    _verdict(session, run, V.PASSED)
+    if parent.verification != V.LIVENESS_CHECK.value:
+        return
+    mine, theirs = parent.usage_seconds or 0.0, run.usage_seconds or 0.0
+    ran = (
+        parent.exit_code == run.exit_code
+        and bool(parent.output_hash) == bool(run.output_hash)
+        and mine >= LIVENESS_MIN_TIME * theirs
+    )
+    evidence = (
+        f"the provider's exit {parent.exit_code} in {mine:.1f}s, outputs "
+        f"{'yes' if parent.output_hash else 'none'}; re-run {run.id} on {run.provider_id}: "
+        f"exit {run.exit_code} in {theirs:.1f}s, outputs {'yes' if run.output_hash else 'none'}"
+    )
+    if ran:
+        move(session, parent, V.PASSED, f"the liveness re-run finds the job ran: {evidence}")
+        lifecycle.reward(session, parent.provider_id, reruns_passed=1)
+    else:
+        move(
+            session,
+            parent,
+            V.LIVENESS_FAILED,
+            f"the liveness re-run suggests the job did not run (not slashed: its outputs may "
+            f"differ by nature): {evidence}",
+        )
+        lifecycle.reward(session, parent.provider_id, reruns_failed=1)
 
 
 def rerun_allowance_seconds(job: Job, settings: CoordinatorSettings) -> int:
@@ -273,6 +354,9 @@ def run_reported(session: Session, run: Job, parent: Job, settings: CoordinatorS
     if run.verification_role == KNOWN_ANSWER:
         _known_answer_reported(session, run, parent)
         return
+    if run.verification_role == LIVENESS:
+        _liveness_reported(session, run, parent)
+        return
     state = V(parent.verification) if parent.verification else None
     if state in (V.RERUNNING, V.DISPUTED):
         if parent.state in (JobState.COMMITTED.value, JobState.DISPUTED.value):
@@ -322,16 +406,16 @@ def needs_known_answer(
     provider: Provider, planted: int, active: int, settings: CoordinatorSettings
 ) -> bool:
     """Whether a newcomer or suspect provider is due a known-answer replay: it has none
-    running and fewer than ``known_answer_share`` of its finished jobs (plus the one it is
-    about to do) were replays, so a newcomer gets its first at once."""
+    running, and its replays so far are fewer than ``known_answer_share`` of its finished
+    jobs plus one, so a provider gets its first at once (a newcomer's costs the pool one run,
+    once) and then one per 1 / ``known_answer_share`` jobs while it stays a suspect."""
     if settings.known_answer_share <= 0 or active:
         return False
     newcomer = reputation.is_newcomer(provider)
     suspect = reputation.is_suspect(provider.reruns_passed, provider.reruns_failed, settings)
     if not (newcomer or suspect):
         return False
-    due = math.ceil(settings.known_answer_share * (reputation.finished_jobs(provider) + 1))
-    return planted < due
+    return planted < settings.known_answer_share * (reputation.finished_jobs(provider) + 1)
 
 
 def plant_known_answer(
@@ -530,6 +614,15 @@ def run_ended(session: Session, run: Job, settings: CoordinatorSettings) -> None
     run.verification = V.EXPIRED.value  # handled: the verifier loop does not come back to it
     parent = session.get(Job, run.verifies_job_id)
     if parent is None:
+        return
+    if run.verification_role == LIVENESS:
+        if parent.verification == V.LIVENESS_CHECK.value:
+            move(
+                session,
+                parent,
+                V.EXPIRED,
+                f"liveness re-run {run.id} ended without a result ({run.state}): not checked",
+            )
         return
     if run.verification_role == REPLICA:
         if parent.state in (JobState.COMMITTED.value, JobState.DISPUTED.value) and (

@@ -57,7 +57,7 @@ def _tick(client: TestClient) -> None:
     )
 
 
-def _run(client: TestClient, key: str, files: dict[str, bytes]) -> str:
+def _run(client: TestClient, key: str, files: dict[str, bytes], exit_code: int = 0) -> str:
     """The provider behind ``key`` runs its one assignment and reports ``files``."""
     polled = client.get("/v1/provider/assignments", params={"wait": 0}, headers=bearer(key))
     (assignment,) = polled.json()["assignments"]
@@ -72,7 +72,7 @@ def _run(client: TestClient, key: str, files: dict[str, bytes]) -> str:
     )
     assert up.status_code == 200, up.text
     report = {
-        "exit_code": 0,
+        "exit_code": exit_code,
         "usage_seconds": 1.0,
         "output_hash": digest,
         "output_size": len(archive),
@@ -364,3 +364,37 @@ def test_a_newcomer_gets_a_known_answer_replay_of_a_verified_job(
     with session_scope(client.app.state.session_factory) as session:  # type: ignore[attr-defined]
         planted = session.query(Job).filter(Job.pinned_provider_id == market["ids"]["c"]).count()
     assert planted == 1
+
+
+@pytest.mark.parametrize("ran", [True, False])
+def test_a_job_that_is_not_deterministic_on_a_newcomer_is_checked_for_liveness_only(
+    client: TestClient, market: dict[str, Any], ran: bool
+) -> None:
+    client.app.state.settings.liveness_sampling = True  # type: ignore[attr-defined]
+    spec = gpu_spec(gpu=1, price="5")  # optimistic, not deterministic
+    reply = client.post("/v1/jobs", json=spec, headers=bearer(market["dev"]))
+    job_id = reply.json()["id"]
+    _tick(client)
+    _run(client, market["keys"]["a"], HONEST)
+    job = _job(client, market, job_id)
+    assert job["verification"] == V.LIVENESS_CHECK
+    (run_id,) = job["verification_runs"]
+    _tick(client)  # on another provider; the window is not extended: it never challenges
+    # the re-run writes other bytes (the job is not deterministic): never compared
+    _run(client, market["keys"]["b"], WRONG, exit_code=0 if ran else 3)
+    job = _job(client, market, job_id)
+    assert job["verification"] == (V.PASSED if ran else V.LIVENESS_FAILED)
+    _tick(client)
+    assert _job(client, market, run_id)["state"] == "SETTLED"  # the re-runner is paid
+    job = _job(client, market, job_id)
+    assert job["state"] == "COMMITTED"  # never challenged: it settles as any optimistic job
+    events = client.get(f"/v1/jobs/{job_id}/events", headers=bearer(market["dev"])).json()
+    assert [e["to_state"] for e in events if e["kind"] == "verify"] == [
+        "liveness_check",
+        "passed" if ran else "liveness_failed",
+    ]
+    a = _provider(client, market["ids"]["a"])
+    assert a.slashes == 0 and a.disputes_lost == 0
+    assert (a.reruns_passed, a.reruns_failed) == ((1, 0) if ran else (0, 1))
+    listed = client.get("/v1/jobs", headers=bearer(market["dev"])).json()["items"]
+    assert [j["id"] for j in listed] == [job_id]  # the market's run is listed with its job
