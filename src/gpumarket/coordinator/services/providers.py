@@ -50,6 +50,20 @@ def get_provider(session: Session, provider_id: str) -> Provider:
     return provider
 
 
+DISK_STEP_MB = 1024
+"""The free disk a provider offers is counted in whole GiB (rounded down): the daemon reports
+its work folder's free MiB, which moves with every beat, and matching needs no finer figure."""
+
+
+def _offered(hb: Heartbeat) -> Heartbeat:
+    """The heartbeat as matching reads it: the free disk rounded down to :data:`DISK_STEP_MB`,
+    so a beat whose only change is a few MiB of disk rebuilds no offers and wakes no matcher."""
+    disk = hb.resources.disk_mb // DISK_STEP_MB * DISK_STEP_MB
+    if disk == hb.resources.disk_mb:
+        return hb
+    return hb.model_copy(update={"resources": hb.resources.model_copy(update={"disk_mb": disk})})
+
+
 def _inventory_digest(hb: Heartbeat) -> str:
     """What, if changed, means the offers must be rebuilt (telemetry and running jobs excluded;
     serialised by pydantic's core in field order, which is fixed by the model)."""
@@ -145,6 +159,7 @@ def heartbeat(
     """Record liveness, inventory and offers; extend the leases of jobs still running; tell the
     provider which of the jobs it runs it must stop."""
     _check_offers(hb)
+    hb = _offered(hb)
     digest = _inventory_digest(hb)  # computed before the row lock is taken
     telemetry = [t.model_dump(mode="json") for t in hb.telemetry]
     now = utcnow()

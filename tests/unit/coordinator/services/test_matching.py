@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gpumarket.coordinator.db.base import utcnow
 from gpumarket.coordinator.db.engine import session_scope
 from gpumarket.coordinator.db.models import Job, OfferRow, Provider
-from gpumarket.coordinator.services import matching
+from gpumarket.coordinator.services import matching, providers
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobSpec
 from tests.helpers import A100, RTX4090, cpu_spec, gpu_spec, gpus, heartbeat
@@ -201,7 +201,6 @@ def test_fast_path_reference_query_and_explanation_agree(
 def test_the_heartbeat_answer_says_what_holds_jobs_back(
     factory: sessionmaker[Session], svc_settings: CoordinatorSettings
 ) -> None:
-    from gpumarket.coordinator.services import providers
 
     beat = heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"})
     provider = add_provider(factory, svc_settings, beat, stake_micros=50_000_000)
@@ -244,3 +243,26 @@ def test_a_job_needs_the_free_stake_its_result_would_lock(
         "free stake 5.000000 < the 20.000000 this job's result could lock (the larger of "
         "1.000000 and 20 x its most expensive claim)"
     ]
+
+
+def test_a_beat_whose_free_disk_moved_a_few_mib_rebuilds_no_offers(
+    factory: sessionmaker[Session], svc_settings: CoordinatorSettings
+) -> None:
+    """The daemon reports its work folder's free MiB, which moves every beat: offers (and the
+    matcher's wake-up) follow whole GiB only, and the disk offered is rounded down to one."""
+    beat = heartbeat(gpus(RTX4090, 1), {"RTX4090": "1"}, disk_gb=100)
+    provider = add_provider(factory, svc_settings, beat)
+
+    def beat_with_disk(disk_mb: int) -> bool:
+        moved = beat.model_copy(
+            update={"resources": beat.resources.model_copy(update={"disk_mb": disk_mb})}
+        )
+        with session_scope(factory) as session:
+            return providers.heartbeat(session, provider, moved, svc_settings).market_changed
+
+    assert beat_with_disk(100 * 1024 + 700) is False  # the same whole GiB
+    assert beat_with_disk(100 * 1024 - 1) is True  # down to 99 GiB: matching must know
+    with session_scope(factory) as session:
+        row = session.get(Provider, provider.account_id)
+        assert row is not None and row.disk_total_mb == 99 * 1024
+    assert beat_with_disk(99 * 1024 + 1023) is False
