@@ -473,6 +473,39 @@ def honest_market(
     )
 
 
+@dataclass(frozen=True)
+class MarketChecks:
+    """What the market's own checks cost the pool, per job of the market, as a share of the
+    mean job's amount: a known-answer replay for every new provider (services/verification.py:
+    due at once), and liveness re-runs of the optimistic jobs that are not deterministic run
+    by newcomers (drawn with sampling_rate_new)."""
+
+    known_answer: float
+    liveness: float
+
+    def spend(self, sampled_share: float) -> float:
+        """Per job of a market where ``sampled_share`` of the jobs are sampled and the rest
+        optimistic and not deterministic."""
+        return self.known_answer + (1 - sampled_share) * self.liveness
+
+    def break_even(self, premium_share: float, rerun_share: float) -> float:
+        """The smallest sampled share whose premiums (less their re-runs) pay for these
+        checks: x (premium - p) >= known_answer + (1 - x) liveness."""
+        margin = premium_share - rerun_share + self.liveness
+        return min(1.0, (self.known_answer + self.liveness) / margin) if margin > 0 else 1.0
+
+
+def market_checks(settings: CoordinatorSettings, newcomer_share: float) -> MarketChecks:
+    """The checks' cost at ``newcomer_share`` of jobs run by newcomers. A newcomer runs
+    NEWCOMER_JOBS jobs before it has a score, so new providers arrive at most at
+    newcomer_share / NEWCOMER_JOBS per job (the bound: every newcomer job is a first-timer's)."""
+    arrivals = newcomer_share / reputation.NEWCOMER_JOBS
+    liveness = newcomer_share * settings.sampling_rate_new if settings.liveness_sampling else 0.0
+    return MarketChecks(
+        known_answer=arrivals if settings.known_answer_share > 0 else 0.0, liveness=liveness
+    )
+
+
 def mixed_market(honest: Market, tallies: dict[str, Tally], cheater_share: float) -> Market:
     """The honest market with ``cheater_share`` of its jobs run by the cheating strategies,
     in equal parts (their pool flows from the strategy simulation)."""
@@ -758,6 +791,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(mixed): {mm.treasury:.4f}/job.\n"
     )
 
+    checks_cost = market_checks(settings, newcomer_share)
+    premium_share = params.premium_bps / 10_000
+    mean_amount = hm.intake / premium_share if premium_share else 0.0
+    known_spend = checks_cost.known_answer * mean_amount
+    print("## The market's own checks\n")
+    print(
+        "Known-answer replays (one for every new provider, at once; then known_answer_share "
+        "of a suspect's jobs) and liveness re-runs (an optimistic job that is not "
+        "deterministic, run by a newcomer, drawn with sampling_rate_new) are paid from the "
+        f"pool and bring no premium. New providers arrive at most {checks_cost.known_answer:.4f}"
+        f" per job ({pct(newcomer_share, 0)} newcomer jobs / {reputation.NEWCOMER_JOBS} jobs "
+        "each, every newcomer job a first-timer's: the bound).\n"
+    )
+    table(
+        ["check", "runs per market job", "pool spend/job", "honest pool net/job with it"],
+        [
+            [
+                "known-answer replays",
+                f"{checks_cost.known_answer:.4f}",
+                f"{known_spend:.4f}",
+                f"{hm.intake - hm.spend - known_spend:+.4f}",
+            ],
+            [
+                "liveness (per optimistic job, not deterministic)",
+                f"{checks_cost.liveness:.4f}",
+                f"{checks_cost.liveness * mean_amount:.4f}",
+                "-",
+            ],
+        ],
+    )
+    sampled_min = checks_cost.break_even(premium_share, hm.overhead)
+    print(
+        f"The pool pays for both while at least {pct(sampled_min)} of the market's jobs are "
+        "sampled (their premium less their re-runs covers the checks); below that the operator "
+        "tops it up (`fundPool`), and a replay or liveness run waits for its pay until it can "
+        "be paid.\n"
+    )
+
     print("## Closed forms at the defaults\n")
     fee = params.fee
     for f, n in DETECTION_TARGETS:
@@ -824,9 +895,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     checks.append(
         (
-            f"pool intake >= spend: honest {hm.intake:.4f} >= {hm.spend:.4f}, with cheaters "
-            f"{mm.intake:.4f} >= {mm.spend:.4f}",
-            hm.intake >= hm.spend and mm.intake >= mm.spend,
+            f"pool intake >= spend: honest {hm.intake:.4f} >= {hm.spend:.4f} + known-answer "
+            f"replays {known_spend:.4f}, with cheaters {mm.intake:.4f} >= {mm.spend:.4f}",
+            hm.intake >= hm.spend + known_spend and mm.intake >= mm.spend,
         )
     )
     print("## Targets\n")
