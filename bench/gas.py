@@ -3,10 +3,12 @@
 Run: ``python bench/gas.py``. Prints the gas of each step of one job (transaction gas: the
 21,000 base and calldata included) on the default terms (a result locks max(1 token, 20 x its
 amount): the job's 6-token claim locks 120, over the floor), a commit whose stake is the floor,
-a verifier's ``extendWindow``, a sampled job's steps (``openVerified``, the finalize that pays
-its premium into the verification pool, the verifier's bond-free ``challenge`` and the ruling
-that pays the slash share to the pool, ``payRerun`` of a re-runner's signed claim, and
-``fundPool``), the total per job, and the amortized cost per job of 50
+a verifier's ``extendWindow``, a sampled job's steps (``openVerified`` with no copies, the
+finalize that pays its premium into the verification pool, the verifier's bond-free
+``challenge`` and the ruling that pays the slash share to the pool, ``payRerun`` of a
+re-runner's signed claim, and ``fundPool``), a redundant job's of three runs (``openVerified``
+with 2 copies, ``payRerun`` of both replicas, the finalize whose premium adds the amount per
+copy), the total per job, and the amortized cost per job of 50
 jobs: opened and committed one by one and finalized with one ``finalizeMany``; with
 ``openMany``, ``commitMany`` and ``finalizeMany`` for one developer and one provider (the
 batch keeps a recurring account's balances in memory); and the same batches when every job
@@ -131,9 +133,14 @@ def main() -> None:
             send_signed(w3, who, dict(call.build_transaction({"from": who.address})))
 
         def signed_job(
-            name: str, developer: LocalAccount, provider: LocalAccount, amount: int
+            name: str,
+            developer: LocalAccount,
+            provider: LocalAccount,
+            amount: int,
+            max_payment: int = 10 * USD,
         ) -> dict[str, Any]:
-            order = Order(job_id_bytes(name), b"\x01" * 32, 10 * USD, int(time.time()) + 86400, 1)
+            deadline = int(time.time()) + 86400
+            order = Order(job_id_bytes(name), b"\x01" * 32, max_payment, deadline, 1)
             result = Web3.keccak(text=name)
             return {
                 "order": order.as_tuple(),
@@ -149,14 +156,20 @@ def main() -> None:
             }
 
         def open_commit(
-            name: str, amount: int, trace: bool = False, opener: str = "openJob"
+            name: str,
+            amount: int,
+            trace: bool = False,
+            opener: str = "openJob",
+            copies: int = 0,
+            max_payment: int = 10 * USD,
         ) -> tuple[int, int]:
-            job = signed_job(name, dev, prov, amount)
-            opened = tx(
-                coordinator,
-                market.calldata(opener, job["order"], job["sig"]),
-                "openJob" if trace else None,
-            )
+            """Open (``openJob``, or ``openVerified`` with ``copies``: a word appended after
+            its arguments, as MarketClient.open_verified sends it) and commit one job."""
+            job = signed_job(name, dev, prov, amount, max_payment)
+            data = market.calldata(opener, job["order"], job["sig"])
+            if copies:
+                data += copies.to_bytes(32, "big").hex()
+            opened = tx(coordinator, data, "openJob" if trace else None)
             committed = tx(
                 coordinator,
                 market.calldata("commitResult", job["id"], job["result"], amount, job["psig"]),
@@ -238,6 +251,43 @@ def main() -> None:
             prov, market.calldata("finalize", job_id_bytes("verified"))
         )
         premium = min(6 * USD * terms.premium_bps // 10_000, 4 * USD)
+        # a redundant job of three runs: opened verified with 2 copies (its replicas), the
+        # escrow holding what protocol.pricing.max_payment_micros asks of a 10-token cap (the
+        # cap once per run, and the premium on it); both replicas' claims paid from the pool;
+        # finalized with the premium: the amount once per copy plus premiumBps of it
+        copies = 2
+        escrow = 10 * USD * (1 + copies) + 10 * USD * terms.premium_bps // 10_000
+        gas["openVerified (2 copies)"], gas["commitResult (redundant job)"] = open_commit(
+            "redundant", 6 * USD, opener="openVerified", copies=copies, max_payment=escrow
+        )
+        second = net.accounts[4]
+        approve(second)
+        tx(second, market.calldata("stake", 100 * USD))
+        replica_result = Web3.keccak(text="redundant")
+        for number, replica in enumerate((runner, second), start=1):
+            replica_sig = compact(
+                sign_result(
+                    replica,
+                    job_id_bytes("redundant"),
+                    replica_result,
+                    6 * USD,
+                    chain_id,
+                    market.address,
+                )
+            )
+            gas[f"payRerun (replica {number} of {copies})"] = tx(
+                coordinator,
+                market.calldata(
+                    "payRerun", job_id_bytes("redundant"), replica_result, 6 * USD, replica_sig
+                ),
+            )
+        net.time_travel(3600)
+        gas["finalize (redundant: premium)"] = tx(
+            prov, market.calldata("finalize", job_id_bytes("redundant"))
+        )
+        redundant_premium = min(
+            6 * USD * (terms.premium_bps + copies * 10_000) // 10_000, escrow - 6 * USD
+        )
         # caught: the verifier challenges without a bond; the ruling pays the pool the share
         open_commit("caught", 6 * USD, opener="openVerified")
         gas["challenge (verifier, no bond)"] = tx(
@@ -252,7 +302,9 @@ def main() -> None:
         approve(coordinator)
         gas["fundPool"] = tx(coordinator, market.calldata("fundPool", 100 * USD))
         pool_after = market.verification_pool()
-        if pool_after != pool_before - 6 * USD + premium + share + 100 * USD:
+        rerun_spend = 6 * USD + copies * 6 * USD  # the sampled job's re-run, the replicas
+        intake = premium + redundant_premium + share + 100 * USD
+        if pool_after != pool_before - rerun_spend + intake:
             raise SystemExit(f"the pool holds {pool_after:,}, not what the steps put in it")
 
         opens = commits = 0
@@ -296,13 +348,26 @@ def main() -> None:
             f"a sampled job's premium: {terms.premium_bps / 100:g}% of 6 = {premium / USD:g} "
             f"to the pool; a verifier's won challenge: {share / USD:g} of the {scaled / USD:g} "
             f"slashed to the pool; the pool: {pool_before / USD:,.2f} seeded, "
-            f"{pool_after / USD:,.2f} after a 6-token re-run, the premium, the share and a "
-            "100-token fundPool"
+            f"{pool_after / USD:,.2f} after a 6-token re-run, the premium, the share, a "
+            "100-token fundPool and the redundant job's"
+        )
+        print(
+            f"a redundant job's premium ({copies} copies): 6 x ({copies} + "
+            f"{terms.premium_bps / 100:g}%) = {redundant_premium / USD:g} to the pool, which "
+            f"paid its {copies} replicas 6 each; its escrow {escrow / USD:g} "
+            f"(10 x {1 + copies} + {terms.premium_bps / 100:g}% of 10)"
         )
         print(f"one job, open + commit + finalize: {whole:,} gas (target <= 150,000)")
         verified = gas["openVerified"] + gas["commitResult (verified job)"]
         verified += gas["finalize (verified: premium)"]
         print(f"one sampled job, openVerified + commit + finalize: {verified:,} gas")
+        redundant = gas["openVerified (2 copies)"] + gas["commitResult (redundant job)"]
+        redundant += gas["finalize (redundant: premium)"]
+        paid = sum(gas[f"payRerun (replica {n} of {copies})"] for n in range(1, copies + 1))
+        print(
+            f"one redundant job ({copies} copies), openVerified + commit + finalize: "
+            f"{redundant:,} gas; with its replicas' payRerun: {redundant + paid:,}"
+        )
         per_job = (opens + commits + one_by_one_finalize) / BATCH
         print(
             f"{BATCH} jobs, opened and committed one by one, finalized with one finalizeMany "

@@ -17,9 +17,9 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// refunds the developer, or pays the provider (with the challenger's bond). A result locks
 /// stake that scales with the work: `max(minStake, amount * stakeMultiple)`. A verifier that
 /// re-runs a sampled job may extend its window once, by at most the terms' `verifyWindow`.
-/// A sampled job is opened with `openVerified`: when it settles, its developer pays a premium
-/// (`premiumBps` of the amount, at most what the escrow holds beyond it) into the verification
-/// pool, which pays the re-runners (`payRerun`, a verifier relaying a registered account's
+/// A sampled or redundant job is opened with `openVerified`: when it settles, its developer
+/// pays a premium (`premiumBps` of the amount, plus the amount once per replica of a redundant
+/// job, at most what the escrow holds beyond it) into the verification pool, which pays the re-runners (`payRerun`, a verifier relaying a registered account's
 /// signed claim for the job) and takes the slash share of a verifier's won challenge (a
 /// verifier challenges without a bond: the pool paid for the runs that proved the fault).
 /// @dev Gas matters: one job, opened, committed and finalized, costs under 150,000 gas. A job
@@ -797,14 +797,20 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
         _openOne(order, signature);
     }
 
-    /// @notice `openJob` for a sampled job, which a verifier may re-run on another provider:
+    /// @notice `openJob` for a verified job (sampled, or redundant), which other providers
+    /// re-run for the market:
     /// the same checks and event, and the job is marked verified, so that when it settles its
     /// developer pays the terms' premium (`premiumBps` of the amount, at most what the escrow
     /// holds beyond it) into the verification pool. The developer signs the same order: what
     /// it can lose is still bounded by its maxPayment.
-    function openVerified(Order calldata order, Sig calldata signature, uint8 copies) external {
+    ///
+    /// A redundant job, run `copies` more times by other providers, appends `copies` as one
+    /// more word after the signature (not an ABI argument: a third argument would change how
+    /// the shared code decodes `openJob`'s order and cost every plain job gas). The market
+    /// keeps 3 bits of it (0 to 7; absent: 0), and the premium adds the whole amount once per
+    /// copy: the pool pays the replicas.
+    function openVerified(Order calldata order, Sig calldata signature) external {
         _openOne(order, signature);
-        copies; // read by `_openOne` off the calldata, so `openJob` shares its code
     }
 
     /// @dev `openJob` and `openVerified`, one copy of the code for both: the verified flag is
@@ -818,7 +824,8 @@ contract GpuMarket is AccessControl, ReentrancyGuardTransient, EIP712 {
             bytes32 slot = _jobSlot(order.jobId);
             uint256 copies;
             assembly ("memory-safe") {
-                copies := calldataload(228) // after the selector, the order (5 words), the sig (2)
+                // the word after the selector, the order (5 words) and the sig (2); 0 if absent
+                copies := calldataload(228)
             }
             _storeSlot(slot, _loadSlot(slot) | J_VERIFIED | ((copies & 7) << J_COPIES));
         }

@@ -85,7 +85,7 @@ contract TransitionsTest is Base {
         if (action == EXTEND || action == PAY_RERUN) vm.prank(verifier);
         if (refusal.length > 0) vm.expectRevert(refusal);
         if (action == OPEN) market.openJob(o, orderSig);
-        else if (action == OPEN_VERIFIED) market.openVerified(o, orderSig, 0);
+        else if (action == OPEN_VERIFIED) market.openVerified(o, orderSig);
         else if (action == PAY_RERUN) market.payRerun(id, result, 1e6, resultSig);
         else if (action == COMMIT) market.commitResult(id, result, 1e6, resultSig);
         else if (action == CHALLENGE) market.challenge(id);
@@ -283,9 +283,9 @@ contract TransitionsTest is Base {
         _unauthorized(arbiter, coord);
         market.openJob(o, sig);
         _unauthorized(verifier, coord); // a verifier samples jobs, the coordinator opens them
-        market.openVerified(o, sig, 0);
+        market.openVerified(o, sig);
         _unauthorized(dev, coord);
-        market.openVerified(o, sig, 0);
+        market.openVerified(o, sig);
         _unauthorized(dev, coord);
         market.openMany(orders, sigs);
         _unauthorized(prov, coord);

@@ -93,30 +93,30 @@ contract VerificationTest is Base {
             vm.prank(others[i]);
             vm.expectRevert(abi.encodeWithSelector(
                 IAccessControl.AccessControlUnauthorizedAccount.selector, others[i], role));
-            market.openVerified(o, sig, 0);
+            market.openVerified(o, sig);
         }
         GpuMarket.Sig memory stranger = signed(0x5EC, market.orderDigest(o));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.BadSignature.selector, vm.addr(0x5EC)));
-        market.openVerified(o, stranger, 0);
+        market.openVerified(o, stranger);
         uint64 has = deposit(dev);
         GpuMarket.Order memory tooMuch = order(JOB, has + 1);
         GpuMarket.Sig memory tooMuchSig = signed(devKey, market.orderDigest(tooMuch));
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.InsufficientBalance.selector, has, has + 1));
-        market.openVerified(tooMuch, tooMuchSig, 0);
+        market.openVerified(tooMuch, tooMuchSig);
         vm.prank(admin);
         market.pause();
         vm.prank(coordinator);
         vm.expectRevert(GpuMarket.EnforcedPause.selector);
-        market.openVerified(o, sig, 0);
+        market.openVerified(o, sig);
         vm.prank(admin);
         market.unpause();
         vm.prank(coordinator);
-        market.openVerified(o, sig, 0);
+        market.openVerified(o, sig);
         vm.prank(coordinator); // once: the job exists
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.WrongState.selector, JOB, GpuMarket.State.Open));
-        market.openVerified(o, sig, 0);
+        market.openVerified(o, sig);
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(GpuMarket.WrongState.selector, JOB, GpuMarket.State.Open));
         market.openJob(o, sig);
@@ -127,7 +127,7 @@ contract VerificationTest is Base {
         vm.prank(coordinator);
         vm.expectRevert(abi.encodeWithSelector(
             GpuMarket.OrderExpired.selector, late.deadline, block.timestamp));
-        market.openVerified(late, lateSig, 0);
+        market.openVerified(late, lateSig);
     }
 
     // ------------------------------------------------------------ the premium

@@ -131,7 +131,8 @@ class CoordinatorSettings(BaseSettings):
         ge=0,
         le=10_000,
         description="what a sampled job pays into the verification pool, in basis points of "
-        "its amount (on-chain: the contract's terms set it)",
+        "its amount (a redundant job pays it too, plus its amount once per replica; on-chain: "
+        "the contract's terms set it)",
     )
     verification_queue_seconds: int = Field(
         default=600,

@@ -233,7 +233,11 @@ class JobSpec(WireModel):
         "compared byte for byte, and a provider slashed on a mismatch",
     )
     redundancy: int | None = Field(
-        default=None, ge=2, le=5, description="verification redundant: how many providers run it"
+        default=None,
+        ge=2,
+        le=5,
+        description="verification redundant: how many distinct providers run it, its own run "
+        "included (default 3)",
     )
     min_score: float | None = Field(
         default=None,
@@ -406,20 +410,27 @@ class JobView(ResponseModel):
         default=None, description="while ASSIGNED: how far the provider is with the image pull"
     )
     verification: VerificationState | None = Field(
-        default=None, description="a sampled job: where its verification by re-execution stands"
+        default=None,
+        description="a sampled or redundant job (or one drawn for a liveness check): where its "
+        "verification by re-execution stands",
     )
     sampling_rate: float | None = Field(
-        default=None, description="a sampled job: the probability p it was drawn with"
+        default=None,
+        description="a sampled job (or one drawn for a liveness check): the probability p it "
+        "was drawn with",
     )
     verification_premium: Decimal | None = Field(
         default=None,
-        description="a sampled job: what it pays into the verification pool (premium x amount)",
+        description="a sampled or redundant job: what it pays into the verification pool "
+        "(premium x amount, plus the amount once per replica of a redundant job)",
     )
     verifies_job_id: str | None = Field(
         default=None, description="a verification run: the job it re-runs for the market"
     )
     verification_runs: list[str] = Field(
-        default_factory=list, description="the market's re-runs of this job, in order"
+        default_factory=list,
+        description="the market's other runs of this job (re-runs, tie-breaks, a redundant "
+        "job's replicas, liveness checks), in order",
     )
 
 

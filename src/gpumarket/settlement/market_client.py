@@ -285,9 +285,11 @@ class MarketClient:
         if not 0 <= copies <= 7:
             raise ValueError(f"a job has 0 to 7 copies, not {copies}")
         signed = SignedOrder(Order.from_request(request), compact_signature(signature, "order"))
-        data = self.market.calldata(
-            "openVerified", signed.order.as_tuple(), signed.signature, copies
-        )
+        data = self.market.calldata("openVerified", signed.order.as_tuple(), signed.signature)
+        if copies:
+            # a word after the ABI arguments, which the contract reads off the calldata (a
+            # third ABI argument would make every plain openJob dearer)
+            data = data + copies.to_bytes(32, "big").hex()
         try:
             return self._send(f"open:0x{signed.order.job_id.hex()}", data)
         except ContractReverted as exc:
