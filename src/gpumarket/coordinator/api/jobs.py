@@ -236,6 +236,7 @@ def download_outputs(
 ) -> FileResponse:
     """The job's /outputs as the provider uploaded it (a tar.gz), checked by its hash."""
     job = jobs.get_visible(session, principal, job_id)
+    jobs.check_outputs_readable(session, principal, job)
     if not job.outputs_stored or job.output_hash is None:
         raise NotFound(f"job {job_id} has no outputs (state {job.state})")
     path = store.path_for(job.output_hash)

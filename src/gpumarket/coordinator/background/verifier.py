@@ -311,7 +311,8 @@ def plant_known_answers(factory: sessionmaker[Session], settings: CoordinatorSet
                 Job.pinned_provider_id == provider_id,
                 Job.verification_role == verification.KNOWN_ANSWER,
             )
-            planted = session.scalar(pinned) or 0
+            # a replay that expired unmatched (it did not fit the provider after all) is no check
+            planted = session.scalar(pinned.where(Job.state != JobState.EXPIRED.value)) or 0
             active = session.scalar(pinned.where(Job.state.in_(verification.ACTIVE_RUN_STATES)))
             due = verification.needs_known_answer(provider, planted, active or 0, settings)
             if due and verification.plant_known_answer(session, provider, settings) is not None:

@@ -23,7 +23,7 @@ from gpumarket.coordinator.services import lifecycle, matching, verification
 from gpumarket.coordinator.services.auth import Principal
 from gpumarket.coordinator.services.settlement import SettlementBackend
 from gpumarket.coordinator.settings import CoordinatorSettings
-from gpumarket.errors import Conflict, InvalidRequest, NotFound
+from gpumarket.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from gpumarket.protocol import (
     ChainState,
     JobEvent,
@@ -123,6 +123,20 @@ def get_visible(session: Session, principal: Principal, job_id: str) -> Job:
     if job is None or not can_see(principal, job):
         raise NotFound(f"no job {job_id!r} visible to you")
     return job
+
+
+def check_outputs_readable(session: Session, principal: Principal, job: Job) -> None:
+    """A developer reads the outputs of the market's run of its job (a replica that holds the
+    majority's result, say) only once its job reported a result of its own: the runs of a job
+    it cancelled, or that never ran, are the market's work, not free compute."""
+    if principal.role is not Role.DEVELOPER or job.verifies_job_id is None:
+        return
+    parent = session.get(Job, job.verifies_job_id)
+    if parent is None or parent.exit_code is None:
+        raise PermissionDenied(
+            f"{job.id} is the market's verification run of {job.verifies_job_id}, which has "
+            "no result of its own: its runs' outputs are readable once it has one"
+        )
 
 
 def can_see(principal: Principal, job: Job) -> bool:

@@ -345,6 +345,21 @@ def expire_run(session: Session, run: Job, reason: str) -> None:
     transition(session, run, S.EXPIRED, reason)
 
 
+def call_off_run(session: Session, run: Job, reason: str) -> None:
+    """A verification run whose job ended before it could count: a queued one expires, an
+    assigned or running one is cancelled (its provider is told to stop on its next heartbeat,
+    and the market pays nothing for it: nothing was escrowed for it)."""
+    if run.state == S.QUEUED:
+        expire_run(session, run, reason)
+        return
+    if run.state not in (S.ASSIGNED, S.RUNNING):
+        return
+    matching.release(session, run)
+    run.finished_at = utcnow()
+    run.failure_reason = reason
+    transition(session, run, S.CANCELLED, reason)
+
+
 def settle_run(session: Session, run: Job, reason: str) -> None:
     """COMMITTED -> SETTLED: a verification run paid from the verification pool."""
     if run.state == S.SETTLED:

@@ -34,8 +34,8 @@ from gpumarket.coordinator.services import lifecycle, reputation
 from gpumarket.coordinator.settings import CoordinatorSettings
 from gpumarket.protocol import JobSpec, JobState, VerificationMode
 from gpumarket.protocol import VerificationState as V
-from gpumarket.protocol.jobs import VERIFICATION_DECIDED
 from gpumarket.protocol.pricing import replica_count, verification_premium_micros
+from gpumarket.protocol.providers import CPU_OFFER
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,9 @@ def run_reported(session: Session, run: Job, parent: Job, settings: CoordinatorS
             _verdict(session, run, V.PASSED)
         # else: a replica ahead of the job's own run; the count happens at its commit
         return
-    if state in VERIFICATION_DECIDED and state is not V.NO_MAJORITY and is_redundant(parent):
+    if run.verification is not None:
+        return  # called off, or judged already
+    if state in (V.PASSED, V.PROVIDER_RIGHT, V.PROVIDER_WRONG) and is_redundant(parent):
         # a replica reporting after the majority was reached is paid when it agrees with it
         agrees = _result(run) == _winner(session, parent)
         _verdict(session, run, V.PASSED if agrees else V.PROVIDER_WRONG)
@@ -438,7 +440,7 @@ def plant_known_answer(
             .order_by(Job.updated_at.desc())
             .limit(KNOWN_ANSWER_CANDIDATES)
         )
-        if job.offer_gpu_model in models
+        if (job.offer_gpu_model or CPU_OFFER) in models and _comparable(job)
     ]
     runners = {
         job.id: set(session.scalars(select(Job.provider_id).where(Job.verifies_job_id == job.id)))
@@ -456,6 +458,13 @@ def plant_known_answer(
         queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
         pinned_to=provider.id,
     )
+
+
+def _comparable(job: Job) -> bool:
+    """A verified job whose result is known byte for byte: deterministic, and verified by a
+    majority (sampled or redundant), not by a liveness check."""
+    spec = JobSpec.model_validate(job.spec)
+    return spec.deterministic and spec.verification is not VerificationMode.OPTIMISTIC
 
 
 def _before_commit(job: Job) -> bool:
@@ -612,9 +621,7 @@ def run_ended(session: Session, run: Job, settings: CoordinatorSettings) -> None
     if run.verifies_job_id is None or run.verification is not None:
         return
     run.verification = V.EXPIRED.value  # handled: the verifier loop does not come back to it
-    parent = session.get(Job, run.verifies_job_id)
-    if parent is None:
-        return
+    parent = lifecycle.load_job_for_update(session, run.verifies_job_id)
     if run.verification_role == LIVENESS:
         if parent.verification == V.LIVENESS_CHECK.value:
             move(
@@ -653,13 +660,25 @@ def run_ended(session: Session, run: Job, settings: CoordinatorSettings) -> None
 
 def window_closed(session: Session, job: Job) -> None:
     """The job settled (or ended without a result) while its other runs were still going: it
-    stands unverified, the runs still queued are called off."""
+    stands unverified. The runs that reported are paid for their work; the runs still queued
+    are called off, and so are the running ones of a job that never had a result (nobody pays
+    for them: the developer's escrow went back whole)."""
     if job.verification != V.RERUNNING.value:
         return
-    if job.state in (JobState.SETTLED.value, JobState.REFUNDED.value):
+    committed = job.state in (JobState.SETTLED.value, JobState.REFUNDED.value) and (
+        job.exit_code is not None
+    )
+    if committed:
         move(session, job, V.EXPIRED, "the window ended before its other runs reported")
     else:
         move(session, job, V.EXPIRED, f"the job ended {job.state} before its runs were compared")
-    for run in runs_of(session, job):
-        if run.state == JobState.QUEUED.value:
-            lifecycle.expire_run(session, run, "the job it verifies settled first")
+    # the job is locked; a run another transaction holds (its report, which locks the run and
+    # then this job; the matcher) is skipped, never waited for: it reports and is paid later
+    runs = session.scalars(
+        select(Job).where(Job.verifies_job_id == job.id).with_for_update(skip_locked=True)
+    )
+    for run in list(runs):
+        if run.state in REPORTED_RUN_STATES and run.verification is None:
+            _verdict(session, run, V.PASSED)
+        elif run.state == JobState.QUEUED.value or not committed:
+            lifecycle.call_off_run(session, run, f"the job it verifies ended {job.state} first")

@@ -57,10 +57,15 @@ def _tick(client: TestClient) -> None:
     )
 
 
+def _assignments(client: TestClient, key: str) -> list[dict[str, Any]]:
+    """What the provider behind ``key`` is given to run now."""
+    polled = client.get("/v1/provider/assignments", params={"wait": 0}, headers=bearer(key))
+    return polled.json()["assignments"]  # type: ignore[no-any-return]
+
+
 def _run(client: TestClient, key: str, files: dict[str, bytes], exit_code: int = 0) -> str:
     """The provider behind ``key`` runs its one assignment and reports ``files``."""
-    polled = client.get("/v1/provider/assignments", params={"wait": 0}, headers=bearer(key))
-    (assignment,) = polled.json()["assignments"]
+    (assignment,) = _assignments(client, key)
     job_id = assignment["job_id"]
     client.post(f"/v1/provider/jobs/{job_id}/started", json={}, headers=bearer(key))
     archive = outputs_archive(files)
@@ -340,10 +345,7 @@ def test_a_newcomer_gets_a_known_answer_replay_of_a_verified_job(
     _run(client, market["keys"]["b"], HONEST)
     assert _job(client, market, job_id)["verification"] == V.PASSED
     _tick(client)  # known answers off: nothing planted
-    polled = client.get(
-        "/v1/provider/assignments", params={"wait": 0}, headers=bearer(market["keys"]["c"])
-    )
-    assert polled.json()["assignments"] == []
+    assert _assignments(client, market["keys"]["c"]) == []
     settings.known_answer_share = 0.05
     _tick(client)  # c, a newcomer that had no part in the job, gets a replay of it
     _tick(client)  # matched to c alone
@@ -398,3 +400,40 @@ def test_a_job_that_is_not_deterministic_on_a_newcomer_is_checked_for_liveness_o
     assert (a.reruns_passed, a.reruns_failed) == ((1, 0) if ran else (0, 1))
     listed = client.get("/v1/jobs", headers=bearer(market["dev"])).json()["items"]
     assert [j["id"] for j in listed] == [job_id]  # the market's run is listed with its job
+    # a job that passed a liveness check has no known answer: it is never replayed
+    client.app.state.settings.known_answer_share = 0.05  # type: ignore[attr-defined]
+    _tick(client)
+    _tick(client)
+    assert _assignments(client, market["keys"]["c"]) == []
+
+
+def test_a_replica_reporting_after_the_majority_is_judged_against_it(
+    client: TestClient, market: dict[str, Any]
+) -> None:
+    job_id, _ = _submit_redundant(client, market)
+    _run(client, market["keys"]["a"], HONEST)
+    _run(client, market["keys"]["b"], HONEST)
+    assert _job(client, market, job_id)["verification"] == V.PASSED  # 2 of 3 already
+    late = _run(client, market["keys"]["c"], WRONG)
+    _tick(client)
+    assert _job(client, market, late)["state"] == "REFUNDED"  # in the minority: not paid
+    assert _provider(client, market["ids"]["c"]).reruns_failed == 1
+
+
+def test_a_cancelled_redundant_job_calls_its_runs_off_and_keeps_their_outputs(
+    client: TestClient, market: dict[str, Any]
+) -> None:
+    job_id, replicas = _submit_redundant(client, market)
+    reported = _run(client, market["keys"]["b"], HONEST)
+    cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=bearer(market["dev"]))
+    assert cancelled.status_code == 200, cancelled.text
+    _tick(client)  # its verification closed, its runs called off or judged
+    _tick(client)  # the run that reported is paid
+    assert _job(client, market, job_id)["verification"] == V.EXPIRED
+    (running,) = [r for r in replicas if r != reported]
+    assert _job(client, market, running)["state"] == "CANCELLED"  # its provider stops
+    assert _job(client, market, reported)["state"] == "SETTLED"  # paid for the work it did
+    # the developer cancelled before its job had a result: the runs' outputs are not its own
+    denied = client.get(f"/v1/jobs/{reported}/outputs", headers=bearer(market["dev"]))
+    assert denied.status_code == 403, denied.text
+    assert "no result of its own" in denied.json()["detail"]
