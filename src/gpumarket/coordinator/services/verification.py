@@ -163,11 +163,9 @@ def draw(session: Session, job: Job, settings: CoordinatorSettings) -> None:
         return
     if not is_sampled(job):
         return
-    rate = reputation.sampling_rate(
-        provider.score, provider.reruns_passed, provider.reruns_failed, settings
-    )
+    rate = _provider_rate(provider, settings)
     job.sampling_rate = rate
-    if secrets.randbelow(1_000_000) >= round(rate * 1_000_000):
+    if not _drawn(rate):
         move(session, job, V.NOT_DRAWN, f"not drawn for a re-run (p = {rate:.3f})")
         return
     run = spawn(
@@ -175,7 +173,7 @@ def draw(session: Session, job: Job, settings: CoordinatorSettings) -> None:
         job,
         RERUN,
         {job.provider_id},
-        queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+        queue_deadline=_queue_deadline(settings),
     )
     move(
         session,
@@ -194,9 +192,7 @@ def _liveness_candidate(job: Job, provider: Provider, settings: CoordinatorSetti
     spec = JobSpec.model_validate(job.spec)
     if spec.verification is not VerificationMode.OPTIMISTIC or spec.deterministic:
         return False
-    return reputation.is_newcomer(provider) or reputation.is_suspect(
-        provider.reruns_passed, provider.reruns_failed, settings
-    )
+    return _untrusted(provider, settings)
 
 
 def _draw_liveness(
@@ -204,10 +200,8 @@ def _draw_liveness(
 ) -> None:
     """Draw, with the provider's sampling rate, a liveness re-run on another provider, paid
     from the verification pool. It never challenges, so the window is left alone."""
-    rate = reputation.sampling_rate(
-        provider.score, provider.reruns_passed, provider.reruns_failed, settings
-    )
-    if secrets.randbelow(1_000_000) >= round(rate * 1_000_000):
+    rate = _provider_rate(provider, settings)
+    if not _drawn(rate):
         return  # nothing recorded: the developer asked for no verification
     job.sampling_rate = rate
     run = spawn(
@@ -215,7 +209,7 @@ def _draw_liveness(
         job,
         LIVENESS,
         {provider.id},
-        queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+        queue_deadline=_queue_deadline(settings),
     )
     move(
         session,
@@ -255,6 +249,30 @@ def _liveness_reported(session: Session, run: Job, parent: Job) -> None:
             f"differ by nature): {evidence}",
         )
         lifecycle.reward(session, parent.provider_id, reruns_failed=1)
+
+
+def _provider_rate(provider: Provider, settings: CoordinatorSettings) -> float:
+    """The provider's sampling rate p, from its public counters."""
+    return reputation.sampling_rate(
+        provider.score, provider.reruns_passed, provider.reruns_failed, settings
+    )
+
+
+def _drawn(rate: float) -> bool:
+    """A secret draw with probability ``rate`` (the provider learns it only from its effect)."""
+    return secrets.randbelow(1_000_000) < round(rate * 1_000_000)
+
+
+def _queue_deadline(settings: CoordinatorSettings) -> datetime:
+    """How long a run the market starts now may wait for a provider."""
+    return utcnow() + timedelta(seconds=settings.verification_queue_seconds)
+
+
+def _untrusted(provider: Provider, settings: CoordinatorSettings) -> bool:
+    """A newcomer, or a suspect after a failed re-run: the providers the market checks itself."""
+    return reputation.is_newcomer(provider) or reputation.is_suspect(
+        provider.reruns_passed, provider.reruns_failed, settings
+    )
 
 
 def rerun_allowance_seconds(job: Job, settings: CoordinatorSettings) -> int:
@@ -413,9 +431,7 @@ def needs_known_answer(
     once) and then one per 1 / ``known_answer_share`` jobs while it stays a suspect."""
     if settings.known_answer_share <= 0 or active:
         return False
-    newcomer = reputation.is_newcomer(provider)
-    suspect = reputation.is_suspect(provider.reruns_passed, provider.reruns_failed, settings)
-    if not (newcomer or suspect):
+    if not _untrusted(provider, settings):
         return False
     return planted < settings.known_answer_share * (reputation.finished_jobs(provider) + 1)
 
@@ -455,7 +471,7 @@ def plant_known_answer(
         parent,
         KNOWN_ANSWER,
         set(),
-        queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+        queue_deadline=_queue_deadline(settings),
         pinned_to=provider.id,
     )
 
@@ -533,7 +549,7 @@ def tally(session: Session, parent: Job, settings: CoordinatorSettings) -> None:
             parent,
             TIEBREAK,
             {p for p in (parent.provider_id, *(r.provider_id for r in runs)) if p},
-            queue_deadline=utcnow() + timedelta(seconds=settings.verification_queue_seconds),
+            queue_deadline=_queue_deadline(settings),
         )
         move(
             session,
